@@ -1,0 +1,1 @@
+"""Compiler (trained torch NSM -> crossbar program), runtime and in-situ learning."""

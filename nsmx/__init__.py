@@ -1,0 +1,1 @@
+"""The application layer: the ``nsmx`` command (train, evaluate, demo, ...)."""
