@@ -12,6 +12,7 @@ failure raises :class:`DatasetError` naming the file and what was expected versu
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from collections.abc import Sequence
@@ -136,7 +137,7 @@ def _parse(
         )
     shape = tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">u4"))
     dtype = IDX_DTYPES[dtype_code]
-    n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    n_bytes = math.prod(shape) * dtype.itemsize  # Python ints: a corrupt header must not overflow
     header_bytes = 4 + 4 * ndim
     if header_bytes + n_bytes > max_bytes:
         raise DatasetError(

@@ -33,11 +33,19 @@ import numpy as np
 import torch
 
 from nsm._download import MNIST_FILES, MNIST_MIRRORS, RemoteFile, download_files, verify_file
-from nsm._idx import DatasetError, read_idx, read_image_label_pair
+from nsm._idx import (
+    MAGIC_IMAGES_U8,
+    MAGIC_LABELS_U8,
+    DatasetError,
+    read_idx,
+    read_image_label_pair,
+)
 
 __all__ = [
     "DATASET_NAMES",
     "FASHION_MNIST_SYSTEM_DIR",
+    "MAGIC_IMAGES_U8",
+    "MAGIC_LABELS_U8",
     "MNIST_FILES",
     "MNIST_MIRRORS",
     "DatasetError",
