@@ -1,0 +1,200 @@
+"""The rebuttal's baselines (DESIGN §2), same architecture with the rule swapped.
+
+- **BD**  ``SignLinear(..., weight_norm=False, backward="ste")``: y = sign(w·z + b), straight-
+  through backward (gradient of hardtanh of the pre-activation).
+- **wBD** ``SignLinear(..., weight_norm=True, backward="ste")``: y = sign(s) with the weight-
+  normalised s = β w·z/‖w‖ + b/‖w‖, straight-through backward.
+- **BN**  ``SignLinear(..., weight_norm=True, backward="erf")``: y = sign(s) forward, gradient of
+  erf(s) backward: the NSM's mean field without forward noise (compiles to deterministic reads).
+- **SN**  ``nn.Linear`` / ``nn.Conv2d`` followed by :class:`NoisyReLU`: relu(x + N(0, 0.1²)).
+- **NSM-STE**, **NSM-BinConcrete**: :class:`nsm.layers.NSMLinear` / ``NSMConv2d`` with
+  ``rule="ste"`` / ``rule="binconcrete"``.
+
+The sign layers are deterministic: ``eval()`` changes nothing. ``SignConv2d`` mirrors
+``SignLinear`` with the convolution as the linear operation; the two share one implementation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nsm import functional as fn
+
+BACKWARDS = ("ste", "erf")
+
+
+def sign_activation(s: Tensor, backward: str) -> Tensor:
+    """sign(s) (sign(0) = +1) forward; gradient of hardtanh(s) ("ste") or erf(s) ("erf")."""
+    fn.check_choice("backward", backward, BACKWARDS)
+    surrogate = F.hardtanh(s) if backward == "ste" else torch.erf(s)
+    return (fn.sign(s) - surrogate).detach() + surrogate
+
+
+class _SignBase(nn.Module):
+    weight: nn.Parameter
+    bias: nn.Parameter | None
+    beta: nn.Parameter | None
+
+    def _init_params(
+        self, weight_shape: tuple[int, ...], *, bias: bool, weight_norm: bool, backward: str,
+        beta_init: float,
+    ) -> None:
+        self.weight_norm = bool(weight_norm)
+        self.backward = fn.check_choice("backward", backward, BACKWARDS)
+        out = weight_shape[0]
+        self.weight = nn.Parameter(torch.empty(weight_shape))
+        self.bias = nn.Parameter(torch.zeros(out)) if bias else None
+        self.beta = nn.Parameter(torch.full((out,), float(beta_init))) if weight_norm else None
+        # Same initialisation as nn.Linear / nn.Conv2d.
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def _op(self) -> fn.LinearOp:
+        raise NotImplementedError
+
+    def _view(self, t: Tensor) -> Tensor:
+        """Reshape a per-neuron (out,) tensor to broadcast against the output."""
+        return t
+
+    def preactivation(self, z: Tensor) -> Tensor:
+        """s = w·z + b (BD), or β w·z/‖w‖ + b/‖w‖ with weight normalisation (wBD, BN)."""
+        m = self._op().apply(z, self.weight)
+        if not self.weight_norm:
+            return m if self.bias is None else m + self._view(self.bias)
+        assert self.beta is not None
+        norm = self.weight.flatten(1).norm(dim=1).clamp_min(torch.finfo(m.dtype).tiny)
+        s = self._view(self.beta / norm) * m
+        return s if self.bias is None else s + self._view(self.bias / norm)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return sign_activation(self.preactivation(z), self.backward)
+
+    def _common_params(self, op: str) -> dict[str, Any]:
+        w = self.weight.detach().cpu().clone()
+        out = w.shape[0]
+        return {
+            "kind": "sign",
+            "op": op,
+            "weight": w,
+            "beta": self.beta.detach().cpu().clone() if self.beta is not None
+            else torch.ones(out, dtype=w.dtype),
+            "bias": self.bias.detach().cpu().clone() if self.bias is not None
+            else torch.zeros(out, dtype=w.dtype),
+            "noise": "none",
+            "p": None,
+            "sigma": None,
+            "structure": "none",
+            "weight_norm": self.weight_norm,
+        }
+
+    def _options_repr(self) -> str:
+        return (
+            f"weight_norm={self.weight_norm}, backward={self.backward}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+class SignLinear(_SignBase):
+    """Deterministic binary layer (B, in_features) → (B, out_features) ±1 (BD / wBD / BN)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool = True,
+        weight_norm: bool = False,
+        backward: str = "ste",
+        beta_init: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.in_features = fn.check_count("in_features", in_features)
+        self.out_features = fn.check_count("out_features", out_features)
+        self._init_params(
+            (out_features, in_features), bias=bias, weight_norm=weight_norm, backward=backward,
+            beta_init=beta_init,
+        )
+
+    def _op(self) -> fn.LinearOp:
+        return fn.DenseOp()
+
+    def hardware_params(self) -> dict[str, Any]:
+        """See :class:`nsm.layers.BinaryLayer`; noise "none": u = β w·z + b."""
+        return self._common_params("linear")
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, {self._options_repr()}"
+
+
+class SignConv2d(_SignBase):
+    """Deterministic binary convolution (B, C_in, H, W) → (B, C_out, H', W') ±1."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        *,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        bias: bool = True,
+        weight_norm: bool = False,
+        backward: str = "ste",
+        beta_init: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.in_channels = fn.check_count("in_channels", in_channels)
+        self.out_channels = fn.check_count("out_channels", out_channels)
+        self.kernel_size = fn.check_pair("kernel_size", kernel_size, minimum=1)
+        self.stride = fn.check_pair("stride", stride, minimum=1)
+        self.padding = fn.check_pair("padding", padding, minimum=0)
+        self._init_params(
+            (out_channels, in_channels, *self.kernel_size), bias=bias, weight_norm=weight_norm,
+            backward=backward, beta_init=beta_init,
+        )
+
+    def _op(self) -> fn.LinearOp:
+        return fn.Conv2dOp(self.kernel_size, self.stride, self.padding)
+
+    def _view(self, t: Tensor) -> Tensor:
+        return t.view(-1, 1, 1)
+
+    def hardware_params(self) -> dict[str, Any]:
+        """See :class:`nsm.layers.BinaryLayer`; op "conv2d" with kernel_size, stride, padding."""
+        d = self._common_params("conv2d")
+        d.update(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
+        return d
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, {self._options_repr()}"
+        )
+
+
+class NoisyReLU(nn.Module):
+    """The SN baseline's noisy rectifier y = relu(x + n), n ~ N(0, std²), in training and eval.
+
+    The noise is drawn from ``self.generator`` without gradient, so the backward pass is the
+    identity through the noise (∂y/∂x = 1 where x + n > 0). ``std`` is in units of x (0.1 in the
+    rebuttal's SN baseline).
+    """
+
+    def __init__(self, std: float = 0.1) -> None:
+        super().__init__()
+        self.std = fn.check_positive("std", std)
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            n = self.std * torch.randn(
+                x.shape, generator=self.generator, device=x.device, dtype=x.dtype
+            )
+        return F.relu(x + n)
+
+    def extra_repr(self) -> str:
+        return f"std={self.std}"
