@@ -1,0 +1,175 @@
+"""Declarative, validated fields for the frozen configuration dataclasses.
+
+A config field is declared with :func:`param`, which records its allowed range (and unit, for
+messages) in the dataclass field metadata. :func:`validate_config`, called from each config's
+``__post_init__``, then checks every field against its type annotation and range, coerces
+harmless spellings (an ``int`` where a ``float`` is expected, numpy scalars) and raises
+:class:`~devices.errors.ConfigError` / :class:`~devices.errors.ConfigTypeError` naming the
+field, the value and the allowed range. One validator serves all models, including custom
+ones written by users, so every config speaks the same error language.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import typing
+from functools import cache
+from typing import Any, Literal, get_args, get_origin
+
+from .errors import ConfigError, ConfigTypeError
+
+_META_KEY = "devices"
+
+
+def param(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    unit: str = "",
+) -> Any:
+    """A dataclass field with a default and an allowed interval.
+
+    ``ge``/``gt`` give the lower bound (closed/open), ``le``/``lt`` the upper bound. Real-valued
+    fields are always required to be finite (the interval is open at ±inf). ``unit`` only
+    decorates error messages; the unit also belongs in the field name (``g_max_us``).
+    """
+    if ge is not None and gt is not None:
+        raise ValueError("param: give at most one of ge and gt")
+    if le is not None and lt is not None:
+        raise ValueError("param: give at most one of le and lt")
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "unit": unit}
+    return dataclasses.field(default=default, metadata={_META_KEY: meta})
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    # get_type_hints resolves the string annotations left by `from __future__ import annotations`.
+    return typing.get_type_hints(cls)
+
+
+def interval_text(meta: dict[str, Any], *, integer: bool = False) -> str:
+    """Human-readable allowed interval, e.g. ``'(0, inf) µS'`` or ``'integer in [0, 100]'``."""
+    if meta.get("ge") is not None:
+        lo = f"[{meta['ge']:g}"
+    elif meta.get("gt") is not None:
+        lo = f"({meta['gt']:g}"
+    else:
+        lo = "(-inf"
+    if meta.get("le") is not None:
+        hi = f"{meta['le']:g}]"
+    elif meta.get("lt") is not None:
+        hi = f"{meta['lt']:g})"
+    else:
+        hi = "inf)"
+    text = f"{lo}, {hi}"
+    if integer:
+        text = "integer in " + text
+    unit = meta.get("unit") or ""
+    return f"{text} {unit}".rstrip()
+
+
+def _in_interval(x: float, meta: dict[str, Any]) -> bool:
+    if not math.isfinite(x):
+        return False
+    if meta.get("ge") is not None and not x >= meta["ge"]:
+        return False
+    if meta.get("gt") is not None and not x > meta["gt"]:
+        return False
+    if meta.get("le") is not None and not x <= meta["le"]:
+        return False
+    return not (meta.get("lt") is not None and not x < meta["lt"])
+
+
+def coerce_value(name: str, value: Any, kind: Any, meta: dict[str, Any] | None = None) -> Any:
+    """Check ``value`` against annotation ``kind`` and range ``meta``; return the coerced value.
+
+    Handles ``float``, ``int``, ``bool``, ``str`` and ``Literal[...]`` annotations; any other
+    annotation is returned unchanged (nested configs are validated by their own class).
+    """
+    meta = meta or {}
+    if get_origin(kind) is Literal:
+        choices = get_args(kind)
+        if value not in choices:
+            allowed = "one of " + ", ".join(repr(c) for c in choices)
+            raise ConfigError(name, value, allowed, "is not a known choice")
+        return value
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigTypeError(name, value, "true or false")
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigTypeError(name, value, "a string")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ConfigTypeError(name, value, interval_text(meta, integer=True))
+        value = int(value)
+        if not _in_interval(float(value), meta):
+            raise ConfigError(name, value, interval_text(meta, integer=True), "is out of range")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigTypeError(name, value, "a real number in " + interval_text(meta))
+        value = float(value)
+        if not _in_interval(value, meta):
+            raise ConfigError(name, value, interval_text(meta), "is out of range")
+        return value
+    return value
+
+
+def field_meta(cls: type, name: str) -> dict[str, Any]:
+    """The range metadata of field ``name`` of config class ``cls`` (empty if none)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return dict(f.metadata.get(_META_KEY, {}))
+    raise KeyError(name)
+
+
+def validate_config(obj: Any) -> None:
+    """Validate and coerce every field of the (frozen) config dataclass ``obj`` in place.
+
+    Errors name the field as ``ClassName.field``; loaders re-qualify them with the TOML path.
+    """
+    cls = type(obj)
+    hints = _hints(cls)
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        coerced = coerce_value(
+            f"{cls.__name__}.{f.name}", value, hints[f.name], f.metadata.get(_META_KEY)
+        )
+        if coerced is not value:
+            # Frozen dataclass: __post_init__ is the one place where normalising is allowed.
+            object.__setattr__(obj, f.name, coerced)
+
+
+def check_levels(owner: str, n_levels: int) -> None:
+    """``n_levels`` is 0 (continuous) or at least 2 (a finite set of levels)."""
+    if n_levels == 1:
+        raise ConfigError(
+            f"{owner}.n_levels", n_levels, "0 (continuous) or an integer >= 2", "is invalid"
+        )
+
+
+def check_window(owner: str, g_min_us: float, g_max_us: float) -> None:
+    """The conductance window must be non-empty: g_min_us < g_max_us."""
+    if not g_min_us < g_max_us:
+        raise ConfigError(
+            f"{owner}.g_min_us", g_min_us, f"[0, g_max_us = {g_max_us:g}) µS", "is out of range"
+        )
+
+
+def check_fault_rates(owner: str, p_stuck_on: float, p_stuck_off: float) -> None:
+    """The two stuck-at probabilities are exclusive events, so their sum is at most 1."""
+    if p_stuck_on + p_stuck_off > 1.0:
+        raise ConfigError(
+            f"{owner}.p_stuck_off",
+            p_stuck_off,
+            f"[0, 1 - p_stuck_on = {1.0 - p_stuck_on:g}]",
+            "is out of range",
+        )

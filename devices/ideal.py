@@ -1,0 +1,68 @@
+"""The ideal conductance: programmed exactly, no drift, no read noise, no faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .conductance import ConductanceState, check_time, gaussian_read, program_cells
+from .fields import check_window, param, validate_config
+from .registry import register_conductance_model
+
+
+@dataclass(frozen=True)
+class IdealConfig:
+    """An ideal device: G0 = target exactly, forever.
+
+    The window is illustrative: with a weight-normalised NSM only ratios of conductances
+    matter, so [0, 25] µS (the PCM window of the other presets) is chosen for comparability.
+    """
+
+    g_min_us: float = param(0.0, ge=0.0, unit="µS")
+    g_max_us: float = param(25.0, gt=0.0, unit="µS")
+
+    def __post_init__(self) -> None:
+        validate_config(self)
+        check_window(type(self).__name__, self.g_min_us, self.g_max_us)
+
+    # Fixed programming behaviour (read by program_cells): no levels, faults or verify.
+    n_levels = 0
+    p_stuck_on = 0.0
+    p_stuck_off = 0.0
+    write_verify_iterations = 0
+    write_verify_tol_us = 0.0
+
+
+class IdealConductance:
+    """Exact programming and noiseless, drift-free reads."""
+
+    def __init__(self, config: IdealConfig) -> None:
+        self.config = config
+
+    @property
+    def g_min_us(self) -> float:
+        return self.config.g_min_us
+
+    @property
+    def g_max_us(self) -> float:
+        return self.config.g_max_us
+
+    def program(self, g_target_us: np.ndarray, *, rng: np.random.Generator) -> ConductanceState:
+        return program_cells(
+            g_target_us, self.config, sigma_prog_us=lambda g: 0.0, draw_nu=None, rng=rng
+        )
+
+    def mean(self, state: ConductanceState, t_s: float) -> np.ndarray:
+        check_time(t_s)
+        return state.g0_us.copy()
+
+    def read_sigma(self, state: ConductanceState, t_s: float) -> np.ndarray:
+        check_time(t_s)
+        return np.zeros(state.shape)
+
+    def read(self, state, t_s, *, rng, n=None):
+        return gaussian_read(self.mean(state, t_s), self.read_sigma(state, t_s), rng=rng, n=n)
+
+
+register_conductance_model("ideal", IdealConfig, IdealConductance)
