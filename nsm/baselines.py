@@ -32,7 +32,7 @@ def sign_activation(s: Tensor, backward: str) -> Tensor:
     """sign(s) (sign(0) = +1) forward; gradient of hardtanh(s) ("ste") or erf(s) ("erf")."""
     fn.check_choice("backward", backward, BACKWARDS)
     surrogate = F.hardtanh(s) if backward == "ste" else torch.erf(s)
-    return (fn.sign(s) - surrogate).detach() + surrogate
+    return fn.straight_through(fn.sign(s), surrogate)
 
 
 class _SignBase(nn.Module):

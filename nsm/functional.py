@@ -248,7 +248,9 @@ def weight_reach(z: Tensor, weight: Tensor, op: LinearOp) -> Tensor:
     # For z² = 1 one input of ones gives the same result for the whole batch (cheap, exact, and
     # still honours zero padding because padding is applied to the ones as well).
     q = op.apply(torch.ones_like(z[:1]) if is_binary(z) else z * z, w2)
-    return torch.sqrt(q.clamp_min(0.0))
+    # sqrt has an infinite slope at 0: keep q = 0 (no input reaches the neuron) out of its path.
+    reached = q > 0
+    return torch.where(reached, torch.sqrt(torch.where(reached, q, torch.ones_like(q))), 0.0)
 
 
 def normalized_preactivation(
@@ -353,6 +355,15 @@ def _exact_per_synapse(
 # --------------------------------------------------------------------------------------------
 
 
+def straight_through(y: Tensor, surrogate: Tensor) -> Tensor:
+    """``y`` in the forward pass, the gradient of ``surrogate`` in the backward pass.
+
+    Written y + (g − g.detach()) rather than (y − g).detach() + g so that the forward value is
+    exactly y (g − g = 0 exactly in floating point): binary states stay exactly ±1.
+    """
+    return y.detach() + (surrogate - surrogate.detach())
+
+
 def binconcrete(
     logit: Tensor, temperature: float, *, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -390,12 +401,8 @@ def apply_rule(
         return 2.0 * binconcrete(logit_from_s(s), temperature, generator=generator) - 1.0
     if u is None:
         raise ValueError(f"rule={rule!r} needs the sampled pre-activation u")
-    y = sign(u)
-    if rule == "sample":
-        mean_field = torch.erf(s)  # 2P − 1
-        return (y - mean_field).detach() + mean_field
-    surrogate = F.hardtanh(s)
-    return y + (surrogate - surrogate.detach())
+    surrogate = torch.erf(s) if rule == "sample" else F.hardtanh(s)  # erf(s) = 2P − 1
+    return straight_through(sign(u), surrogate)
 
 
 def nsm_activation(

@@ -351,4 +351,4 @@ class BinarizeInput(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         t = 2.0 * x - 1.0
-        return t + (fn.sign(t) - t).detach()
+        return fn.straight_through(fn.sign(t), t)
