@@ -72,7 +72,7 @@ def test_firing_frequencies_match_erf(noise, p, sigma, structure, mode):
     p_formula = erf_formula(z.numpy(), layer.weight.detach().numpy(),
                             layer.beta.detach().numpy(), layer.bias.detach().numpy(), c)
     np.testing.assert_allclose(p_layer, p_formula, rtol=1e-5, atol=1e-6)
-    assert 0.02 < p_formula.min() and p_formula.max() < 0.98  # a non-degenerate test
+    assert p_formula.min() > 0.02 and p_formula.max() < 0.98  # a non-degenerate test
     freq = (y == 1).double().mean(0).numpy()
     # Bernoulli sums of 400 terms deviate from the CLT by O(1/n) ~ 1e-3 (random signs of w z
     # cancel the skewness term), well below the standard error √(P(1−P)/3000) ≥ 0.0026.
@@ -106,7 +106,9 @@ def test_pm1_states_are_required():
 
 
 @pytest.mark.parametrize("with_bias", [False, True])
-@pytest.mark.parametrize(("noise", "p", "sigma"), [("bernoulli", 0.25, 1.0), ("gaussian", 0.5, 0.7)])
+@pytest.mark.parametrize(
+    ("noise", "p", "sigma"), [("bernoulli", 0.25, 1.0), ("gaussian", 0.5, 0.7)]
+)
 def test_sample_rule_gradients_equal_design_formulas(noise, p, sigma, with_bias):
     torch.set_default_dtype(torch.float64)
     try:
@@ -203,8 +205,8 @@ def test_per_input_correlates_neurons_per_synapse_does_not(structure, mode):
         y = (layer(z.repeat(n, 1)) == 1).double().numpy()
         p1, p2 = layer.firing_probability(z)[0].double().numpy()
     w = layer.weight.detach().double().numpy()
-    # Shared ξ_j: Cov(u_1, u_2) = Var[ξ] Σ_j w_1j w_2j z_j², so the pre-activations are
-    # (CLT) bivariate normal with correlation ρ = cos(w_1, w_2); P(both fire) = Φ₂(√2 s_1, √2 s_2; ρ).
+    # Shared ξ_j: Cov(u_1, u_2) = Var[ξ] Σ_j w_1j w_2j z_j², so the pre-activations are (CLT)
+    # bivariate normal with correlation ρ = cos(w_1, w_2): P(both fire) = Φ₂(√2 s_1, √2 s_2; ρ).
     rho = float(w[0] @ w[1] / np.linalg.norm(w[0]) / np.linalg.norm(w[1]))
     h = np.sqrt(2) * special.erfinv(2 * np.array([p1, p2]) - 1)
     p_joint_input = float(stats.multivariate_normal(mean=[0, 0], cov=[[1, rho], [rho, 1]]).cdf(h))
@@ -228,7 +230,7 @@ def test_binconcrete_uses_logit_and_is_binary_in_eval():
     layer.generator = torch.Generator().manual_seed(19)
     z = pm1((1, 400), seed=20)
     p = layer.firing_probability(z)[0].detach().double().numpy()
-    assert (0.1 < p).all() and (p < 0.9).all()
+    assert (p > 0.1).all() and (p < 0.9).all()
     x = layer(z.repeat(n, 1)).detach().double().numpy()  # training mode: relaxed 2X − 1
     # With λ → 0 the relaxed sample is binary with P(X > ½) = σ(logit P) = P: mean 2P − 1 with
     # standard error ≤ √(4P(1−P)/n). Feeding log P instead would give P/(1 + P).
@@ -367,7 +369,8 @@ def test_offset_formulas_and_hardware_params():
     torch.testing.assert_close(a, torch.full((3,), 1.3 * math.sqrt(2 * 0.25 * 0.75) - 0.25))
     torch.testing.assert_close(fn.beta_from_offset(a, lin.noise_model), lin.beta.detach())
     gauss = nsm.NSMConv2d(2, 4, 3, noise="gaussian", sigma=0.3, beta_init=0.9, padding=1)
-    torch.testing.assert_close(gauss.offset.detach(), torch.full((4,), 0.9 * math.sqrt(2) * 0.3 - 1))
+    a_gauss = torch.full((4,), 0.9 * math.sqrt(2) * 0.3 - 1)
+    torch.testing.assert_close(gauss.offset.detach(), a_gauss)
     hp = lin.hardware_params()
     assert hp["kind"] == "nsm" and hp["op"] == "linear" and hp["noise"] == "bernoulli"
     assert hp["p"] == 0.25 and hp["sigma"] is None and hp["structure"] == "per_synapse"
