@@ -23,7 +23,7 @@ from .conductance import (
     quantise,
 )
 from .config import DeviceConfig, from_dict, from_toml, replace_field, to_dict, to_toml
-from .elements import StochasticElement
+from .elements import StochasticElement, as_cells
 from .errors import ConfigError, ConfigTypeError
 from .fefet import FeFET, FeFETConfig
 from .fields import param, validate_config
@@ -65,6 +65,7 @@ __all__ = [
     "StochasticElement",
     "ThresholdNeuron",
     "ThresholdNeuronConfig",
+    "as_cells",
     "drift_mean",
     "from_dict",
     "from_toml",

@@ -92,3 +92,21 @@ def no_sigma(element: Any) -> np.ndarray:
     raise TypeError(
         f"a {element.noise} element has no Gaussian sigma; use p(state) (ξ ~ Bernoulli(p))"
     )
+
+
+def as_cells(samples: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """View ``n`` element samples as per-cell values, shape (n, rows, cols).
+
+    Per-cell samples (n, rows, cols) are returned unchanged; per-row samples (n, rows) are
+    broadcast along the columns (a read-only view, no copy): every cell of a row sees its
+    row driver's draw.
+    """
+    rows, cols = check_shape(shape)
+    samples = np.asarray(samples)
+    if samples.ndim == 3 and samples.shape[1:] == (rows, cols):
+        return samples
+    if samples.ndim == 2 and samples.shape[1] == rows:
+        return np.broadcast_to(samples[:, :, None], (samples.shape[0], rows, cols))
+    raise ConfigError(
+        "samples.shape", samples.shape, f"(n, {rows}, {cols}) or (n, {rows})", "does not fit"
+    )
