@@ -126,7 +126,7 @@ def quantise(g_us: np.ndarray, g_min_us: float, g_max_us: float, n_levels: int) 
 def _checked_targets(g_target_us: Any, g_min_us: float, g_max_us: float) -> np.ndarray:
     g = np.asarray(g_target_us, dtype=np.float64)
     if g.size and not np.all(np.isfinite(g)):
-        raise ConfigError("g_target_us", "non-finite entries", "finite values", "has")
+        raise ConfigError("g_target_us", "an array with NaN/inf", "finite values", "is invalid")
     # Targets computed in float32 by a mapper may overshoot the window by a rounding error;
     # anything beyond that is a caller's bug and is reported, not silently clipped.
     eps = 1e-6 * (g_max_us - g_min_us)
@@ -135,7 +135,7 @@ def _checked_targets(g_target_us: Any, g_min_us: float, g_max_us: float) -> np.n
             "g_target_us",
             f"values in [{g.min():g}, {g.max():g}]",
             f"[g_min_us, g_max_us] = [{g_min_us:g}, {g_max_us:g}] µS",
-            "has",
+            "is out of range",
         )
     return np.clip(g, g_min_us, g_max_us)
 
