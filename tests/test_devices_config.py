@@ -56,6 +56,8 @@ def test_presets_build_working_models():
     for name in PRESETS:
         cfg = load_preset(name)
         cond, el, neuron = cfg.conductance_model(), cfg.element_model(), cfg.neuron_model()
+        assert isinstance(cond, devices.ConductanceModel)
+        assert isinstance(el, devices.StochasticElement) and el.noise in ("bernoulli", "gaussian")
         g = cond.program(np.full((4, 3), 0.5 * (cond.g_min_us + cond.g_max_us)), rng=rng)
         assert cond.read(g, 100.0, rng=rng).shape == (4, 3)
         assert el.sample(el.program((4, 3), rng=rng), 2, rng=rng).shape[0] == 2
