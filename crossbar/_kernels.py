@@ -1,0 +1,261 @@
+"""numba kernels of the exact samplers (private; the public API is :mod:`crossbar.sampling`).
+
+All compiled code sits in this one module so that numba's on-disk cache (``cache=True``), which
+only watches the file of the function it compiles, sees every change. The wrappers in
+:mod:`crossbar.sampling` normalise dtypes, so each kernel compiles for exactly one signature.
+
+Generator: see :mod:`crossbar.rng` (the numpy reference there is tested bit for bit against
+:func:`mix64` / :func:`read_seed` here). Bernoulli draws: see :mod:`crossbar.probability`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_U = np.uint64
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)  # constants: see crossbar/rng.py
+_DELTA = np.uint64(0xD1B54A32D192ED03)
+_C1 = np.uint64(0xBF58476D1CE4E5B9)
+_C2 = np.uint64(0x94D049BB133111EB)
+_ZERO = np.uint64(0)
+_ONE = np.uint64(1)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+_F0 = np.float32(0.0)
+
+# Planes compared for every word in one vectorised pass. After m planes a 64-cell word is still
+# undecided with probability 1 - (1 - 2^-m)^64: 22 % at m = 8, 1.6 % at m = 12. Undecided words
+# are compacted and finished in a second vectorised pass (planes 8..11) and a scalar tail.
+_NV1 = 8
+_NV2 = 12
+# Reads (sample, batch row) handled per parallel task: amortises the scratch allocations; the
+# result of a read never depends on which task or thread runs it.
+_ITEMS_PER_TASK = 8
+# Bit k of a 32-bit mask word, as a vector: lets LLVM turn "bit set?" into one vptestmd per 16 cells.
+_BIT32 = np.array([1 << k for k in range(32)], dtype=np.uint32)
+
+
+@njit(cache=True, inline="always")
+def mix64(x):
+    """SplitMix64 finaliser (uint64 -> uint64)."""
+    x = (x ^ (x >> _U(30))) * _C1
+    x = (x ^ (x >> _U(27))) * _C2
+    return x ^ (x >> _U(31))
+
+
+@njit(cache=True, inline="always")
+def read_seed(k0, k1, s, b):
+    """seed(s, b) of crossbar.rng for global sample s and batch row b (int64 >= 0)."""
+    hs = mix64(k0 + _U(s + 1) * _GAMMA)
+    return mix64(hs ^ (k1 + _U(b + 1) * _DELTA))
+
+
+@njit(cache=True)
+def draw_words(k0, k1, s, b, n):
+    """word(s, b, n) for n in 0..n-1 (used by the tests to check the compiled generator)."""
+    seed = read_seed(k0, k1, s, b)
+    out = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        out[i] = mix64(seed + _U(i + 1) * _GAMMA)
+    return out
+
+
+@njit(cache=True, inline="always")
+def _word(seed, counter):
+    return mix64(seed + (counter + _ONE) * _GAMMA)
+
+
+@njit(cache=True)
+def fill_masks(masks, eq, tail, seed, planes, always, last_plane, bits, has_always):
+    """Conduction masks of one read: masks[q] bit t = 1 iff cell (word q, bit t) conducts.
+
+    Bit-sliced comparison U < q, most significant plane first; word q of plane m uses random word
+    number q·bits + m of the read. lt accumulates "U < q decided", eq tracks "U = q so far"; a
+    word stops as soon as no lane is undecided (eq = 0) or no later plane holds a 1 bit.
+    ``eq`` and ``tail`` are scratch of masks' length.
+    """
+    nq = masks.shape[0]
+    kb = _U(bits)
+    if last_plane < 0:
+        for q in range(nq):
+            masks[q] = _ZERO
+    else:
+        for q in range(nq):
+            u = _word(seed, _U(q) * kb)
+            p = planes[0, q]
+            masks[q] = p & ~u
+            eq[q] = ~(p ^ u)
+        for m in range(1, min(last_plane + 1, _NV1)):
+            mm = _U(m)
+            for q in range(nq):
+                u = _word(seed, _U(q) * kb + mm)
+                p = planes[m, q]
+                e = eq[q]
+                masks[q] |= e & p & ~u
+                eq[q] = e & ~(p ^ u)
+        if last_plane >= _NV1:
+            nt = 0
+            for q in range(nq):  # branch-free compaction of the undecided words
+                tail[nt] = q
+                nt += eq[q] != _ZERO
+            for m in range(_NV1, min(last_plane + 1, _NV2)):
+                mm = _U(m)
+                for i in range(nt):
+                    q = tail[i]
+                    u = _word(seed, _U(q) * kb + mm)
+                    p = planes[m, q]
+                    e = eq[q]
+                    masks[q] |= e & p & ~u
+                    eq[q] = e & ~(p ^ u)
+            if last_plane >= _NV2:
+                for i in range(nt):
+                    q = tail[i]
+                    e = eq[q]
+                    m = _NV2
+                    acc = masks[q]
+                    while e != _ZERO and m <= last_plane:
+                        u = _word(seed, _U(q) * kb + _U(m))
+                        p = planes[m, q]
+                        acc |= e & p & ~u
+                        e &= ~(p ^ u)
+                        m += 1
+                    masks[q] = acc
+    if has_always:
+        for q in range(nq):
+            masks[q] |= always[q]
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def exact_cell_kernel(
+    g, z, read_var, with_var, planes, always, has_always, last_plane, bits, k0, k1, s0, b0,
+    n_samples, n_cols,
+):
+    """Exact per-cell sampler.
+
+    g: float32 (rows, n_words·64) conductances, zero-padded columns; z: int8 (batch, rows) in
+    {-1, 0, 1}; read_var: float32 like g (ignored unless with_var). Returns float32
+    (n_samples, batch, n_cols) currents, and float32 (n_samples, batch, n_cols) variances
+    (zeros (0, 0, 0) unless with_var).
+
+    Per read: draw the masks of all cells, list the rows with z != 0, then add the conducting
+    cells of four rows at a time (one accumulator load/store per four rows; LLVM vectorises the
+    masked adds as vptestmd + masked multiply). Float32 accumulation in a fixed order.
+    """
+    rows, ncp = g.shape
+    batch = z.shape[0]
+    n_half = ncp // 32
+    n_items = n_samples * batch
+    n_tasks = (n_items + _ITEMS_PER_TASK - 1) // _ITEMS_PER_TASK
+    out = np.empty((n_samples, batch, n_cols), dtype=np.float32)
+    if with_var:
+        var_out = np.empty((n_samples, batch, n_cols), dtype=np.float32)
+    else:
+        var_out = np.empty((0, 0, 0), dtype=np.float32)
+    bit = _BIT32
+    for task in prange(n_tasks):
+        nq = planes.shape[1]
+        masks = np.empty(nq, dtype=np.uint64)
+        eq = np.empty(nq, dtype=np.uint64)
+        tail = np.empty(nq, dtype=np.int64)
+        idx = np.empty(rows + 4, dtype=np.int64)
+        sg = np.empty(rows + 4, dtype=np.float32)
+        acc = np.empty(ncp, dtype=np.float32)
+        vacc = np.empty(ncp, dtype=np.float32)
+        m32 = masks.view(np.uint32)
+        for item in range(task * _ITEMS_PER_TASK, min((task + 1) * _ITEMS_PER_TASK, n_items)):
+            s = item // batch
+            b = item - s * batch
+            seed = read_seed(k0, k1, s0 + s, b0 + b)
+            fill_masks(masks, eq, tail, seed, planes, always, last_plane, bits, has_always)
+            n = 0
+            for r in range(rows):
+                zr = z[b, r]
+                if zr != 0:
+                    idx[n] = r
+                    sg[n] = np.float32(zr)
+                    n += 1
+            while n % 4 != 0:  # pad the last group with a row of weight 0
+                idx[n] = 0
+                sg[n] = _F0
+                n += 1
+            for c in range(ncp):
+                acc[c] = _F0
+            for grp in range(0, n, 4):
+                r0 = idx[grp]
+                r1 = idx[grp + 1]
+                r2 = idx[grp + 2]
+                r3 = idx[grp + 3]
+                c0 = sg[grp]
+                c1 = sg[grp + 1]
+                c2 = sg[grp + 2]
+                c3 = sg[grp + 3]
+                for h in range(n_half):
+                    a0 = m32[r0 * n_half + h]
+                    a1 = m32[r1 * n_half + h]
+                    a2 = m32[r2 * n_half + h]
+                    a3 = m32[r3 * n_half + h]
+                    for k in range(32):
+                        c = h * 32 + k
+                        bk = bit[k]
+                        t0 = c0 * g[r0, c] if (a0 & bk) != 0 else _F0
+                        t1 = c1 * g[r1, c] if (a1 & bk) != 0 else _F0
+                        t2 = c2 * g[r2, c] if (a2 & bk) != 0 else _F0
+                        t3 = c3 * g[r3, c] if (a3 & bk) != 0 else _F0
+                        acc[c] += (t0 + t1) + (t2 + t3)
+            for c in range(n_cols):
+                out[s, b, c] = acc[c]
+            if with_var:
+                for c in range(ncp):
+                    vacc[c] = _F0
+                for grp in range(0, n, 4):
+                    r0 = idx[grp]
+                    r1 = idx[grp + 1]
+                    r2 = idx[grp + 2]
+                    r3 = idx[grp + 3]
+                    w0 = sg[grp] * sg[grp]  # z^2: 1 for ±1 inputs, 0 for padding rows
+                    w1 = sg[grp + 1] * sg[grp + 1]
+                    w2 = sg[grp + 2] * sg[grp + 2]
+                    w3 = sg[grp + 3] * sg[grp + 3]
+                    for h in range(n_half):
+                        a0 = m32[r0 * n_half + h]
+                        a1 = m32[r1 * n_half + h]
+                        a2 = m32[r2 * n_half + h]
+                        a3 = m32[r3 * n_half + h]
+                        for k in range(32):
+                            c = h * 32 + k
+                            bk = bit[k]
+                            t0 = w0 * read_var[r0, c] if (a0 & bk) != 0 else _F0
+                            t1 = w1 * read_var[r1, c] if (a1 & bk) != 0 else _F0
+                            t2 = w2 * read_var[r2, c] if (a2 & bk) != 0 else _F0
+                            t3 = w3 * read_var[r3, c] if (a3 & bk) != 0 else _F0
+                            vacc[c] += (t0 + t1) + (t2 + t3)
+                for c in range(n_cols):
+                    var_out[s, b, c] = vacc[c]
+    return out, var_out
+
+
+@njit(cache=True, parallel=True)
+def row_mask_kernel(z, planes, always, has_always, last_plane, bits, k0, k1, s0, b0, n_samples):
+    """Per-row stochastic elements: masked inputs ξ[s, b, j]·z[b, j] as float32 (samples·batch, rows).
+
+    One draw per (read, row), shared by every cell of the row; planes hold p per row packed as one
+    row of cells (word q = j // 64). The caller multiplies by G with a dense product.
+    """
+    batch, rows = z.shape
+    n_items = n_samples * batch
+    n_tasks = (n_items + _ITEMS_PER_TASK - 1) // _ITEMS_PER_TASK
+    out = np.empty((n_items, rows), dtype=np.float32)
+    for task in prange(n_tasks):
+        nq = planes.shape[1]
+        masks = np.empty(nq, dtype=np.uint64)
+        eq = np.empty(nq, dtype=np.uint64)
+        tail = np.empty(nq, dtype=np.int64)
+        for item in range(task * _ITEMS_PER_TASK, min((task + 1) * _ITEMS_PER_TASK, n_items)):
+            s = item // batch
+            b = item - s * batch
+            seed = read_seed(k0, k1, s0 + s, b0 + b)
+            fill_masks(masks, eq, tail, seed, planes, always, last_plane, bits, has_always)
+            for j in range(rows):
+                on = (masks[j >> 6] >> _U(j & 63)) & _ONE
+                out[item, j] = np.float32(z[b, j]) if on != _ZERO else _F0
+    return out
