@@ -31,7 +31,7 @@ _NV2 = 12
 # Reads (sample, batch row) handled per parallel task: amortises the scratch allocations; the
 # result of a read never depends on which task or thread runs it.
 _ITEMS_PER_TASK = 8
-# Bit k of a 32-bit mask word, as a vector: lets LLVM turn "bit set?" into one vptestmd per 16 cells.
+# Bit k of a 32-bit mask word as a vector: LLVM turns "bit set?" into one vptestmd per 16 cells.
 _BIT32 = np.array([1 << k for k in range(32)], dtype=np.uint32)
 
 
@@ -127,8 +127,21 @@ def fill_masks(masks, eq, tail, seed, planes, always, last_plane, bits, has_alwa
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
 def exact_cell_kernel(
-    g, z, read_var, with_var, planes, always, has_always, last_plane, bits, k0, k1, s0, b0,
-    n_samples, n_cols,
+    g,
+    z,
+    read_var,
+    with_var,
+    planes,
+    always,
+    has_always,
+    last_plane,
+    bits,
+    k0,
+    k1,
+    s0,
+    b0,
+    n_samples,
+    n_cols,
 ):
     """Exact per-cell sampler.
 
@@ -236,7 +249,7 @@ def exact_cell_kernel(
 
 @njit(cache=True, parallel=True)
 def row_mask_kernel(z, planes, always, has_always, last_plane, bits, k0, k1, s0, b0, n_samples):
-    """Per-row stochastic elements: masked inputs ξ[s, b, j]·z[b, j] as float32 (samples·batch, rows).
+    """Per-row stochastic elements: masked inputs ξ[s,b,j]·z[b,j], float32 (samples·batch, rows).
 
     One draw per (read, row), shared by every cell of the row; planes hold p per row packed as one
     row of cells (word q = j // 64). The caller multiplies by G with a dense product.

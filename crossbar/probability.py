@@ -78,7 +78,9 @@ def pack_bits(mask: np.ndarray) -> np.ndarray:
 def unpack_bits(words: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """Inverse of :func:`pack_bits`: uint64 (rows·n_words,) -> bool (rows, cols)."""
     n_words = (cols + 63) // 64
-    as_bytes = np.ascontiguousarray(words, dtype=np.uint64).view(np.uint8).reshape(rows, n_words * 8)
+    as_bytes = (
+        np.ascontiguousarray(words, dtype=np.uint64).view(np.uint8).reshape(rows, n_words * 8)
+    )
     return np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :cols].astype(bool)
 
 
@@ -105,7 +107,8 @@ def quantize_probability(
         p_arr = np.broadcast_to(p_arr, (rows, cols))
     except ValueError:
         raise ValueError(
-            f"p has shape {np.shape(p)}, which does not broadcast to the cells' shape {(rows, cols)}"
+            f"p has shape {np.shape(p)}, which does not broadcast to the cells' shape "
+            f"{(rows, cols)}"
         ) from None
     if not np.all(np.isfinite(p_arr)) or p_arr.min() < 0.0 or p_arr.max() > 1.0:
         bad = p_arr[~(np.isfinite(p_arr) & (p_arr >= 0.0) & (p_arr <= 1.0))].ravel()[0]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GAMMA", "DELTA", "SamplerKey", "mix64", "read_seed", "random_words", "sampler_key"]
+__all__ = ["DELTA", "GAMMA", "SamplerKey", "mix64", "random_words", "read_seed", "sampler_key"]
 
 MASK64 = (1 << 64) - 1
 GAMMA = 0x9E3779B97F4A7C15  # 2^64 / golden ratio, odd: SplitMix64's Weyl increment (Steele 2014)
@@ -48,7 +48,9 @@ class SamplerKey:
         for name in ("k0", "k1"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= MASK64:
-                raise ValueError(f"SamplerKey.{name}={value!r} must be an integer in [0, 2**64 - 1]")
+                raise ValueError(
+                    f"SamplerKey.{name}={value!r} must be an integer in [0, 2**64 - 1]"
+                )
 
     @property
     def words(self) -> tuple[np.uint64, np.uint64]:

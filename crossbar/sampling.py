@@ -43,8 +43,8 @@ from .rng import SamplerKey, sampler_key
 __all__ = [
     "CellArray",
     "prepare_cells",
-    "sample_cells",
     "sample_cell_currents",
+    "sample_cells",
     "sample_row_currents",
     "stack_differential",
 ]
@@ -272,7 +272,9 @@ def sample_row_currents(
         p_arr = np.asarray(p, dtype=np.float64)
         if p_arr.ndim > 1 or (p_arr.ndim == 1 and p_arr.shape[0] != rows):
             raise ValueError(f"p must be a scalar or a per-row ({rows},) array, got {p_arr.shape}")
-        pl = quantize_probability(p_arr.reshape(1, -1) if p_arr.ndim else p_arr, (1, rows), bits=bits)
+        pl = quantize_probability(
+            p_arr.reshape(1, -1) if p_arr.ndim else p_arr, (1, rows), bits=bits
+        )
     r32 = None
     if read_var is not None:
         r32 = _as_matrix("read_var", read_var, (rows, cols))

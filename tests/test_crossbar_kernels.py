@@ -90,8 +90,9 @@ def test_generator_pairwise_independence_chi_square(pair):
         second = np.roll(first, 1, axis=1)  # bit t vs bit t−1 of the same word
         partner = np.arange(64)
     else:
-        ds, db, dn = {"next_counter": (0, 0, 1), "next_sample": (1, 0, 0),
-                      "next_batch": (0, 1, 0)}[pair]
+        ds, db, dn = {"next_counter": (0, 0, 1), "next_sample": (1, 0, 0), "next_batch": (0, 1, 0)}[
+            pair
+        ]
         second = _bits(random_words(key, s + ds, b + db, n + dn))
         partner = (np.arange(64) * 7 + 3) % 64
     chi2 = 0.0
@@ -239,8 +240,9 @@ def test_identical_for_any_chunking_and_thread_count():
         whole_i, whole_v = sample_cells(cells, z, samples=9, key=key)
         numba.set_num_threads(default_threads)
         parts = [
-            sample_cells(cells, z[b0:b1], samples=s1 - s0, key=key,
-                         sample_offset=s0, batch_offset=b0)
+            sample_cells(
+                cells, z[b0:b1], samples=s1 - s0, key=key, sample_offset=s0, batch_offset=b0
+            )
             for s0, s1 in [(0, 4), (4, 5), (5, 9)]
             for b0, b1 in [(0, 3), (3, 7)]
         ]
