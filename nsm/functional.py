@@ -213,8 +213,13 @@ class Conv2dOp:
         return F.conv2d(z, w, stride=self.stride, padding=self.padding)
 
     def patches(self, z: Tensor) -> Tensor:
-        cols = F.unfold(z, self.kernel_size, padding=self.padding, stride=self.stride)
-        return cols.transpose(1, 2)  # (B, L, C kH kW)
+        # Strided views instead of F.unfold (whose CPU im2col is very slow for many small
+        # images); same layout: L row-major over (H', W'), K ordered (C, kH, kW).
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        zp = F.pad(z, (pw, pw, ph, ph))
+        views = zp.unfold(2, kh, sh).unfold(3, kw, sw)  # (B, C, H', W', kH, kW)
+        b, c, h_out, w_out = views.shape[:4]
+        return views.permute(0, 2, 3, 1, 4, 5).reshape(b, h_out * w_out, c * kh * kw)
 
     def fold(self, y: Tensor, out_shape: torch.Size) -> Tensor:
         return y.transpose(1, 2).reshape(out_shape)
@@ -239,15 +244,15 @@ def is_binary(z: Tensor) -> bool:
 def weight_reach(z: Tensor, weight: Tensor, op: LinearOp) -> Tensor:
     """n_i = √F(z², w²)_i: the weight norm seen by each output neuron (same shape as F(z, w)).
 
-    For ±1 inputs this is ‖w_i‖ except where zero padding blanks part of a kernel. The input is
-    detached: for states z² ≡ 1 the variance does not depend on z, so it contributes no gradient
-    w.r.t. z (DESIGN §2's ∂P/∂z treats ‖w_i‖ as a constant); the weight gradient is kept.
+    For ±1 inputs this is ‖w_i‖ except where zero padding blanks part of a kernel, and it carries
+    no gradient w.r.t. z: z² ≡ 1 on the states, so DESIGN §2's ∂P/∂z treats ‖w_i‖ as a constant
+    (the weight gradient is kept). For real-valued inputs (a non-binarised image, BinConcrete's
+    relaxed states) the variance truly depends on z and its gradient is kept.
     """
     w2 = weight * weight
-    z = z.detach()
     # For z² = 1 one input of ones gives the same result for the whole batch (cheap, exact, and
     # still honours zero padding because padding is applied to the ones as well).
-    q = op.apply(torch.ones_like(z[:1]) if is_binary(z) else z * z, w2)
+    q = op.apply(torch.ones_like(z[:1]).detach() if is_binary(z) else z * z, w2)
     # sqrt has an infinite slope at 0: keep q = 0 (no input reaches the neuron) out of its path.
     reached = q > 0
     return torch.where(reached, torch.sqrt(torch.where(reached, q, torch.ones_like(q))), 0.0)

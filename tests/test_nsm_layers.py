@@ -472,3 +472,29 @@ def test_bad_shapes_and_sizes():
         nsm.NSMConv2d(1, 2, 3)(torch.ones(1, 2, 5, 5))
     with pytest.raises(TypeError, match="p must be a real number"):
         nsm.NSMLinear(4, 2, p="0.5")
+
+
+def test_real_valued_inputs_get_the_full_gradient():
+    """For real z (e.g. BinConcrete's relaxed states) P's z-gradient includes the variance term."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        layer = nsm.NSMLinear(7, 3)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    randomise(layer, seed=39)
+    z = (torch.rand(2, 7, generator=torch.Generator().manual_seed(40), dtype=torch.float64)
+         * 2 - 1).requires_grad_()
+    assert torch.autograd.gradcheck(layer.firing_probability, (z,))
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding"), [((3, 3), (1, 1), (1, 1)), ((5, 3), (2, 1), (0, 2))]
+)
+def test_conv_patches_match_unfold(kernel, stride, padding):
+    op = fn.Conv2dOp(kernel, stride, padding)
+    z = torch.randn(2, 3, 9, 7, generator=torch.Generator().manual_seed(41))
+    ref = F.unfold(z, kernel, padding=padding, stride=stride).transpose(1, 2)
+    assert torch.equal(op.patches(z), ref)
+    y = torch.randn(2, ref.shape[1], 4, generator=torch.Generator().manual_seed(42))
+    out = F.conv2d(z, torch.zeros(4, 3, *kernel), stride=stride, padding=padding)
+    assert torch.equal(op.fold(y, out.shape), y.transpose(1, 2).reshape(out.shape))
