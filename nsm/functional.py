@@ -270,9 +270,10 @@ def normalized_preactivation(
     c = noise_scale(noise)
     ok = n > 0
     n_safe = torch.where(ok, n, torch.ones_like(n))
-    s = beta * m / n_safe
-    if bias is not None:
-        s = s + bias / (c * n_safe)
+    # The coefficients β/n and b/(c n) are small (per neuron) tensors when the input is ±1, so
+    # only one multiply-add touches the full activation.
+    k = beta / n_safe
+    s = k * m if bias is None else torch.addcmul(bias / (c * n_safe), k, m)
     if bool(ok.all()):
         return s
     b = torch.zeros_like(s) if bias is None else bias.expand_as(s)
@@ -432,19 +433,49 @@ def nsm_activation(
     """
     m = op.apply(z, weight)
     n = weight_reach(z, weight, op)
-    s = normalized_preactivation(m, n, beta, bias, noise)
+    needs_s = torch.is_grad_enabled() or (rule == "binconcrete" and training)
+    s = normalized_preactivation(m, n, beta, bias, noise) if needs_s else None
     if rule == "binconcrete" and training:
+        assert s is not None
         return apply_rule(None, s, rule=rule, training=True, temperature=temperature,
                           generator=generator)
-    with torch.no_grad():
-        u = sample_noise_term(
-            z, weight, m, n, op, noise, structure=structure, mode=mode, generator=generator
-        )
-        u = u + offset_from_beta(beta, noise) * m
-        if bias is not None:
-            u = u + bias
+    u = sample_preactivation(z, weight, m, n, beta, bias, op, noise, structure=structure,
+                             mode=mode, generator=generator)
+    if s is None:  # no gradient wanted: the forward value alone, without the surrogate
+        return sign(u)
     return apply_rule(u, s, rule=rule, training=training, temperature=temperature,
                       generator=generator)
+
+
+def sample_preactivation(
+    z: Tensor,
+    weight: Tensor,
+    m: Tensor,
+    n: Tensor,
+    beta: Tensor,
+    bias: Tensor | None,
+    op: LinearOp,
+    noise: NoiseModel,
+    *,
+    structure: str,
+    mode: str,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """One draw of u_i = Σ_j (ξ_ij + a_i) w_ij z_j + b_i (shape of m = F(z, w)), no gradient.
+
+    The CLT path is fused: u = (E[ξ] + a) m + b + √Var[ξ] n ε = β c m + b + √Var[ξ] n ε.
+    """
+    with torch.no_grad():
+        if structure == "per_synapse" and mode == "clt":
+            eps = torch.randn(m.shape, generator=generator, device=m.device, dtype=m.dtype)
+            gain = beta * noise_scale(noise)  # E[ξ] + a
+            mean = gain * m if bias is None else torch.addcmul(bias, gain, m)
+            return torch.addcmul(mean, math.sqrt(noise.var) * n, eps)
+        t = sample_noise_term(
+            z, weight, m, n, op, noise, structure=structure, mode=mode, generator=generator
+        )
+        a = offset_from_beta(beta, noise)
+        return torch.addcmul(t if bias is None else t + bias, a, m)
 
 
 def firing_probability(
