@@ -498,3 +498,37 @@ def test_conv_patches_match_unfold(kernel, stride, padding):
     y = torch.randn(2, ref.shape[1], 4, generator=torch.Generator().manual_seed(42))
     out = F.conv2d(z, torch.zeros(4, 3, *kernel), stride=stride, padding=padding)
     assert torch.equal(op.fold(y, out.shape), y.transpose(1, 2).reshape(out.shape))
+
+
+def test_clt_mode_never_allocates_a_mask():
+    """CLT training allocates O(batch × out) memory, never a (batch × out × in) noise tensor."""
+    from torch.profiler import ProfilerActivity, profile
+
+    layer = nsm.NSMLinear(512, 512)
+    z = pm1((64, 512), seed=43)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        layer(z).sum().backward()
+    # Per-operator allocation totals (summed over calls, so an over-estimate of any single one).
+    largest = max(e.cpu_memory_usage for e in prof.key_averages())
+    mask_bytes = 64 * 512 * 512 * 4
+    assert largest < mask_bytes / 8
+
+
+def test_conv_gradients_equal_linear_on_patches():
+    """The convolution shares the dense layer's unit: its gradients are the patch-wise sums."""
+    conv = nsm.NSMConv2d(2, 3, 3, stride=2)
+    randomise(conv, seed=44)
+    lin = nsm.NSMLinear(18, 3)
+    with torch.no_grad():
+        lin.weight.copy_(conv.weight.reshape(3, -1))
+        lin.beta.copy_(conv.beta)
+        lin.bias.copy_(conv.bias)
+    z = pm1((2, 2, 7, 7), seed=45)
+    g = torch.randn(2, 3, 3, 3, generator=torch.Generator().manual_seed(46))
+    (conv.firing_probability(z) * g).sum().backward()
+    patches = F.unfold(z, 3, stride=2).transpose(1, 2).reshape(-1, 18)
+    g_lin = g.reshape(2, 3, 9).transpose(1, 2).reshape(-1, 3)
+    (lin.firing_probability(patches) * g_lin).sum().backward()
+    torch.testing.assert_close(conv.weight.grad.reshape(3, -1), lin.weight.grad)
+    torch.testing.assert_close(conv.beta.grad, lin.beta.grad)
+    torch.testing.assert_close(conv.bias.grad, lin.bias.grad)
