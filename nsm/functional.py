@@ -110,6 +110,7 @@ class BernoulliNoise:
             raise TypeError(f"p must be a real number, got {type(self.p).__name__} {self.p!r}")
         if not 0.0 < self.p < 1.0:
             raise ValueError(f"p={self.p!r} is out of range; Bernoulli noise needs 0 < p < 1")
+        object.__setattr__(self, "p", float(self.p))
 
     @property
     def mean(self) -> float:
@@ -132,7 +133,7 @@ class GaussianNoise:
     name: str = "gaussian"
 
     def __post_init__(self) -> None:
-        check_positive("sigma", self.sigma)
+        object.__setattr__(self, "sigma", check_positive("sigma", self.sigma))
 
     @property
     def mean(self) -> float:

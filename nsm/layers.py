@@ -91,9 +91,7 @@ class _NSMBase(nn.Module):
         beta_init: float,
     ) -> None:
         self.noise = fn.check_choice("noise", noise, fn.NOISES)
-        self.noise_model = fn.make_noise(noise, p=p, sigma=sigma)
-        self.p = float(p)
-        self.sigma = float(sigma)
+        self.noise_model: fn.NoiseModel = fn.make_noise(noise, p=p, sigma=sigma)
         self.structure = fn.check_choice("structure", structure, fn.STRUCTURES)
         self.rule = fn.check_choice("rule", rule, fn.RULES)
         self.mode = fn.check_choice("mode", mode, fn.MODES)
@@ -118,6 +116,18 @@ class _NSMBase(nn.Module):
 
     def _op(self) -> fn.LinearOp:
         raise NotImplementedError
+
+    @property
+    def p(self) -> float | None:
+        """Bernoulli conduction probability p (None for Gaussian noise); read-only."""
+        return self.noise_model.p if isinstance(self.noise_model, fn.BernoulliNoise) else None
+
+    @property
+    def sigma(self) -> float | None:
+        """Gaussian relative noise σ (None for Bernoulli noise); read-only."""
+        return (
+            self.noise_model.sigma if isinstance(self.noise_model, fn.GaussianNoise) else None
+        )
 
     @property
     def offset(self) -> Tensor:
@@ -161,8 +171,8 @@ class _NSMBase(nn.Module):
             "bias": bias,
             "offset": self.offset.detach().cpu().clone(),
             "noise": self.noise,
-            "p": self.p if self.noise == "bernoulli" else None,
-            "sigma": self.sigma if self.noise == "gaussian" else None,
+            "p": self.p,
+            "sigma": self.sigma,
             "structure": self.structure,
             "weight_norm": True,
         }
