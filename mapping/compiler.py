@@ -185,7 +185,8 @@ def compile_model(
             kids = list(module.children())
             what = "an unsupported container" if kids else "not supported on the chip"
             raise CompileError(
-                f"module {path} ({type(module).__name__}) is {what}; {_supported()}"
+                f"module {path} ({type(module).__name__}) is {what} (hidden layers must be "
+                f"binary NSM or sign layers with ±1 states); {_supported()}"
             )
 
     layers: list[Layer] = []

@@ -32,7 +32,7 @@ import hashlib
 import json
 import math
 import os
-import tempfile
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -771,9 +771,11 @@ def save_program(program: Program, path: str | os.PathLike) -> Path:
     text = json.dumps(manifest, indent=1, ensure_ascii=True, allow_nan=False)
     members = {MANIFEST_KEY: np.frombuffer(text.encode("ascii"), dtype=np.uint8)}
     members.update({k: np.asarray(v, dtype=ARRAY_DTYPE) for k, v in arrays.items()})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # A unique name in the same folder (os.replace is atomic within a file system); opened with
+    # "xb" rather than mkstemp so the file gets the user's default permissions.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             np.savez(f, **members)
             f.flush()
             os.fsync(f.fileno())

@@ -12,6 +12,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from nsmx import compile_cmd
+
 
 class UserError(Exception):
     """A problem with the user's input: printed as one line, exit status 2."""
@@ -93,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=_positive_int, default=100)
     p.add_argument("--seed", type=_nonnegative_int, default=0)
     p.add_argument("--no-progress", action="store_true")
+
+    compile_cmd.add_parser(sub)
     return parser
 
 
@@ -210,7 +214,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "demo": cmd_demo}
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "demo": cmd_demo,
+    "compile": compile_cmd.run,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
