@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nsmx",
         description="Neural Sampling Machines on crossbar arrays of non-volatile memory.",
     )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="CPU threads for torch and numba (default: all cores; use 1 on a busy machine)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a software NSM (or a baseline) in PyTorch")
@@ -214,6 +220,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _set_threads(n: int) -> None:
+    import numba
+    import torch
+
+    torch.set_num_threads(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
 COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
@@ -224,6 +238,8 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        _set_threads(args.threads)
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
