@@ -275,6 +275,13 @@ class _MatrixLayer:
         _choice(f"{w}.scale_policy", self.scale_policy, SCALE_POLICIES)
         _choice(f"{w}.encoding", self.encoding, ENCODINGS)
 
+    def firing_probability(self, z: np.ndarray) -> np.ndarray:
+        """P(z_i = +1 | z), (B, *out_shape), from the program's arrays alone (numpy reference,
+        :func:`mapping.reference.firing_probability`; equals torch's ``firing_probability``)."""
+        from mapping.reference import firing_probability
+
+        return firing_probability(self, z)  # type: ignore[arg-type]
+
     def params(self) -> int:
         """Trained parameters: weight, beta and bias entries."""
         return int(self.weight.size + self.beta.size + self.bias.size)

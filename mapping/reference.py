@@ -114,6 +114,18 @@ def offset_from_beta(
     raise ValueError(f"noise={noise!r} has no offset; choose 'bernoulli' or 'gaussian'")
 
 
+def _reach_squared(
+    layer: DenseLayer | ConvLayer, z: np.ndarray, x: np.ndarray, w: np.ndarray
+) -> np.ndarray:
+    """n² = (x ⊙ x)(W ⊙ W). For ±1 states x ⊙ x is 1 except in the zero padding, the same for
+    every example, so one example of ones gives it for the whole batch (as torch does)."""
+    z = np.asarray(z)
+    if np.all(np.abs(z) == 1):
+        ones = patches(layer, np.ones((1, *layer.in_shape)))
+        return ones @ (w * w)  # (1, L, N), broadcasts over the batch
+    return (x * x) @ (w * w)
+
+
 def normalized_preactivation(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarray:
     """s = E[u]/√(2 Var[u]) per neuron (stochastic) or the sign layer's pre-activation,
     shape (B, *out_shape), float64."""
@@ -128,7 +140,7 @@ def normalized_preactivation(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np
         # torch clamps the norm at the float32 tiny; only the sign matters downstream.
         norm = np.maximum(np.sqrt(np.sum(w * w, axis=0)), np.finfo(np.float32).tiny)
         return fold(layer, beta * m / norm + b / norm)
-    n = np.sqrt((x * x) @ (w * w))
+    n = np.sqrt(_reach_squared(layer, z, x, w))
     c = np.sqrt(2.0 * layer.noise_var)
     reached = n > 0
     n_safe = np.where(reached, n, 1.0)

@@ -289,3 +289,17 @@ def test_nsmx_compile_cli_errors(tmp_path, capsys) -> None:
     assert "checkpoint file not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["compile", str(ckpt), "--scale-policy", "per_row"])
+
+
+def test_probability_on_real_valued_states_matches_torch() -> None:
+    """The reach n² = (x ⊙ x)(W ⊙ W) also for states that are not ±1 (e.g. relaxed BinConcrete
+    states or zeros), where torch uses z² per example; the method on the layer is the same."""
+    conv = nsm.NSMConv2d(2, 3, 3, padding=1, noise="gaussian", sigma=0.5)
+    model = randomise(nn.Sequential(nsm.BinarizeInput(), conv, nn.Flatten(),
+                                    nn.Linear(3 * 5 * 4, 2)), seed=5)
+    layer = compile_model(model, (2, 5, 4)).layers[1]
+    z = torch.rand(3, 2, 5, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    z = 2 * z - 1
+    z[0, 0, 0, :] = 0.0
+    expected = conv.double().firing_probability(z).detach().numpy()
+    np.testing.assert_allclose(layer.firing_probability(z.numpy()), expected, rtol=0, atol=ATOL)
