@@ -1,0 +1,160 @@
+"""numba kernels of the engine's per-read Gaussian draws (private; see :mod:`crossbar.streams`).
+
+The words come from the counter-based generator of :mod:`crossbar.rng` (the same SplitMix64
+scheme and constants as the exact samplers: word(s, b, n) = mix64(seed(s, b) + (n + 1)·γ)), so a
+draw is a pure function of (key, global sample s, global batch row b, counter n) and results do
+not depend on chunking or threads. These functions are re-implemented here rather than imported
+from :mod:`crossbar._kernels` because numba's on-disk cache only watches the file of the function
+it compiles; ``tests/test_crossbar_engine_streams.py`` checks them bit for bit against the numpy
+reference :func:`crossbar.rng.random_words`.
+
+Uniform: k = word >> 11 (53 bits), U = (k + ½)/2⁵³ ∈ (0, 1). Gaussian: N = Φ⁻¹(U), by inversion,
+so N is a monotone function of one uniform: a decision N >= t is the same event as
+k >= ⌈Φ(t)·2⁵³ − ½⌉, which lets the CLT path decide with one integer comparison per neuron
+(:func:`decide_cut`) and stay consistent with the values :func:`noisy_sum` returns. Φ⁻¹ is
+computed on the lower tail q = min(U, 1 − U) (exact in double for this U): the Abramowitz &
+Stegun 26.2.23 rational start (|error| < 4.5·10⁻⁴), then two Halley steps on
+Φ(x) = ½ erfc(−x/√2), which reach double precision (tested against scipy.special.ndtri, max
+error < 10⁻¹³). |N| <= Φ⁻¹(1 − 2⁻⁵⁴) ≈ 8.3: the tail beyond is cut (probability 10⁻¹⁶ per draw).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+_U = np.uint64
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)  # constants: see crossbar/rng.py
+_DELTA = np.uint64(0xD1B54A32D192ED03)
+_C1 = np.uint64(0xBF58476D1CE4E5B9)
+_C2 = np.uint64(0x94D049BB133111EB)
+_HALF53 = 1 << 52
+_TOP53 = (1 << 53) - 1
+_INV53 = 1.0 / 9007199254740992.0  # 2^-53
+_SQRT2PI = math.sqrt(2.0 * math.pi)
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+
+
+@njit(cache=True, inline="always")
+def _mix64(x):
+    x = (x ^ (x >> _U(30))) * _C1
+    x = (x ^ (x >> _U(27))) * _C2
+    return x ^ (x >> _U(31))
+
+
+@njit(cache=True, inline="always")
+def _read_seed(k0, k1, s, b):
+    hs = _mix64(k0 + _U(s + 1) * _GAMMA)
+    return _mix64(hs ^ (k1 + _U(b + 1) * _DELTA))
+
+
+@njit(cache=True, inline="always")
+def _k53(seed, n):
+    """The 53-bit uniform integer k of counter n of a read."""
+    return np.int64(_mix64(seed + _U(n + 1) * _GAMMA) >> _U(11))
+
+
+@njit(cache=True, inline="always")
+def _ppf(k):
+    """Φ⁻¹((k + ½)/2⁵³) for a 53-bit integer k (see the module docstring)."""
+    upper = k > _HALF53 - 1
+    kk = _TOP53 - k if upper else k
+    q = (kk + 0.5) * _INV53  # lower-tail probability, exact
+    t = math.sqrt(-2.0 * math.log(q))
+    x = -(t - (2.515517 + 0.802853 * t + 0.010328 * t * t)
+          / (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t))
+    for _ in range(2):  # Halley steps on f(x) = Φ(x) − q
+        e = 0.5 * math.erfc(-x * _INV_SQRT2) - q
+        d = e * _SQRT2PI * math.exp(0.5 * x * x)
+        x = x - d / (1.0 + 0.5 * x * d)
+    return -x if upper else x
+
+
+@njit(cache=True)
+def words(k0, k1, s, b, n):
+    """word(s, b, i) for i in 0..n-1 (tests compare it with crossbar.rng.random_words)."""
+    seed = _read_seed(k0, k1, s, b)
+    out = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        out[i] = _mix64(seed + _U(i + 1) * _GAMMA)
+    return out
+
+
+@njit(cache=True)
+def ppf53(k):
+    """Φ⁻¹((k + ½)/2⁵³) for an int64 array of 53-bit integers (for the tests)."""
+    out = np.empty(k.size)
+    for i in range(k.size):
+        out[i] = _ppf(k[i])
+    return out
+
+
+@njit(cache=True, parallel=True)
+def standard_normals(k0, k1, s0, b0, n_samples, batch, n, c0):
+    """float32 (n_samples, batch, n): N(0, 1) at (s0 + s, b0 + b, counter c0 + i)."""
+    out = np.empty((n_samples, batch, n), dtype=np.float32)
+    for item in prange(n_samples * batch):
+        s = item // batch
+        b = item - s * batch
+        seed = _read_seed(k0, k1, s0 + s, b0 + b)
+        for i in range(n):
+            out[s, b, i] = np.float32(_ppf(_k53(seed, c0 + i)))
+    return out
+
+
+@njit(cache=True, parallel=True)
+def noisy_sum(base, shift, var_s, var_c, thr, k0, k1, s0, b0, n_samples, c0, decide):
+    """x = base + shift + √(var_s + var_c)·N, per (sample, batch row, column).
+
+    base: float32 (nb, batch, n) with nb = 1 (broadcast over samples) or n_samples;
+    shift, var_c: float32 (batch, n); var_s: float32 (nv, batch, n), nv = 1 or n_samples;
+    thr: float32 (n,). N ~ N(0, 1) at (s0 + s, b0 + b, counter c0 + i).
+    Returns (int8, float32) arrays: with ``decide`` the decisions ±1 = [x >= thr] (x rounded to
+    float32 first, so decisions equal a comparison of the returned values; sign(0) = +1) and an
+    empty float array; without, an empty int8 array and x as float32 (n_samples, batch, n).
+    """
+    nb, batch, n = base.shape
+    nv = var_s.shape[0]
+    if decide:
+        out_i = np.empty((n_samples, batch, n), dtype=np.int8)
+        out_f = np.empty((0, 0, 0), dtype=np.float32)
+    else:
+        out_i = np.empty((0, 0, 0), dtype=np.int8)
+        out_f = np.empty((n_samples, batch, n), dtype=np.float32)
+    for item in prange(n_samples * batch):
+        s = item // batch
+        b = item - s * batch
+        sb = s if nb > 1 else 0
+        sv = s if nv > 1 else 0
+        seed = _read_seed(k0, k1, s0 + s, b0 + b)
+        for i in range(n):
+            var = np.float64(var_s[sv, b, i]) + np.float64(var_c[b, i])
+            x = np.float64(base[sb, b, i]) + np.float64(shift[b, i])
+            if var > 0.0:
+                x += np.sqrt(var) * _ppf(_k53(seed, c0 + i))
+            xf = np.float32(x)  # decide on the stored float32 value: sample() == value >= thr
+            if decide:
+                out_i[s, b, i] = 1 if xf >= thr[i] else -1
+            else:
+                out_f[s, b, i] = xf
+    return out_i, out_f
+
+
+@njit(cache=True, parallel=True)
+def decide_cut(cut, k0, k1, s0, b0, n_samples, c0):
+    """int8 (n_samples, batch, n): +1 where k(s0 + s, b0 + b, c0 + i) >= cut[b, i], else −1.
+
+    cut: int64 (batch, n) = ⌈Φ(t)·2⁵³ − ½⌉ for the standardised threshold t of each neuron
+    (0: always fires, 2⁵³: never), so +1 has probability 1 − Φ(t) exactly (to 2⁻⁵³).
+    """
+    batch, n = cut.shape
+    out = np.empty((n_samples, batch, n), dtype=np.int8)
+    for item in prange(n_samples * batch):
+        s = item // batch
+        b = item - s * batch
+        seed = _read_seed(k0, k1, s0 + s, b0 + b)
+        for i in range(n):
+            out[s, b, i] = 1 if _k53(seed, c0 + i) >= cut[b, i] else -1
+    return out

@@ -1,0 +1,321 @@
+"""The chip configuration: devices + tile + periphery + wires, with its TOML form.
+
+A :class:`ChipConfig` is a tree of frozen, validated dataclasses (DESIGN §5, "configuration is
+data")::
+
+    ChipConfig
+      devices    devices.DeviceConfig  (conductance model, stochastic element, threshold neuron)
+      tile       TileConfig            (rows x cols physical cells per tile)
+      periphery  PeripheryConfig       (beta gain, partial sums, ADCs)
+      wires      WireConfig            (wire resistance per cell segment)
+      v_read_v   row read voltage (V)
+      description
+
+Its TOML form (``format_version = 1``)::
+
+    format_version = 1
+    description = "..."
+    v_read_v = 0.2
+
+    [tile]
+    rows = 256
+    cols = 256
+
+    [periphery]
+    beta_mode = "two_phase"
+    adc_bits = 8
+
+    [wires]
+    r_wire_ohm = 0.0
+
+    [devices]                 # the devices.DeviceConfig TOML form, nested
+    format_version = 1
+    [devices.conductance]
+    model = "pcm"
+
+Omitted sections and keys take the defaults. Errors name the dotted path
+(``periphery.adc_bits``), the value and the allowed range (:class:`devices.ConfigError`, a
+``ValueError``; :class:`devices.ConfigTypeError`, a ``TypeError``). :func:`replace_field` goes
+through the same validation, so a sweep can only build valid chips.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+import tomli_w
+
+import devices
+from devices import ConfigError, ConfigTypeError, DeviceConfig
+from devices.fields import param, validate_config
+
+FORMAT_VERSION = 1
+
+BetaMode = Literal["two_phase", "digital", "none"]
+PartialSums = Literal["analog", "adc"]
+AdcRange = Literal["rms", "fixed"]
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """One crossbar tile: ``rows`` x ``cols`` physical cells.
+
+    A weight is a differential pair of cells on two rows driven with opposite polarity (G⁺ on a
+    row at +z·V, G⁻ on a row at −z·V, both on the neuron's bit line), so a tile holds
+    ``rows // 2`` weight rows (inputs) and ``cols`` neurons. DESIGN §3: tiles of 256 or 512.
+    """
+
+    rows: int = param(256, ge=2, le=1 << 16)  # DESIGN §3 (256 or 512)
+    cols: int = param(256, ge=1, le=1 << 16)  # DESIGN §3 (256 or 512)
+
+    def __post_init__(self) -> None:
+        validate_config(self)
+        if self.rows % 2:
+            raise ConfigError(
+                "TileConfig.rows", self.rows,
+                "an even integer in [2, 65536] (a weight takes two rows: G⁺ and G⁻)", "is invalid",
+            )
+
+    @property
+    def weight_rows(self) -> int:
+        """Inputs (weight rows) per tile: two physical rows per differential pair."""
+        return self.rows // 2
+
+
+@dataclass(frozen=True)
+class PeripheryConfig:
+    """The CMOS around the array (DESIGN §3): β gain, comparator path, partial sums, ADCs.
+
+    ``beta_mode``: ``"two_phase"`` (analog: u = I_s + a_i·I_d before the comparator),
+    ``"digital"`` (both phases through ADCs, combined and compared digitally) or ``"none"``
+    (a_i = 0: one stochastic read; β is then fixed by the hardware's p or σ).
+    ``gain_bits``: resolution of a_i, two's complement over [−gain_range, gain_range)
+    (0 = continuous). ``gain_error_sigma``: relative, per-neuron error of the analog gain
+    (two_phase only; drawn once at programming).
+    ``partial_sums``: how the row-tiles of a column are combined: ``"analog"`` (currents add on
+    the bit line before the comparator) or ``"adc"`` (each row-tile's partial value digitised
+    with ``adc_bits``, summed and compared digitally).
+    ``adc_range``: ``"rms"`` (full scale = ``adc_range_sigmas`` x the RMS of the converted
+    quantity over uniformly random ±1 inputs, per column and tile, computed from the programmed
+    state at calibration) or ``"fixed"`` (full scale ``adc_full_scale_ua`` for every ADC).
+    Values beyond full scale clip (and are counted). ``adc_bits = 0`` means an ideal ADC.
+    ``output_adc_bits``: the ADC of the real-valued output layer (0 = ideal).
+    """
+
+    beta_mode: BetaMode = "two_phase"
+    gain_bits: int = param(8, ge=0, le=32)  # illustrative (a programmable gain of 8 bits)
+    gain_range: float = param(8.0, gt=0.0, le=1e6)  # illustrative: |a_i| <= 8 covers β <= ~12
+    gain_error_sigma: float = param(0.0, ge=0.0, le=1.0)  # illustrative, off by default
+    partial_sums: PartialSums = "analog"
+    adc_bits: int = param(8, ge=0, le=24)  # DESIGN §3: ADCs of 8-9 bits
+    adc_range: AdcRange = "rms"
+    adc_range_sigmas: float = param(4.0, gt=0.0, le=1e3)  # illustrative
+    adc_full_scale_ua: float = param(100.0, gt=0.0, unit="µA")  # illustrative (adc_range="fixed")
+    output_adc_bits: int = param(8, ge=0, le=24)  # DESIGN §3: ADCs of 8-9 bits
+
+    def __post_init__(self) -> None:
+        validate_config(self)
+
+
+@dataclass(frozen=True)
+class WireConfig:
+    """Interconnect: resistance of one word-line / bit-line segment between adjacent cells.
+
+    0 = ideal wires (no IR drop). DESIGN §3: about 0.1-2 Ω per cell segment is realistic.
+    """
+
+    r_wire_ohm: float = param(0.0, ge=0.0, le=1e4, unit="Ω")
+
+    def __post_init__(self) -> None:
+        validate_config(self)
+
+
+@dataclass(frozen=True)
+class ChipConfig:
+    """A complete virtual chip (see the module docstring)."""
+
+    devices: DeviceConfig = field(default_factory=DeviceConfig)
+    tile: TileConfig = field(default_factory=TileConfig)
+    periphery: PeripheryConfig = field(default_factory=PeripheryConfig)
+    wires: WireConfig = field(default_factory=WireConfig)
+    # Illustrative: array read voltages are typically 0.1-0.3 V, below any switching threshold.
+    # The row voltage scales every current (µA = µS x V); with a selector element its own
+    # ``element.v_read_v`` (the voltage across the selector) sets p.
+    v_read_v: float = param(0.2, gt=0.0, le=100.0, unit="V")
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        for name, cls in _SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigTypeError(name, getattr(self, name), f"a {cls.__name__}")
+        try:
+            validate_config(self)
+        except (ConfigError, ConfigTypeError) as err:
+            raise _requalify(err, None) from None
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def ideal(cls, **sections: Any) -> ChipConfig:
+        """The reference chip: ``ideal`` devices, continuous gain, ideal ADCs, ideal wires.
+
+        Keyword arguments replace whole sections or fields (``tile=TileConfig(64, 64)``).
+        """
+        base = dict(
+            devices=devices.load_preset("ideal"),
+            periphery=PeripheryConfig(gain_bits=0, adc_bits=0, output_adc_bits=0),
+            description="ideal devices and periphery (reference)",
+        )
+        base.update(sections)
+        return cls(**base)
+
+    @classmethod
+    def from_preset(cls, name: str, **sections: Any) -> ChipConfig:
+        """Devices from the ``devices`` preset ``name``, default tile/periphery/wires."""
+        base: dict[str, Any] = dict(devices=devices.load_preset(name), description=name)
+        base.update(sections)
+        return cls(**base)
+
+    # ------------------------------------------------------------------ dict / TOML
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (TOML-ready) with ``format_version``; see :meth:`from_dict`."""
+        out: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "description": self.description,
+            "v_read_v": self.v_read_v,
+        }
+        for name in ("tile", "periphery", "wires"):
+            out[name] = dataclasses.asdict(getattr(self, name))
+        out["devices"] = devices.to_dict(self.devices)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChipConfig:
+        """Build and validate a chip from its dict form (unknown keys are errors)."""
+        if not isinstance(data, dict):
+            raise ConfigTypeError("chip", data, "a table (dict)")
+        allowed = ("format_version", "description", "v_read_v", *_SECTIONS)
+        for key in data:
+            if key not in allowed:
+                raise ConfigError(key, data[key], "one of " + ", ".join(allowed),
+                                  "is not a known key")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION or isinstance(version, bool):
+            raise ConfigError("format_version", version, str(FORMAT_VERSION), "is not supported")
+        kwargs: dict[str, Any] = {}
+        for key in ("description", "v_read_v"):
+            if key in data:
+                kwargs[key] = data[key]
+        if "devices" in data:
+            kwargs["devices"] = _devices_from_dict(data["devices"])
+        for name in ("tile", "periphery", "wires"):
+            if name in data:
+                kwargs[name] = _section_from_dict(name, data[name])
+        return cls(**kwargs)
+
+    def to_toml(self) -> str:
+        """The TOML text of this chip (every field written: the file documents the chip)."""
+        return tomli_w.dumps(self.to_dict())
+
+    @classmethod
+    def from_toml(cls, source: str | os.PathLike[str]) -> ChipConfig:
+        """Read a chip from a TOML file (a ``PathLike`` or a one-line ``*.toml`` string) or text."""
+        if isinstance(source, os.PathLike) or (
+            isinstance(source, str) and source.endswith(".toml") and "\n" not in source
+        ):
+            text = Path(source).read_text(encoding="utf-8")
+        elif isinstance(source, str):
+            text = source
+        else:
+            raise ConfigTypeError("source", source, "a path or TOML text")
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"invalid TOML: {err}") from None
+        return cls.from_dict(data)
+
+
+_SECTIONS: dict[str, type] = {
+    "devices": DeviceConfig,
+    "tile": TileConfig,
+    "periphery": PeripheryConfig,
+    "wires": WireConfig,
+}
+
+
+def _requalify(err: ConfigError | ConfigTypeError, section: str | None) -> Exception:
+    # Config classes name fields "ClassName.field"; users wrote "section.field".
+    leaf = err.field.split(".", 1)[1] if "." in err.field else err.field
+    return err.with_path(leaf if section is None else f"{section}.{leaf}")
+
+
+def _section_from_dict(name: str, table: Any) -> Any:
+    cls = _SECTIONS[name]
+    if not isinstance(table, dict):
+        raise ConfigTypeError(name, table, "a table of fields")
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in table:
+        if key not in names:
+            raise ConfigError(f"{name}.{key}", table[key],
+                              f"a field of {cls.__name__}: " + ", ".join(names),
+                              "is not a known key")
+    try:
+        return cls(**table)
+    except (ConfigError, ConfigTypeError) as err:
+        raise _requalify(err, name) from None
+
+
+def _devices_from_dict(table: Any) -> DeviceConfig:
+    if not isinstance(table, dict):
+        raise ConfigTypeError("devices", table, "a table (the devices configuration)")
+    table = {"format_version": devices.config.FORMAT_VERSION, **table}
+    try:
+        return devices.from_dict(table)
+    except (ConfigError, ConfigTypeError) as err:
+        raise err.with_path(f"devices.{err.field}") from None
+
+
+def replace_field(chip: ChipConfig, path: str, value: Any) -> ChipConfig:
+    """A copy of ``chip`` with the field at dotted ``path`` replaced, fully validated.
+
+    Paths: ``"periphery.adc_bits"``, ``"tile.rows"``, ``"wires.r_wire_ohm"``, ``"v_read_v"``,
+    ``"description"``, a whole section (``"periphery"`` with a :class:`PeripheryConfig`), and
+    any device path prefixed with ``devices.`` (``"devices.element.sigma_d_v"``,
+    ``"devices.conductance.model"``; see :func:`devices.replace_field`).
+    """
+    if not isinstance(chip, ChipConfig):
+        raise ConfigTypeError("chip", chip, "a ChipConfig")
+    if not isinstance(path, str):
+        raise ConfigTypeError("path", path, "a dotted field path such as 'periphery.adc_bits'")
+    head, _, leaf = path.partition(".")
+    if head in ("v_read_v", "description") and not leaf:
+        return dataclasses.replace(chip, **{head: value})
+    if head not in _SECTIONS:
+        known = ", ".join((*_SECTIONS, "v_read_v", "description"))
+        raise ConfigError(path, value, "a path starting with one of " + known,
+                          "is not a known field")
+    if not leaf:
+        return dataclasses.replace(chip, **{head: value})
+    if head == "devices":
+        try:
+            new = devices.replace_field(chip.devices, leaf, value)
+        except (ConfigError, ConfigTypeError) as err:
+            raise err.with_path(f"devices.{err.field}") from None
+        return dataclasses.replace(chip, devices=new)
+    table = dataclasses.asdict(getattr(chip, head))
+    if leaf not in table:
+        cls = _SECTIONS[head]
+        raise ConfigError(path, value, f"a field of {cls.__name__}: " + ", ".join(table),
+                          "is not a known field")
+    table[leaf] = value
+    return dataclasses.replace(chip, **{head: _section_from_dict(head, table)})

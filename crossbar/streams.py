@@ -1,0 +1,113 @@
+"""Random streams of one sampling call: keys per purpose and tile, and per-read Gaussian draws.
+
+Every per-read random quantity of the engine (stochastic elements, read noise, comparator noise)
+is a pure function of a key and its coordinates (global sample index s, global batch row b,
+counter n) through the counter-based generator of :mod:`crossbar.rng`. The keys of one call are
+derived from one base entropy drawn from the caller's ``numpy.random.Generator``:
+
+    key(purpose, *index) = sampler_key(SeedSequence(entropy, spawn_key=(code(purpose), *index)))
+
+so each (purpose, tile) has an independent stream, and a result never depends on how the
+samples or the batch are split into chunks, nor on the number of threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtr
+
+from . import _noise
+from .rng import SamplerKey, sampler_key
+
+#: purpose -> first element of the spawn key (fixed forever: changing them changes all results)
+PURPOSES = {"element": 0, "read_s": 1, "read_d": 2, "decision": 3}
+
+
+@dataclass(frozen=True)
+class Streams:
+    """The keys of one sampling call (see the module docstring)."""
+
+    entropy: tuple[int, ...]
+
+    @classmethod
+    def from_rng(cls, rng: np.random.Generator) -> Streams:
+        """Draw 128 bits of base entropy from ``rng`` (advancing it)."""
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(
+                f"rng={rng!r} must be a numpy.random.Generator (e.g. numpy.random.default_rng(0))"
+            )
+        words = rng.integers(0, 2**64, size=2, dtype=np.uint64)
+        return cls(tuple(int(w) for w in words))
+
+    def key(self, purpose: str, *index: int) -> SamplerKey:
+        """The key of ``purpose`` (one of :data:`PURPOSES`) for tile/column-tile ``index``."""
+        seq = np.random.SeedSequence(
+            entropy=list(self.entropy), spawn_key=(PURPOSES[purpose], *map(int, index))
+        )
+        return sampler_key(seq)
+
+
+def standard_normals(
+    key: SamplerKey, n_samples: int, batch: int, n: int, *, sample_offset: int = 0,
+    batch_offset: int = 0, counter_offset: int = 0,
+) -> np.ndarray:
+    """float32 (n_samples, batch, n) standard normals at global (sample, batch row, counter)."""
+    k0, k1 = key.words
+    return _noise.standard_normals(
+        k0, k1, np.int64(sample_offset), np.int64(batch_offset), np.int64(n_samples),
+        np.int64(batch), np.int64(n), np.int64(counter_offset),
+    )
+
+
+def _f32(a: np.ndarray, ndim: int) -> np.ndarray:
+    out = np.ascontiguousarray(a, dtype=np.float32)
+    if out.ndim != ndim:
+        raise ValueError(f"internal: expected a {ndim}-D array, got shape {out.shape}")
+    return out
+
+
+def noisy_sum(
+    base: np.ndarray, shift: np.ndarray, var_s: np.ndarray, var_c: np.ndarray,
+    threshold: np.ndarray, key: SamplerKey, *, n_samples: int, sample_offset: int,
+    batch_offset: int, decide: bool,
+) -> np.ndarray:
+    """x = base + shift + √(var_s + var_c)·N per (sample, batch row, column), N from ``key``.
+
+    ``base`` (1 or n_samples, batch, n), ``shift`` and ``var_c`` (batch, n), ``var_s`` (1 or
+    n_samples, batch, n), ``threshold`` (n,). Returns int8 ±1 decisions [x >= threshold] when
+    ``decide``, else x as float32 (n_samples, batch, n).
+    """
+    k0, k1 = key.words
+    out_i, out_f = _noise.noisy_sum(
+        _f32(base, 3), _f32(shift, 2), _f32(var_s, 3), _f32(var_c, 2), _f32(threshold, 1),
+        k0, k1, np.int64(sample_offset), np.int64(batch_offset), np.int64(n_samples),
+        np.int64(0), bool(decide),
+    )
+    return out_i if decide else out_f
+
+
+def decide_gaussian(
+    mean: np.ndarray, var: np.ndarray, threshold: np.ndarray, key: SamplerKey, *,
+    n_samples: int, sample_offset: int, batch_offset: int,
+) -> np.ndarray:
+    """int8 ±1 decisions [mean + √var·N >= threshold], N from ``key``, for moments that do not
+    change from sample to sample: mean, var (batch, n) float64, threshold (n,).
+
+    The same event as :func:`noisy_sum`'s decision with base + shift = mean and the same key
+    (N = Φ⁻¹(U) is monotone in U), decided by one integer comparison per value; the two agree
+    except where x lies within float rounding of the threshold.
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    var = np.asarray(var, dtype=np.float64)
+    x = np.asarray(threshold, dtype=np.float64) - mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        below = ndtr(x / np.sqrt(var))  # P(N < (θ − mean)/sd): probability of −1
+    below = np.where(var > 0, below, np.where(x <= 0, 0.0, 1.0))
+    cut = np.ceil(below * 2.0**53 - 0.5).astype(np.int64)
+    k0, k1 = key.words
+    return _noise.decide_cut(
+        np.ascontiguousarray(cut), k0, k1, np.int64(sample_offset), np.int64(batch_offset),
+        np.int64(n_samples), np.int64(0),
+    )
