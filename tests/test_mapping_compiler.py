@@ -303,3 +303,26 @@ def test_probability_on_real_valued_states_matches_torch() -> None:
     z[0, 0, 0, :] = 0.0
     expected = conv.double().firing_probability(z).detach().numpy()
     np.testing.assert_allclose(layer.firing_probability(z.numpy()), expected, rtol=0, atol=ATOL)
+
+
+def test_reference_mc_prediction_matches_torch_sampling() -> None:
+    """Torch's CLT sampler and the program's reference draw the same per-neuron distribution, so
+    their Monte-Carlo class probabilities agree within MC error. A class probability q ∈ [0, 1]
+    with mean μ has variance ≤ μ(1 − μ), so the difference of two independent S-sample means has
+    standard error ≤ √(2 μ(1 − μ)/S); tolerance 5 of those (plus 1e-3 for μ near 0 or 1)."""
+    model = randomise(build_model("digits-mlp", "nsm"), seed=11)
+    with torch.no_grad():  # moderate logits so that the softmax is not one-hot
+        model[-1].weight.mul_(0.1)
+        model[-1].bias.zero_()
+    program = compile_model(model, (1, 8, 8))
+    x = np.random.default_rng(2).random((12, 1, 8, 8)).astype(np.float32)
+    samples = 2000
+    # All samples in one batch: example e of sample k is row k·12 + e (fresh noise per row).
+    with torch.no_grad(), nsm.use_generator(model, torch.Generator().manual_seed(0)):
+        logits = model(torch.from_numpy(x).repeat(samples, 1, 1, 1)).double()
+    q_torch = torch.softmax(logits, dim=1).reshape(samples, 12, 10).mean(0).numpy()
+    q_ref = ref.predict_reference(program, x, samples=samples, rng=np.random.default_rng(0))
+    mu = (q_torch + q_ref) / 2
+    bound = 5 * np.sqrt(2 * mu * (1 - mu) / samples) + 1e-3
+    assert np.all(np.abs(q_torch - q_ref) <= bound), np.max(np.abs(q_torch - q_ref) / bound)
+    assert np.max(mu) < 0.95 and np.min(mu.max(axis=1)) > 0.15  # a non-degenerate comparison
