@@ -598,7 +598,7 @@ class HardwareLayer:
 
 
 class _Block:
-    """One column-tile x batch-chunk of an evaluation (moments computed once, samples streamed)."""
+    """One column-tile x batch-chunk of an evaluation: moments computed once, samples streamed."""
 
     def __init__(self, layer: HardwareLayer, arrays, c: int, z8: np.ndarray,
                  streams: Streams, mode: str, b0: int) -> None:
@@ -610,29 +610,63 @@ class _Block:
         self.streams = streams
         self.mode = mode
         self.b0 = b0
-        v = layer.chip.v_read_v
-        zf = z8.astype(np.float64)
-        z2 = np.square(zf)
+        self.batch = z8.shape[0]
         self.width = self.cs.stop - self.cs.start
+        self.v = layer.chip.v_read_v
         self.a = layer.gain[self.cs]
-        # Per row-tile moments of this batch chunk, (batch, width) each.
         self.zt = [z8[:, rs] for rs in layer.row_slices]
-        self.mean_s, self.var_el, self.var_rd, self.mean_d, self.var_d = [], [], [], [], []
-        for ta, rs in zip(self.tiles, layer.row_slices, strict=True):
-            self.mean_s.append(v * (zf[:, rs] @ ta.m_s))
-            self.var_el.append(v**2 * (z2[:, rs] @ ta.v_el))
-            self.var_rd.append(v**2 * (z2[:, rs] @ ta.v_rd))
-            self.mean_d.append(v * (zf[:, rs] @ ta.m_d))
-            self.var_d.append(v**2 * (z2[:, rs] @ ta.v_d))
+        # z_j² = 1 for ±1 inputs: then Σ_j z_j² v_ji is a column sum, no product needed.
+        self.full = [bool(np.all(zt != 0)) for zt in self.zt]
+        self._memo: dict[Any, np.ndarray] = {}
         # Cells on driven rows (both devices of a pair), per tile, summed over the batch chunk.
         self.driven = [2 * int(np.count_nonzero(zt)) * self.width for zt in self.zt]
+        # Whether every tile's stochastic read has moments that do not change between samples
+        # (then one Gaussian per neuron is exact or is the clt mode itself).
+        kinds = {ta.kind for ta in self.tiles}
+        self.invariant = not layer.stochastic or kinds <= {"gaussian_cell"} or (
+            mode == "clt" and kinds <= {"bernoulli_cell", "gaussian_cell"})
+
+    # -- products with the inputs, (batch, width), memoised per block
+    def _mean(self, t: int, name: str, a: np.ndarray | None = None) -> np.ndarray:
+        key = ("m", t, name, a is not None)
+        if key not in self._memo:
+            ta = self.tiles[t]
+            m = getattr(ta, name) if a is None else ta.m_s + a * ta.m_d
+            self._memo[key] = self.v * (self.zt[t].astype(np.float64) @ m)
+        return self._memo[key]
+
+    def _var(self, t: int, *names: str, a2: np.ndarray | None = None) -> np.ndarray:
+        key = ("v", t, names, a2 is not None)
+        if key not in self._memo:
+            ta = self.tiles[t]
+            v = sum(getattr(ta, n) for n in names)
+            if a2 is not None:
+                v = v + a2 * ta.v_d
+            if self.full[t]:
+                out = np.broadcast_to(v.sum(axis=0), (self.batch, self.width))
+            else:
+                out = np.square(self.zt[t].astype(np.float64)) @ v
+            self._memo[key] = self.v**2 * out
+        return self._memo[key]
+
+    def _moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of the analog comparator input (sample-invariant case)."""
+        if "moments" not in self._memo:
+            layer = self.layer
+            a = self.a if layer.reads_deterministic else np.zeros(self.width)
+            n_t = len(self.tiles)
+            mean = sum(self._mean(t, "", a=a) for t in range(n_t)) + layer.offsets_ua[self.cs]
+            var = sum(self._var(t, "v_el", "v_rd", a2=a * a) for t in range(n_t))
+            var = var + layer._neuron.config.noise_sigma_ua**2
+            self._memo["moments"] = (mean, var)
+        return self._memo["moments"]
 
     # -- the stochastic read of one row-tile: (base, var_s, var_c) in µA / µA²
     def _stochastic(self, t: int, s0: int, n: int):
-        layer, ta = self.layer, self.tiles[t]
-        v = np.float32(layer.chip.v_read_v)
-        batch = self.z8.shape[0]
-        zero1 = np.zeros((1, batch, self.width), dtype=np.float32)
+        ta = self.tiles[t]
+        v = np.float32(self.v)
+        zero1 = np.zeros((1, self.batch, self.width), dtype=np.float32)
+        zero2 = np.zeros((self.batch, self.width))
         key = self.streams.key("element", t, self.c)
         kw = dict(samples=n, key=key, sample_offset=s0, batch_offset=self.b0)
         if ta.kind == "bernoulli_cell" and self.mode == "exact":
@@ -643,27 +677,26 @@ class _Block:
                                       read_var=ta.row_var, **kw)
         elif ta.kind == "gaussian_row":
             r = ta.row_g.shape[0]
-            eps = standard_normals(key, n, batch, r, sample_offset=s0, batch_offset=self.b0)
+            eps = standard_normals(key, n, self.batch, r, sample_offset=s0,
+                                   batch_offset=self.b0)
             xi_z = (1.0 + ta.row_sigma.astype(np.float32) * eps) * self.zt[t].astype(np.float32)
-            cur = (xi_z.reshape(n * batch, r) @ ta.row_g).reshape(n, batch, self.width)
-            return v * cur, zero1, self.var_rd[t]
+            cur = (xi_z.reshape(n * self.batch, r) @ ta.row_g).reshape(n, self.batch, self.width)
+            return v * cur, zero1, self._var(t, "v_rd")
         else:  # clt, or per-cell Gaussian elements (exactly Gaussian given the cells)
-            return self.mean_s[t][None], zero1, self.var_el[t] + self.var_rd[t]
+            return self._mean(t, "m_s")[None], zero1, self._var(t, "v_el", "v_rd")
         if isinstance(res, tuple):
-            return v * res[0], (v * v) * res[1], np.zeros((batch, self.width))
-        return v * res, zero1, np.zeros((batch, self.width))
+            return v * res[0], (v * v) * res[1], zero2
+        return v * res, zero1, zero2
 
     def _noisy(self, base, var_s, var_c, key, s0, n) -> np.ndarray:
-        batch = self.z8.shape[0]
-        return noisy_sum(base, np.zeros((batch, self.width)), var_s, var_c,
+        return noisy_sum(base, np.zeros((self.batch, self.width)), var_s, var_c,
                          np.zeros(self.width), key, n_samples=n, sample_offset=s0,
                          batch_offset=self.b0, decide=False)
 
     def _read_d(self, t: int, s0: int, n: int) -> np.ndarray:
         """The deterministic read of row-tile t with its read noise, float32 (n, batch, width)."""
-        batch = self.z8.shape[0]
-        zero1 = np.zeros((1, batch, self.width), dtype=np.float32)
-        return noisy_sum(zero1, self.mean_d[t], zero1, self.var_d[t],
+        zero1 = np.zeros((1, self.batch, self.width), dtype=np.float32)
+        return noisy_sum(zero1, self._mean(t, "m_d"), zero1, self._var(t, "v_d"),
                          np.zeros(self.width), self.streams.key("read_d", t, self.c),
                          n_samples=n, sample_offset=s0, batch_offset=self.b0, decide=False)
 
@@ -672,48 +705,47 @@ class _Block:
         base, var_s, var_c = self._stochastic(t, s0, n)
         return self._noisy(base, var_s, var_c, self.streams.key("read_s", t, self.c), s0, n)
 
+    def _analog(self, s0: int, n: int, decide: bool) -> np.ndarray:
+        """Bit lines summed in analog, comparator with offset and noise (one Gaussian/neuron)."""
+        layer = self.layer
+        theta = layer.threshold_ua[self.cs]
+        key = self.streams.key("decision", self.c)
+        kw = dict(n_samples=n, sample_offset=s0, batch_offset=self.b0)
+        if self.invariant:
+            mean, var = self._moments()
+            if decide:  # one integer comparison per decision (see streams.decide_gaussian)
+                return decide_gaussian(mean, var, theta, key, **kw)
+            zero1 = np.zeros((1, self.batch, self.width), dtype=np.float32)
+            return noisy_sum(zero1, mean, zero1, var, theta, key, decide=False, **kw)
+        base = var_s = None
+        var_c = np.zeros((self.batch, self.width))
+        for t in range(len(self.tiles)):
+            b_, vs_, vc_ = self._stochastic(t, s0, n)
+            base, var_s = _accumulate(base, b_), _accumulate(var_s, vs_)
+            var_c = var_c + vc_
+        shift = np.broadcast_to(layer.offsets_ua[self.cs], (self.batch, self.width))
+        if layer.reads_deterministic:
+            for t in range(len(self.tiles)):
+                shift = shift + self.a * self._mean(t, "m_d")
+                var_c = var_c + self.a**2 * self._var(t, "v_d")
+        var_c = var_c + layer._neuron.config.noise_sigma_ua**2
+        return noisy_sum(base, shift, var_s, var_c, theta, key, decide=decide, **kw)
+
     def run(self, s0: int, n: int, decide: bool) -> tuple[np.ndarray, Counters]:
         layer = self.layer
         path = layer.path
         per = layer.chip.periphery
         cs = self.cs
-        batch = self.z8.shape[0]
         n_tiles = len(self.tiles)
-        evals = n * batch
-        cells_per_phase = sum(self.driven) * n
+        evals = n * self.batch
         phases = int(layer.stochastic) + int(layer.reads_deterministic)
-        counts = dict(device_reads=phases * cells_per_phase,
+        counts = dict(device_reads=phases * sum(self.driven) * n,
                       tile_reads=phases * n_tiles * evals)
         decisions = evals * self.width
-        a = self.a.astype(np.float32)
-        theta = layer.threshold_ua[cs]
-
         if path == "analog":
-            base = var_s = None
-            var_c = np.zeros((batch, self.width))
-            if layer.stochastic:
-                for t in range(n_tiles):
-                    b_, vs_, vc_ = self._stochastic(t, s0, n)
-                    base, var_s = _accumulate(base, b_), _accumulate(var_s, vs_)
-                    var_c = var_c + vc_
-            else:
-                base = var_s = np.zeros((1, batch, self.width), dtype=np.float32)
-            shift = np.asarray(layer.offsets_ua[cs], dtype=np.float64)[None, :]
-            if layer.reads_deterministic:
-                shift = shift + self.a * sum(self.mean_d)
-                var_c = var_c + self.a**2 * sum(self.var_d)
-            var_c = var_c + layer._neuron.config.noise_sigma_ua**2
-            key = self.streams.key("decision", self.c)
-            kw = dict(n_samples=n, sample_offset=s0, batch_offset=self.b0)
-            if decide and base.shape[0] == 1 and var_s.shape[0] == 1:
-                # Moments fixed over samples (clt, Gaussian elements, sign layers): one integer
-                # comparison per decision, the same event as noisy_sum's (see streams).
-                values = decide_gaussian(base[0] + shift, var_s[0] + var_c, theta, key, **kw)
-                return values, Counters(comparator_decisions=decisions, **counts)
-            values = noisy_sum(base, np.broadcast_to(shift, (batch, self.width)), var_s, var_c,
-                               theta, key, decide=decide, **kw)
-            return values, Counters(comparator_decisions=decisions, **counts)
-
+            return self._analog(s0, n, decide), Counters(comparator_decisions=decisions,
+                                                         **counts)
+        a = self.a.astype(np.float32)
         conversions = 0
         saturations = 0
 
@@ -733,7 +765,7 @@ class _Block:
                 u = adc(sum(reads), fs["d"][cs], bits)
             else:
                 u = sum(adc(x, fs["d"][t, cs], bits) for t, x in enumerate(reads))
-            logits = u / (layer.kappa_us[cs] * layer.chip.v_read_v) + layer.bias[cs]
+            logits = u / (layer.kappa_us[cs] * self.v) + layer.bias[cs]
             return logits.astype(np.float32), Counters(
                 adc_conversions=conversions, adc_saturations=saturations, **counts)
         if path == "tile_adc":
@@ -755,5 +787,6 @@ class _Block:
         counter = Counters(digital_decisions=decisions, adc_conversions=conversions,
                            adc_saturations=saturations, **counts)
         if decide:
-            return np.where(u >= theta.astype(np.float32), 1, -1).astype(np.int8), counter
+            theta = layer.threshold_ua[cs].astype(np.float32)
+            return np.where(u >= theta, 1, -1).astype(np.int8), counter
         return u, counter
