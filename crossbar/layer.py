@@ -432,7 +432,7 @@ class HardwareLayer:
                             f"got dtype {arr.dtype}")
         ok = (arr == 1) | (arr == -1) | (arr == 0)
         if not np.all(ok):
-            raise ValueError(f"z contains {arr[~ok].ravel()[0]!r}; states must be -1 or +1 "
+            raise ValueError(f"z contains {arr[~ok].ravel()[0].item()!r}; states must be -1 or +1 "
                              "(0 for an undriven row, e.g. conv zero padding)")
         return np.ascontiguousarray(arr, dtype=np.int8)
 

@@ -1,0 +1,89 @@
+"""The engine's per-read Gaussian streams: generator identity, Φ⁻¹ accuracy, distribution,
+chunk invariance, and the cut-based decisions' agreement with the value path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import ndtri
+
+from crossbar import _noise
+from crossbar.rng import random_words, sampler_key
+from crossbar.streams import Streams, decide_gaussian, noisy_sum, standard_normals
+
+
+def test_words_equal_the_numpy_reference_bit_for_bit():
+    key = sampler_key(12345)
+    k0, k1 = key.words
+    for s, b in [(0, 0), (7, 3), (2**40, 5)]:
+        got = _noise.words(k0, k1, np.int64(s), np.int64(b), np.int64(100))
+        want = random_words(key, s, b, np.arange(100))
+        np.testing.assert_array_equal(got, want)
+
+
+def test_inverse_cdf_matches_scipy_to_double_precision():
+    rng = np.random.default_rng(0)
+    edges = [0, 1, 2, 2**52 - 1, 2**52, 2**53 - 2, 2**53 - 1]
+    k = np.concatenate([rng.integers(0, 2**53, size=200_000), edges]).astype(np.int64)
+    upper = k >= 2**52
+    q = (np.where(upper, 2**53 - 1 - k, k) + 0.5) / 2**53  # the lower-tail probability, exact
+    want = np.where(upper, -ndtri(q), ndtri(q))
+    got = _noise.ppf53(k)
+    # Two Halley steps from the A&S start reach double precision (stated bound 1e-13).
+    assert np.max(np.abs(got - want)) < 1e-13
+    assert np.all(np.diff(got[np.argsort(k)]) >= 0)  # monotone in the uniform
+
+
+def test_standard_normals_are_standard_normal_and_chunk_invariant():
+    key = Streams((1, 2)).key("read_s", 0, 0)
+    x = standard_normals(key, 40, 50, 100)
+    assert x.dtype == np.float32 and x.shape == (40, 50, 100)
+    # KS against N(0, 1) on 200 000 draws; fixed key, so the p-value is a fixed number.
+    assert stats.kstest(x.ravel(), "norm").pvalue > 1e-3
+    # Mean and variance within 5 standard errors.
+    n = x.size
+    assert abs(x.mean()) < 5 / np.sqrt(n)
+    assert abs(x.var() - 1) < 5 * np.sqrt(2 / n)
+    # Any split over samples and batch rows gives the same numbers.
+    part = standard_normals(key, 10, 20, 100, sample_offset=30, batch_offset=30)
+    np.testing.assert_array_equal(part, x[30:40, 30:50])
+
+
+def test_keys_differ_by_purpose_and_index_and_follow_the_rng():
+    streams = Streams.from_rng(np.random.default_rng(3))
+    keys = {streams.key(p, *i) for p in ("element", "read_s") for i in [(0, 0), (0, 1), (1, 0)]}
+    assert len(keys) == 6
+    assert Streams.from_rng(np.random.default_rng(3)) == streams
+    with pytest.raises(TypeError, match=r"numpy\.random\.Generator"):
+        Streams.from_rng(3)
+
+
+def test_cut_decisions_agree_with_the_value_path():
+    rng = np.random.default_rng(4)
+    batch, n, samples = 30, 40, 200
+    mean = rng.normal(0, 2, (batch, n))
+    var = rng.uniform(0.5, 4, (batch, n))
+    var[0, :5] = 0.0  # deterministic neurons
+    theta = rng.normal(0, 1, n)
+    key = Streams((9, 9)).key("decision", 0)
+    kw = dict(n_samples=samples, sample_offset=0, batch_offset=0)
+    d = decide_gaussian(mean, var, theta, key, **kw)
+    zero1 = np.zeros((1, batch, n), dtype=np.float32)
+    x = noisy_sum(zero1, mean, zero1, var, theta, key, decide=False, **kw)
+    y = noisy_sum(zero1, mean, zero1, var, theta, key, decide=True, **kw)
+    # The value path decides on its own float32 values exactly ...
+    np.testing.assert_array_equal(y, np.where(x >= theta.astype(np.float32), 1, -1))
+    # ... and the integer-cut path is the same event up to float rounding at the threshold
+    # (probability ~1e-7 per value; 240 000 values here: allow at most 2 disagreements).
+    assert np.count_nonzero(d != y) <= 2
+    np.testing.assert_array_equal(d[:, 0, :5], np.where(mean[0, :5] >= theta[:5], 1, -1)[None]
+                                  .repeat(samples, 0))
+    # Frequencies match Φ((mean − θ)/sd): binomial z-scores below 5 wherever the normal
+    # approximation of the binomial holds (0.02 < p < 0.98, 200 samples).
+    p = stats.norm.sf((theta - mean) / np.sqrt(np.where(var > 0, var, 1)))
+    f = (d == 1).mean(0)
+    live = (var > 0) & (p > 0.02) & (p < 0.98)
+    assert live.sum() > 500
+    z = (f - p)[live] / np.sqrt(p * (1 - p) / samples + 1e-12)[live]
+    assert np.max(np.abs(z)) < 5
