@@ -552,7 +552,9 @@ class HardwareLayer:
         """The value each decision compares with ``threshold_ua``, float32 (samples, batch,
         fan_out), µA: the comparator input u_i + offset_i + noise_i (analog path) or the
         digital sum (ADC paths). With the same ``rng`` state, :meth:`sample` equals
-        ``where(preactivation >= threshold_ua, 1, -1)`` element for element."""
+        ``where(preactivation >= threshold_ua, 1, -1)``: element for element on the ADC paths,
+        and up to float rounding at the threshold (about 1e-7 per decision) on the analog path,
+        whose decisions compare the uniform behind the Gaussian instead of computing it."""
         return self._run(z, samples, rng=rng, mode=mode, t_s=t_s, chunk_values=chunk_values,
                          decide=False)
 
@@ -770,10 +772,21 @@ class _Block:
                 adc_conversions=conversions, adc_saturations=saturations, **counts)
         if path == "tile_adc":
             u = None
+            zero1 = np.zeros((1, self.batch, self.width), dtype=np.float32)
             for t in range(n_tiles):
-                x = self._read_s(t, s0, n) if layer.stochastic else 0.0
+                # I_s + a·I_d of one row-tile: both reads' noises are independent Gaussians
+                # given the cells, so they travel as one Gaussian of the summed variance.
+                if layer.stochastic:
+                    base, var_s, var_c = self._stochastic(t, s0, n)
+                else:
+                    base, var_s, var_c = zero1, zero1, np.zeros((self.batch, self.width))
+                shift = np.zeros((self.batch, self.width))
                 if layer.reads_deterministic:
-                    x = x + a * self._read_d(t, s0, n)
+                    shift = self.a * self._mean(t, "m_d")
+                    var_c = var_c + self.a**2 * self._var(t, "v_d")
+                x = noisy_sum(base, shift, var_s, var_c, np.zeros(self.width),
+                              self.streams.key("read_s", t, self.c), n_samples=n,
+                              sample_offset=s0, batch_offset=self.b0, decide=False)
                 u = _accumulate(u, adc(x, fs["u"][t, cs], bits))
         elif path == "digital_sum":
             xs = sum(self._read_s(t, s0, n) for t in range(n_tiles))

@@ -77,7 +77,8 @@ def noisy_sum(
 
     ``base`` (1 or n_samples, batch, n), ``shift`` and ``var_c`` (batch, n), ``var_s`` (1 or
     n_samples, batch, n), ``threshold`` (n,). Returns int8 ±1 decisions [x >= threshold] when
-    ``decide``, else x as float32 (n_samples, batch, n).
+    ``decide`` (decided as U >= Φ(t) without computing N: the same event up to float rounding),
+    else x as float32 (n_samples, batch, n).
     """
     k0, k1 = key.words
     out_i, out_f = _noise.noisy_sum(

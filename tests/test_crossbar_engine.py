@@ -264,13 +264,19 @@ def test_sample_equals_preactivation_compared_with_threshold():
     layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=chip,
                                 rng=np.random.default_rng(23))
     theta = layer.threshold_ua.astype(np.float32)
-    s = layer.sample(z, 300, rng=np.random.default_rng(24), mode="exact")
-    u = layer.preactivation(z, 300, rng=np.random.default_rng(24), mode="exact")
-    np.testing.assert_array_equal(s, np.where(u >= theta, 1, -1))
-    # clt decides by an integer cut: the same event up to float rounding at the threshold.
-    s = layer.sample(z, 300, rng=np.random.default_rng(25), mode="clt")
-    u = layer.preactivation(z, 300, rng=np.random.default_rng(25), mode="clt")
-    assert np.count_nonzero(s != np.where(u >= theta, 1, -1)) <= 2
+    # Decisions never compute the Gaussian itself (U >= Φ(t)): the same event as the value
+    # compared with θ up to float rounding at the threshold (~1e-7 per value; 24 000 here).
+    for mode, seed in (("exact", 24), ("clt", 25)):
+        s = layer.sample(z, 300, rng=np.random.default_rng(seed), mode=mode)
+        u = layer.preactivation(z, 300, rng=np.random.default_rng(seed), mode=mode)
+        assert np.count_nonzero(s != np.where(u >= theta, 1, -1)) <= 1
+    # With ADCs the decision is a digital comparison of the returned sum: exactly equal.
+    chip = replace_field(chip, "periphery.partial_sums", "adc")
+    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=chip,
+                                rng=np.random.default_rng(23))
+    s = layer.sample(z, 300, rng=np.random.default_rng(26))
+    u = layer.preactivation(z, 300, rng=np.random.default_rng(26))
+    np.testing.assert_array_equal(s, np.where(u >= layer.threshold_ua.astype(np.float32), 1, -1))
 
 
 # ----------------------------------------------------------------------- mapping and periphery

@@ -1,0 +1,114 @@
+"""The tiled engine (HardwareLayer) against a dense float32 product and the bare exact kernel.
+
+Run from the project root: ``python benchmarks/bench_engine.py [--quick]``. Prints one
+``key=value`` line per figure. Both sides of every ratio run in the same process with the same
+thread count (numba.set_num_threads and threadpoolctl); every time is the best of several
+interleaved repeats, so a loaded machine penalises both sides alike.
+
+Figures, for layers 784x300 and 256x256, batch 1000, Bernoulli p = 0.5, default 256x256 tiles,
+threads 1 and 2 (ratios are dense time / engine time per MC sample, so higher is better):
+- engine_exact_vs_dense_ratio: ``sample(mode="exact")`` on the ideal chip (two-phase β, analog
+  partial sums) against the software layer's dense product z @ W (fan_in x fan_out);
+- engine_exact_vs_kernel_ratio: the bare exact kernel on the whole stacked [W⁺; W⁻] matrix
+  against the engine (1.0 = the tiling, periphery and decisions cost nothing);
+- engine_clt_vs_dense_ratio: ``mode="clt"``;
+- engine_row_vs_dense_ratio: per-row stochastic elements;
+- engine_realistic_exact_vs_dense_ratio / engine_realistic_clt_vs_dense_ratio: the
+  ``rram-selector`` chip (per-cell p spread, stuck cells, read noise, comparator noise);
+- engine_tile_adc_exact_vs_dense_ratio: per-row-tile 8-bit ADCs and digital sums;
+- build_s: mapping + programming + calibration time of the realistic layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numba
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from crossbar import ChipConfig, HardwareLayer, replace_field
+from crossbar.sampling import prepare_cells, sample_cells
+
+BATCH = 1000
+
+
+def interleaved_best(fns: dict, repeats: int) -> dict:
+    """Smallest wall-clock time (s) of each callable over ``repeats`` interleaved rounds."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
+def bench_shape(fan_in: int, fan_out: int, chips: dict, samples: int, repeats: int) -> None:
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((fan_in, fan_out)).astype(np.float32)
+    beta = rng.uniform(0.5, 2.0, fan_out)
+    z = rng.choice(np.array([-1, 1], dtype=np.int8), size=(BATCH, fan_in))
+    zf = z.astype(np.float32)
+    shape = f"{fan_in}x{fan_out}"
+    layers = {}
+    for name, (chip, _) in chips.items():
+        t0 = time.perf_counter()
+        layers[name] = HardwareLayer.build(w, beta, None, noise="bernoulli", p=0.5, chip=chip,
+                                           rng=np.random.default_rng(1))
+        if name == "realistic_exact":
+            print(f"shape={shape} build_s={time.perf_counter() - t0:.3f}")
+    cells = prepare_cells(np.vstack([np.maximum(w, 0), np.maximum(-w, 0)]), 0.5)
+    z_stacked = np.concatenate([z, -z], axis=1)
+    fns = {
+        "dense": lambda: zf @ w,
+        "kernel": lambda: sample_cells(cells, z_stacked, samples=samples, key=1),
+    }
+    for name, (_, mode) in chips.items():
+        layer = layers[name]
+        layer.sample(z[:8], 1, rng=rng, mode=mode)  # compile / warm caches outside the timings
+        fns[name] = lambda layer=layer, mode=mode: layer.sample(z, samples, rng=rng, mode=mode)
+    fns["kernel"]()
+    for threads in (1, 2):
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        with threadpool_limits(threads):
+            best = interleaved_best(fns, repeats)
+        dense = best["dense"]
+        tag = f"shape={shape} threads={threads}"
+        gmac = BATCH * fan_in * fan_out / dense / 1e9
+        print(f"{tag} dense_s={dense:.5f} dense_gmac_s={gmac:.2f}")
+        for name in chips:
+            t = best[name] / samples
+            print(f"{tag} engine_{name}_vs_dense_ratio={dense / t:.4f} "
+                  f"engine_{name}_s_per_sample={t:.5f}")
+            if name == "exact":
+                print(f"{tag} engine_exact_vs_kernel_ratio={best['kernel'] / best[name]:.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples and repeats")
+    args = parser.parse_args()
+    samples = 2 if args.quick else 10
+    repeats = 2 if args.quick else 3
+    print(f"machine={platform.machine()} cpus={os.cpu_count()} "
+          f"numba_threads_max={numba.config.NUMBA_NUM_THREADS}")
+    ideal = ChipConfig.ideal()
+    realistic = ChipConfig.from_preset("rram-selector")
+    chips = {
+        "exact": (ideal, "exact"),
+        "clt": (ideal, "clt"),
+        "row": (replace_field(ideal, "devices.element.structure", "per_row"), "exact"),
+        "realistic_exact": (realistic, "exact"),
+        "realistic_clt": (realistic, "clt"),
+        "tile_adc_exact": (replace_field(realistic, "periphery.partial_sums", "adc"), "exact"),
+    }
+    for fan_in, fan_out in [(784, 300), (256, 256)]:
+        bench_shape(fan_in, fan_out, chips, samples, repeats)
+
+
+if __name__ == "__main__":
+    main()
