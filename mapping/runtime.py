@@ -1,0 +1,605 @@
+"""Run a crossbar program on a virtual chip: programming (once) and Monte-Carlo prediction.
+
+:func:`program_chip` turns a chip-independent :class:`~mapping.program.Program` and a
+:class:`~crossbar.ChipConfig` into a :class:`ChipModel`: one :class:`crossbar.HardwareLayer` per
+crossbar layer (a convolution is its im2col matrix (C_in·kH·kW, C_out), read once per output
+location), the output layer as an analog MVM read through the output ADC, and the digital steps
+(input binariser, max-pool over ±1 states, flatten) in numpy. All device-to-device randomness
+(programming noise, faults, element variation, comparator offsets, gain errors) is drawn once, at
+programming, from ``SeedSequence(seed)`` spawned per program layer.
+
+Read conditions (``p_policy``):
+
+``"trained"`` (default)  the mapper sets each layer's read conditions so that the element
+    realises the p the layer was trained with: a constant-p Bernoulli element gets that p; a
+    threshold-switching selector gets the read voltage whose population-mean p is the trained p
+    (:func:`devices.selector_read_voltage`; conv layers trained at p = 0.25 and fc layers at 0.5
+    read at different voltages); a Gaussian element drawn by the element gets the trained σ.
+    Residual differences (device-to-device p spread, g_min, read noise) are compensated by the
+    periphery gain a_i, which the engine solves from the *programmed* state.
+``"chip"``  the chip as configured; a_i alone compensates the chip's actual p (or σ).
+
+Sign baselines (noise "none") are programmed as deterministic layers: one noise-free read phase.
+
+Monte-Carlo prediction streams over fixed *units*: a block of :data:`UNIT_EXAMPLES` examples
+times a block of :data:`UNIT_SAMPLES` MC samples. Every per-read random draw of a unit comes from
+``numpy.random.default_rng(SeedSequence([seed, block, sample_block, layer]))`` (and the engine's
+counter-based streams keyed from it), so the result does not depend on how many units are held
+in memory, on the engine's chunk sizes or on the number of numba threads; the units are the
+stream definition (a different unit size would give other, equally valid, noise). Within a unit
+the first crossbar layer reads the unit's examples ``n`` times (its input is the same for every
+sample); later layers take the ``n·B`` sampled states as one batch read once. Memory is bounded
+by one unit: the largest array is a layer's int8 im2col patches (n·B, L, K).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.special import log_softmax
+
+from crossbar import ChipConfig, Counters, HardwareLayer, replace_field
+from crossbar.layer import DEFAULT_CHUNK_VALUES, EffectiveParameters
+from devices import (
+    BernoulliConfig,
+    ConfigError,
+    ConfigTypeError,
+    GaussianElementConfig,
+    SelectorConfig,
+    selector_read_voltage,
+)
+from mapping.program import (
+    BinarizeLayer,
+    ConvLayer,
+    DenseLayer,
+    FlattenLayer,
+    Layer,
+    MaxPoolLayer,
+    OutputLayer,
+    Program,
+)
+
+P_POLICIES = ("trained", "chip")
+MODES = ("exact", "clt")
+#: Examples per unit of the MC stream (part of the stream definition, see the module docstring).
+UNIT_EXAMPLES = 100
+#: MC samples per unit of the MC stream (part of the stream definition).
+UNIT_SAMPLES = 10
+
+
+class MappingError(ValueError):
+    """A program cannot run on a chip (e.g. its noise type differs from the chip's element)."""
+
+
+# ------------------------------------------------------------------------------ validation
+
+
+def _int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name}={value!r} is out of range; allowed: integers >= {minimum}")
+    return int(value)
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
+    return value
+
+
+def _time(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+        math.isfinite(value) and value >= 0
+    ):
+        raise ValueError(f"{name}={value!r} is out of range; allowed: seconds in [0, inf)")
+    return float(value)
+
+
+# ------------------------------------------------------------------------------ read conditions
+
+
+def read_conditions(
+    chip: ChipConfig, layer: DenseLayer | ConvLayer, p_policy: str = "trained"
+) -> tuple[ChipConfig, str]:
+    """The chip as this layer reads it, and a one-line description of its read conditions.
+
+    See the module docstring for the policies. Deterministic (sign) layers read the chip as is.
+    Raises :class:`MappingError` when the chip's stochastic element cannot realise the layer's
+    noise type (a Bernoulli-trained layer on a Gaussian element, or the reverse).
+    """
+    _choice("p_policy", p_policy, P_POLICIES)
+    if layer.deterministic:
+        return chip, "deterministic read"
+    element = chip.devices.element
+    element_noise = chip.devices.element_model().noise
+    if element_noise != layer.noise:
+        raise MappingError(
+            f"layer {layer.name!r} was trained with {layer.noise} noise, but the chip's "
+            f"stochastic element ({type(element).__name__}) is {element_noise}: choose a chip "
+            f"with a {layer.noise} element (nsmx chips lists them)"
+        )
+    if p_policy == "chip":
+        return chip, _describe(chip)
+    try:
+        if isinstance(element, BernoulliConfig):
+            chip = replace_field(chip, "devices.element.p", float(layer.p))
+        elif isinstance(element, SelectorConfig):
+            v = selector_read_voltage(element, float(layer.p))
+            chip = replace_field(chip, "devices.element.v_read_v", v)
+        elif isinstance(element, GaussianElementConfig) and element.source == "element":
+            chip = replace_field(chip, "devices.element.sigma", float(layer.sigma))
+        # Other elements (read-noise Gaussian, user models): the chip as is; a_i compensates.
+    except (ConfigError, ConfigTypeError) as err:
+        raise MappingError(
+            f"layer {layer.name!r}: the chip cannot read at the trained "
+            f"{'p' if layer.noise == 'bernoulli' else 'sigma'} ({err})"
+        ) from None
+    return chip, _describe(chip)
+
+
+def _describe(chip: ChipConfig) -> str:
+    e = chip.devices.element
+    if isinstance(e, BernoulliConfig):
+        return f"p={e.p:g}"
+    if isinstance(e, SelectorConfig):
+        p = float(np.asarray(selector_mean_p(e)))
+        return f"selector V_in={e.v_read_v:.4g} V (mean p={p:.3g})"
+    if isinstance(e, GaussianElementConfig):
+        return f"sigma={e.sigma:g}" if e.source == "element" else "sigma=read noise"
+    return type(e).__name__
+
+
+def selector_mean_p(element: SelectorConfig) -> float:
+    """Population-mean conducting probability of a selector at its read voltage:
+    Φ((V_in − μ)/√(σ_c² + σ_d²)) (the expectation over μ_ij ~ N(μ, σ_d²))."""
+    from scipy.special import ndtr
+
+    return float(ndtr((element.v_read_v - element.mu_v) / math.hypot(element.sigma_c_v,
+                                                                      element.sigma_d_v)))
+
+
+# ------------------------------------------------------------------------------ digital steps
+
+
+def patches_int8(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarray:
+    """The states each column reads, int8 (B, L, K); zero padding is 0 (an undriven row).
+
+    The same order as :func:`mapping.reference.patches` (patch l = h'·W' + w', entry
+    c·kH·kW + i·kW + j), without the float64 copy.
+    """
+    if isinstance(layer, DenseLayer):
+        return np.ascontiguousarray(z, dtype=np.int8)[:, None, :]
+    ph, pw = layer.padding
+    if ph or pw:
+        z = np.pad(z, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    win = sliding_window_view(z, layer.kernel_size, axis=(2, 3))
+    win = win[:, :, :: layer.stride[0], :: layer.stride[1]]
+    b, c, h, w, kh, kw = win.shape
+    return np.ascontiguousarray(
+        win.transpose(0, 2, 3, 1, 4, 5), dtype=np.int8
+    ).reshape(b, h * w, c * kh * kw)
+
+
+def fold_int8(layer: DenseLayer | ConvLayer, y: np.ndarray) -> np.ndarray:
+    """(B, L, N) per-location outputs → (B, *out_shape), channels first for a convolution."""
+    if isinstance(layer, DenseLayer):
+        return y[:, 0, :]
+    return np.ascontiguousarray(y.transpose(0, 2, 1)).reshape(y.shape[0], *layer.out_shape)
+
+
+def maxpool_int8(layer: MaxPoolLayer, z: np.ndarray) -> np.ndarray:
+    """Max over each window of ±1 states (a logical OR); padding (−128) is never selected."""
+    ph, pw = layer.padding
+    if ph or pw:
+        z = np.pad(z, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-128)
+    win = sliding_window_view(z, layer.kernel_size, axis=(2, 3))
+    win = win[:, :, :: layer.stride[0], :: layer.stride[1]]
+    return np.ascontiguousarray(win.max(axis=(-2, -1)))
+
+
+def binarize_int8(layer: BinarizeLayer, x: np.ndarray) -> np.ndarray:
+    """+1 where x >= threshold else −1, int8."""
+    return np.where(x >= layer.threshold, 1, -1).astype(np.int8)
+
+
+# ------------------------------------------------------------------------------ the model
+
+
+@dataclass(frozen=True, eq=False)
+class ProgrammedLayer:
+    """A crossbar layer of the program as programmed on the chip.
+
+    index: position in ``program.layers``; record: the program's layer; hardware: the engine's
+    layer; chip: the chip as this layer reads it (read conditions set by the policy);
+    read: one-line description of the read conditions.
+    """
+
+    index: int
+    record: DenseLayer | ConvLayer | OutputLayer
+    hardware: HardwareLayer
+    chip: ChipConfig
+    read: str
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def tiles(self) -> tuple[int, int]:
+        """(row-tiles, column-tiles) the matrix occupies."""
+        return len(self.hardware.row_slices), len(self.hardware.col_slices)
+
+
+@dataclass(frozen=True, eq=False)
+class ChipRun:
+    """The result of :meth:`ChipModel.run`.
+
+    probabilities: (N, classes) float64 MC-averaged softmax. log_probabilities: log of the same,
+    computed stably. firing_rate: per crossbar binary layer name, the fraction of +1 outputs over
+    neurons, samples and examples. firing_counts: per binary layer, +1 counts per neuron
+    (out_shape) summed over samples and examples. counters: per crossbar layer name, the engine's
+    operation counts of this run. samples, mode, t_s, seed, n, wall_s: as run.
+    """
+
+    probabilities: np.ndarray
+    log_probabilities: np.ndarray
+    firing_rate: dict[str, float]
+    firing_counts: dict[str, np.ndarray]
+    counters: dict[str, Counters]
+    samples: int
+    mode: str
+    t_s: float
+    seed: int
+    n: int
+    wall_s: float
+
+
+class ChipModel:
+    """A program programmed onto a chip; build with :func:`program_chip`.
+
+    Attributes: ``program``, ``chip`` (as given), ``seed`` (programming seed), ``p_policy``,
+    ``t_cal_s``, ``layers`` (the :class:`ProgrammedLayer` of every crossbar layer, in order).
+    """
+
+    def __init__(
+        self,
+        program: Program,
+        chip: ChipConfig,
+        layers: tuple[ProgrammedLayer, ...],
+        *,
+        seed: int,
+        p_policy: str,
+        t_cal_s: float,
+    ) -> None:
+        self.program = program
+        self.chip = chip
+        self.layers = layers
+        self.seed = seed
+        self.p_policy = p_policy
+        self.t_cal_s = t_cal_s
+        self._by_index = {pl.index: pl for pl in layers}
+
+    # ---------------------------------------------------------------- views
+
+    @property
+    def binary_layers(self) -> tuple[ProgrammedLayer, ...]:
+        """The programmed dense / conv layers (those with ±1 outputs)."""
+        return tuple(pl for pl in self.layers if not isinstance(pl.record, OutputLayer))
+
+    def effective_parameters(self, t_s: float = 0.0) -> dict[str, EffectiveParameters]:
+        """Per binary layer name: the β, b̃, alignment and gain the chip realises at ``t_s``
+        (:meth:`crossbar.HardwareLayer.effective_parameters`; per channel for convolutions)."""
+        t = _time("t_s", t_s)
+        return {pl.name: pl.hardware.effective_parameters(t) for pl in self.binary_layers}
+
+    def cells(self) -> int:
+        """Physical cells programmed (two per weight: differential pairs)."""
+        return sum(2 * pl.hardware.fan_in * pl.hardware.fan_out for pl in self.layers)
+
+    # ---------------------------------------------------------------- one unit
+
+    def _unit_rngs(self, seed: int, block: int, sample_block: int) -> dict[int, Any]:
+        return {
+            pl.index: np.random.default_rng(np.random.SeedSequence([seed, block, sample_block,
+                                                                   pl.index]))
+            for pl in self.layers
+        }
+
+    def _unit(
+        self, x: np.ndarray, n: int, rngs: dict[int, Any], *, mode: str, t_s: float,
+        chunk_values: int, states: list[np.ndarray] | None = None,
+        counts: dict[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """One unit: B examples x n samples. Returns logits float64 (n, B, classes)."""
+        batch = x.shape[0]
+        expanded = False  # whether z holds the n·B sampled states (sample-major) or the B inputs
+        z: np.ndarray = x
+        for i, layer in enumerate(self.program.layers):
+            if isinstance(layer, BinarizeLayer):
+                z = binarize_int8(layer, z)
+            elif isinstance(layer, (DenseLayer, ConvLayer)):
+                hl = self._by_index[i].hardware
+                zp = patches_int8(layer, z)
+                rows, locations, k = zp.shape
+                reads = 1 if expanded else n
+                out = hl.sample(zp.reshape(rows * locations, k), reads, rng=rngs[i], mode=mode,
+                                t_s=t_s, chunk_values=chunk_values)
+                # (reads, rows·L, N) → (reads·rows, L, N): batch row s·B + b, sample-major.
+                z = fold_int8(layer, out.reshape(reads * rows, locations, layer.fan_out))
+                expanded = True
+                if counts is not None:
+                    counts[layer.name] += np.count_nonzero(z > 0, axis=0)
+            elif isinstance(layer, MaxPoolLayer):
+                z = maxpool_int8(layer, z)
+            elif isinstance(layer, FlattenLayer):
+                z = z.reshape(z.shape[0], -1)
+            else:  # OutputLayer
+                hl = self._by_index[i].hardware
+                reads = 1 if expanded else n
+                z = hl.logits(z, reads, rng=rngs[i], t_s=t_s, chunk_values=chunk_values)
+                z = z.reshape(n * batch, layer.fan_out)
+                expanded = True
+            if states is not None:
+                states.append(_per_sample(z, n, batch, expanded))
+        return np.asarray(z, dtype=np.float64).reshape(n, batch, -1)
+
+    # ---------------------------------------------------------------- streaming
+
+    def _check_x(self, x: Any) -> np.ndarray:
+        if hasattr(x, "detach"):  # a torch tensor (torch is not imported here)
+            x = x.detach().cpu().numpy()
+        x = np.asarray(x)
+        if x.dtype == bool or not (np.issubdtype(x.dtype, np.integer)
+                                   or np.issubdtype(x.dtype, np.floating)):
+            raise TypeError(f"x must be a real array of inputs in [0, 1], got dtype {x.dtype}")
+        shape = self.program.input_shape
+        if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape or x.shape[0] < 1:
+            raise ValueError(
+                f"x has shape {tuple(x.shape)}; the program expects (N >= 1, "
+                f"{', '.join(map(str, shape))})"
+            )
+        if not np.all(np.isfinite(x)):
+            raise ValueError("x contains non-finite values (NaN or inf)")
+        return x
+
+    @staticmethod
+    def units(n_examples: int, samples: int) -> Iterator[tuple[int, slice, int, int, int]]:
+        """(block, example slice, sample block, first sample, samples) of every unit."""
+        for block, start in enumerate(range(0, n_examples, UNIT_EXAMPLES)):
+            rows = slice(start, min(start + UNIT_EXAMPLES, n_examples))
+            for sb, s0 in enumerate(range(0, samples, UNIT_SAMPLES)):
+                yield block, rows, sb, s0, min(UNIT_SAMPLES, samples - s0)
+
+    def run(
+        self,
+        x: Any,
+        samples: int = 100,
+        *,
+        t_s: float = 0.0,
+        mode: str = "exact",
+        seed: int = 0,
+        progress: bool = False,
+        chunk_values: int = DEFAULT_CHUNK_VALUES,
+    ) -> ChipRun:
+        """MC prediction with statistics (see :meth:`predict` for the arguments).
+
+        ``chunk_values`` bounds the engine's (samples x batch x columns) blocks inside a unit; it
+        never changes the result.
+        """
+        from tqdm.auto import tqdm
+
+        x = self._check_x(x)
+        samples = _int("samples", samples, 1)
+        seed = _int("seed", seed, 0)
+        mode = _choice("mode", mode, MODES)
+        t_s = _time("t_s", t_s)
+        chunk_values = _int("chunk_values", chunk_values, 1)
+        for pl in self.layers:
+            pl.hardware.reset_counters()
+        n = x.shape[0]
+        classes = self.program.n_classes
+        total = np.zeros((n, classes))
+        counts = {
+            pl.name: np.zeros(pl.record.out_shape, dtype=np.int64) for pl in self.binary_layers
+        }
+        units = list(self.units(n, samples))
+        t0 = time.perf_counter()
+        with tqdm(total=len(units), desc="chip MC", unit="unit", disable=not progress) as bar:
+            for block, rows, sb, _s0, n_s in units:
+                rngs = self._unit_rngs(seed, block, sb)
+                logits = self._unit(x[rows], n_s, rngs, mode=mode, t_s=t_s,
+                                    chunk_values=chunk_values, counts=counts)
+                # Softmax summed over the unit's samples, added in unit order (fixed).
+                total[rows] += np.exp(log_softmax(logits, axis=2)).sum(axis=0)
+                bar.update(1)
+        wall_s = time.perf_counter() - t0
+        prob = total / samples
+        with np.errstate(divide="ignore"):
+            log_prob = np.log(prob)
+        firing_rate = {
+            name: float(c.sum()) / (c.size * n * samples) for name, c in counts.items()
+        }
+        return ChipRun(
+            probabilities=prob,
+            log_probabilities=log_prob,
+            firing_rate=firing_rate,
+            firing_counts=counts,
+            counters={pl.name: pl.hardware.counters for pl in self.layers},
+            samples=samples,
+            mode=mode,
+            t_s=t_s,
+            seed=seed,
+            n=n,
+            wall_s=wall_s,
+        )
+
+    def predict(
+        self,
+        x: Any,
+        samples: int = 100,
+        *,
+        t_s: float = 0.0,
+        mode: str = "exact",
+        seed: int = 0,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """MC-averaged softmax probabilities (N, classes) float64 of inputs x (N, *input_shape)
+        in [0, 1] (numpy array or torch tensor).
+
+        Args:
+            samples: MC samples per example (fresh element draws, read noise, comparator noise).
+            t_s: read time after programming (s): drift and read noise at t.
+            mode: "exact" (every cell's stochastic element drawn) or "clt" (one Gaussian per
+                neuron from the exact mean and variance; the same engine, see crossbar.layer).
+            seed: the read randomness (programming randomness is fixed by :func:`program_chip`).
+            progress: a progress bar over units.
+        """
+        return self.run(x, samples, t_s=t_s, mode=mode, seed=seed, progress=progress).probabilities
+
+    def sample_states(
+        self,
+        x: Any,
+        samples: int = 1,
+        *,
+        t_s: float = 0.0,
+        mode: str = "exact",
+        seed: int = 0,
+    ) -> list[np.ndarray]:
+        """Every layer's output for every MC sample: a list (one entry per program layer) of
+        arrays (samples, N, *out_shape) (int8 ±1 states, float64 logits last). The same stream
+        as :meth:`run` with the same seed; memory grows with N x samples (use for inspection)."""
+        x = self._check_x(x)
+        samples = _int("samples", samples, 1)
+        seed = _int("seed", seed, 0)
+        mode = _choice("mode", mode, MODES)
+        t_s = _time("t_s", t_s)
+        # per layer, per block: the unit outputs (n_s, B, ...) in sample-block order
+        parts: list[dict[int, list[np.ndarray]]] = [{} for _ in self.program.layers]
+        for block, rows, sb, _s0, n_s in self.units(x.shape[0], samples):
+            states: list[np.ndarray] = []
+            self._unit(x[rows], n_s, self._unit_rngs(seed, block, sb), mode=mode, t_s=t_s,
+                       chunk_values=DEFAULT_CHUNK_VALUES, states=states)
+            for i, s in enumerate(states):
+                parts[i].setdefault(block, []).append(s)
+        return [
+            np.concatenate([np.concatenate(p[b], axis=0) for b in sorted(p)], axis=1)
+            for p in parts
+        ]
+
+
+def _per_sample(z: np.ndarray, n: int, batch: int, expanded: bool) -> np.ndarray:
+    """A layer's output as (n, B, *shape): broadcast when it does not depend on the sample yet."""
+    if expanded:
+        return z.reshape(n, batch, *z.shape[1:])
+    return np.broadcast_to(z[None], (n, *z.shape))
+
+
+# ------------------------------------------------------------------------------ programming
+
+
+def program_chip(
+    program: Program,
+    chip: ChipConfig,
+    *,
+    seed: int = 0,
+    p_policy: str = "trained",
+    t_cal_s: float = 0.0,
+) -> ChipModel:
+    """Program ``program`` onto ``chip`` and return the :class:`ChipModel`.
+
+    Args:
+        program: a compiled program (:func:`mapping.compiler.compile_model` or
+            :func:`mapping.program.load_program`).
+        chip: the chip (:func:`mapping.chips.resolve_chip`).
+        seed: programming randomness: ``SeedSequence(seed)`` spawned once per program layer
+            (layer i always gets child i, so a layer's devices do not change when another
+            layer is added or its chip settings change).
+        p_policy: "trained" or "chip" (module docstring).
+        t_cal_s: seconds after programming at which the periphery is calibrated.
+
+    Raises :class:`MappingError` if a layer cannot run on the chip (noise type, per-location
+    β, reference-column encoding), ``ValueError``/``TypeError`` for bad arguments.
+    """
+    if not isinstance(program, Program):
+        raise TypeError(f"program must be a mapping.program.Program, got {type(program).__name__}")
+    if not isinstance(chip, ChipConfig):
+        raise TypeError(f"chip must be a crossbar.ChipConfig, got {type(chip).__name__}")
+    seed = _int("seed", seed, 0)
+    p_policy = _choice("p_policy", p_policy, P_POLICIES)
+    t_cal_s = _time("t_cal_s", t_cal_s)
+    children = np.random.SeedSequence(seed).spawn(len(program.layers))
+    layers: list[ProgrammedLayer] = []
+    for i, layer in enumerate(program.layers):
+        if not isinstance(layer, (DenseLayer, ConvLayer, OutputLayer)):
+            continue
+        _check_supported(layer)
+        rng = np.random.default_rng(children[i])
+        if isinstance(layer, OutputLayer):
+            layer_chip, read = chip, "deterministic read, output ADC"
+            build = dict(kind="output")
+        else:
+            layer_chip, read = read_conditions(chip, layer, p_policy)
+            build = dict(kind="binary", beta=layer.beta, noise=layer.noise, p=layer.p,
+                         sigma=layer.sigma)
+        try:
+            hardware = HardwareLayer.build(
+                layer.weight, bias=layer.bias, chip=layer_chip, rng=rng,
+                scale=layer.scale_policy, t_cal_s=t_cal_s, **build,
+            )
+        except (ValueError, TypeError) as exc:
+            raise MappingError(f"layer {layer.name!r} ({layer.kind}): {exc}") from None
+        layers.append(ProgrammedLayer(i, layer, hardware, layer_chip, read))
+    return ChipModel(program, chip, tuple(layers), seed=seed, p_policy=p_policy, t_cal_s=t_cal_s)
+
+
+def _check_supported(layer: Layer) -> None:
+    if getattr(layer, "encoding", "differential_pair") != "differential_pair":
+        raise MappingError(
+            f"layer {layer.name!r}: encoding {layer.encoding!r} is not supported by the crossbar "
+            "engine (it maps weights to differential pairs); recompile with "
+            "--encoding differential_pair"
+        )
+    if isinstance(layer, ConvLayer) and layer.beta_per != "channel":
+        raise MappingError(
+            f"layer {layer.name!r}: per-location beta ({layer.beta.shape}) is not supported on "
+            "the chip (one periphery gain per column); train with beta_per='channel'"
+        )
+
+
+def replace_chip(model: ChipModel, **changes: Any) -> ChipModel:
+    """Reprogram the same program with some of (chip, seed, p_policy, t_cal_s) changed."""
+    kwargs = dict(chip=model.chip, seed=model.seed, p_policy=model.p_policy,
+                  t_cal_s=model.t_cal_s)
+    unknown = set(changes) - set(kwargs)
+    if unknown:
+        raise TypeError(f"replace_chip() got unknown fields {sorted(unknown)}")
+    kwargs.update(changes)
+    chip = kwargs.pop("chip")
+    return program_chip(model.program, chip, **kwargs)
+
+
+__all__ = [
+    "MODES",
+    "P_POLICIES",
+    "UNIT_EXAMPLES",
+    "UNIT_SAMPLES",
+    "ChipModel",
+    "ChipRun",
+    "MappingError",
+    "ProgrammedLayer",
+    "binarize_int8",
+    "fold_int8",
+    "maxpool_int8",
+    "patches_int8",
+    "program_chip",
+    "read_conditions",
+    "replace_chip",
+    "selector_mean_p",
+]
+
