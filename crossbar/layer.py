@@ -511,11 +511,16 @@ class HardwareLayer:
         w_hat = self.weight / np.where(norm > 0, norm, 1.0)
         proj = np.sum(mu * w_hat, axis=0)
         mu_norm = np.linalg.norm(mu, axis=0)
+        scale = np.sqrt(2.0 * var)
         with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.sqrt(2.0 * var)
-            beta = proj / scale
-            bias = (offset - self.threshold_ua) / scale
+            # A noiseless neuron (sign layers, p = 1) has an infinite gain; 0/0 (an all-zero
+            # column) realises no gain and no bias: report 0 rather than nan.
+            beta = np.where(scale > 0, proj / scale, np.sign(proj) * np.inf)
+            bias = offset - self.threshold_ua
+            bias = np.where(scale > 0, bias / scale, np.sign(bias) * np.inf)
             align = np.where(mu_norm > 0, proj / mu_norm, 0.0)
+        beta = np.nan_to_num(beta, nan=0.0, posinf=np.inf, neginf=-np.inf)
+        bias = np.nan_to_num(bias, nan=0.0, posinf=np.inf, neginf=-np.inf)
         return EffectiveParameters(beta=beta, bias_tilde=bias, alignment=align,
                                    gain=self.gain.copy())
 

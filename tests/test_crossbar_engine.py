@@ -431,6 +431,20 @@ def test_sign_layer_is_deterministic_on_ideal_hardware():
     np.testing.assert_array_equal(layer.firing_probability(z), (want == 1).astype(float))
 
 
+def test_an_all_zero_column_fires_by_its_bias_alone():
+    w, beta, bias, z = layer_problem(53)
+    w[:, :2] = 0.0
+    bias[:2] = [0.4, -0.4]
+    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=ideal_chip(),
+                                rng=np.random.default_rng(54))
+    out = layer.sample(z, 20, rng=np.random.default_rng(55))
+    assert np.all(out[..., 0] == 1) and np.all(out[..., 1] == -1)
+    np.testing.assert_array_equal(layer.firing_probability(z)[:, :2], [[1.0, 0.0]] * 4)
+    eff = layer.effective
+    assert np.all(np.isfinite(eff.beta[2:])) and not np.any(np.isnan(eff.beta))
+    assert eff.beta[0] == 0.0 and eff.bias_tilde[0] == np.inf and eff.bias_tilde[1] == -np.inf
+
+
 # ----------------------------------------------------------------------- drift and IR drop
 
 
