@@ -130,7 +130,7 @@ class HardwareLayer:
 
     def __init__(self) -> None:  # use HardwareLayer.build
         self.counters = Counters()
-        self._cache: dict[tuple[float, bool], list[list[TileArrays]]] = {}
+        self._cache: dict[float, list[list[TileArrays]]] = {}
 
     # ------------------------------------------------------------------ build
 
@@ -304,8 +304,8 @@ class HardwareLayer:
             return float(np.sqrt(2.0) * self.sigma_trained)
         return 0.0
 
-    def _arrays(self, t_s: float, need_sampler: bool) -> list[list[TileArrays]]:
-        key = (float(t_s), bool(need_sampler))
+    def _arrays(self, t_s: float) -> list[list[TileArrays]]:
+        key = float(t_s)
         if key not in self._cache:
             if len(self._cache) >= 4:  # keep memory bounded across many read times
                 self._cache.pop(next(iter(self._cache)))
@@ -313,7 +313,7 @@ class HardwareLayer:
             self._cache[key] = [
                 [
                     read_arrays(tile, conductance=self._cond, element=elem, t_s=t_s,
-                                r_wire_ohm=self.chip.wires.r_wire_ohm, need_sampler=need_sampler)
+                                r_wire_ohm=self.chip.wires.r_wire_ohm)
                     for tile in row
                 ]
                 for row in self.tiles
@@ -329,7 +329,7 @@ class HardwareLayer:
     def _calibrate(self, rng: np.random.Generator) -> None:
         per = self.chip.periphery
         v = self.chip.v_read_v
-        arrays = self._arrays(self.t_cal_s, need_sampler=False)
+        arrays = self._arrays(self.t_cal_s)
         m_s, m_d = self._stack(arrays, "m_s"), self._stack(arrays, "m_d")
         var_s = v**2 * (self._stack(arrays, "v_el") + self._stack(arrays, "v_rd")).sum(axis=0)
         var_d = v**2 * self._stack(arrays, "v_d").sum(axis=0)
@@ -456,7 +456,7 @@ class HardwareLayer:
     def _moments(self, z8: np.ndarray, t_s: float) -> tuple[np.ndarray, np.ndarray]:
         """E and Var (µA, µA²) of the value compared with θ, without ADCs (batch, fan_out)."""
         v = self.chip.v_read_v
-        arrays = self._arrays(t_s, need_sampler=False)
+        arrays = self._arrays(t_s)
         zf = z8.astype(np.float64)
         z2 = np.square(zf)
         a = self.gain
@@ -498,7 +498,7 @@ class HardwareLayer:
             raise ValueError("effective_parameters is defined for kind='binary' layers only")
         t = check_time(t_s)
         v = self.chip.v_read_v
-        arrays = self._arrays(t, need_sampler=False)
+        arrays = self._arrays(t)
         a = self.gain
         mu = v * (self._stack(arrays, "m_s") + a * self._stack(arrays, "m_d"))
         var = v**2 * (self._stack(arrays, "v_el") + self._stack(arrays, "v_rd")
@@ -583,8 +583,7 @@ class HardwareLayer:
         t = check_time(t_s)
         chunk_values = _count("chunk_values", chunk_values)
         streams = Streams.from_rng(rng)
-        need_sampler = self.stochastic and (mode == "exact" or self._elem.structure == "per_row")
-        arrays = self._arrays(t, need_sampler=need_sampler)
+        arrays = self._arrays(t)
         batch = z8.shape[0]
         out = np.empty((n_samples, batch, self.fan_out), dtype=np.int8 if decide else np.float32)
         counts = Counters(evaluations=n_samples * batch)

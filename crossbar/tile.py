@@ -33,7 +33,7 @@ and read-noise standard deviations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -100,7 +100,8 @@ class TileArrays:
     """A tile's effective arrays at one read time (see the module docstring for the symbols).
 
     kind: one of :data:`READ_KINDS`. m_s, v_el, v_rd, m_d, v_d: float64 (r, c).
-    cells: per-cell Bernoulli — the prepared stacked array for the exact sampler.
+    stacked: per-cell Bernoulli — (G [G⁺; G⁻] (2r, c), p planes, read variances or None), from
+        which :attr:`cells` prepares the exact sampler's array on first use.
     row_g, row_var, row_planes: per-row Bernoulli — (G⁺ − G⁻) (r, c), read variances summed
         over the pair (or None), p per input as planes of shape (1, r).
     row_sigma: per-row Gaussian — σ per input (r,).
@@ -112,11 +113,22 @@ class TileArrays:
     v_rd: np.ndarray
     m_d: np.ndarray
     v_d: np.ndarray
-    cells: CellArray | None = None
+    stacked: tuple[np.ndarray, ProbabilityPlanes, np.ndarray | None] | None = None
     row_g: np.ndarray | None = None
     row_var: np.ndarray | None = None
     row_planes: ProbabilityPlanes | None = None
     row_sigma: np.ndarray | None = None
+    _cells: list = field(default_factory=list, repr=False)
+
+    @property
+    def cells(self) -> CellArray:
+        """The per-cell Bernoulli array prepared for the exact sampler (built once)."""
+        if self.stacked is None:
+            raise ValueError(f"a {self.kind} tile has no per-cell sampler array")
+        if not self._cells:
+            g, planes, var = self.stacked
+            self._cells.append(prepare_cells(g, planes, read_var=var))
+        return self._cells[0]
 
 
 def _interleave(a_plus: np.ndarray, a_minus: np.ndarray) -> np.ndarray:
@@ -146,14 +158,13 @@ def read_arrays(
     element: Any | None,
     t_s: float,
     r_wire_ohm: float,
-    need_sampler: bool = True,
     bits: int = DEFAULT_BITS,
 ) -> TileArrays:
     """The tile's effective arrays ``t_s`` seconds after programming.
 
-    ``element`` None: deterministic reads only (m_s = v_el = v_rd = 0). ``need_sampler``: also
-    prepare what the exact samplers consume. Bernoulli probabilities are quantised to ``bits``
-    bits exactly as the sampler realises them, so both modes use the same p.
+    ``element`` None: deterministic reads only (m_s = v_el = v_rd = 0). Bernoulli probabilities
+    are quantised to ``bits`` bits exactly as the sampler realises them, so both modes use the
+    same p.
     """
     g_p = conductance.mean(tile.g_plus, t_s)
     g_m = conductance.mean(tile.g_minus, t_s)
@@ -187,13 +198,9 @@ def read_arrays(
             m_s = p_p * gs_p - p_m * gs_m
             v_el = p_p * (1 - p_p) * gs_p**2 + p_m * (1 - p_m) * gs_m**2
             v_rd = p_p * vr_p + p_m * vr_m
-            cells = None
-            if need_sampler:
-                var = np.vstack([vr_p, vr_m])
-                cells = prepare_cells(
-                    np.vstack([gs_p, gs_m]), planes, read_var=var if var.any() else None
-                )
-            return TileArrays("bernoulli_cell", m_s, v_el, v_rd, m_d, v_d, cells=cells)
+            var = np.vstack([vr_p, vr_m])
+            stacked = (np.vstack([gs_p, gs_m]), planes, var if var.any() else None)
+            return TileArrays("bernoulli_cell", m_s, v_el, v_rd, m_d, v_d, stacked=stacked)
         w = gs_p - gs_m
         var = vr_p + vr_m
         return TileArrays(
