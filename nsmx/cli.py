@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from nsmx import compile_cmd
+from nsmx import chips_cmd, compile_cmd, demo, run_cmd
 
 
 class UserError(Exception):
@@ -95,14 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
     p.add_argument("--no-progress", action="store_true")
 
-    p = sub.add_parser("demo", help="the whole pipeline on the bundled 8x8 digits, offline")
-    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    p.add_argument("--epochs", type=_positive_int, default=30)
-    p.add_argument("--samples", type=_positive_int, default=100)
-    p.add_argument("--seed", type=_nonnegative_int, default=0)
-    p.add_argument("--no-progress", action="store_true")
-
+    demo.add_parser(sub)
     compile_cmd.add_parser(sub)
+    run_cmd.add_parser(sub)
+    chips_cmd.add_parser(sub)
     return parser
 
 
@@ -214,12 +210,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from nsmx.demo import run_demo
-
-    return run_demo(args)
-
-
 def _set_threads(n: int) -> None:
     import numba
     import torch
@@ -231,8 +221,10 @@ def _set_threads(n: int) -> None:
 COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
-    "demo": cmd_demo,
+    "demo": demo.run,
     "compile": compile_cmd.run,
+    "run": run_cmd.run,
+    "chips": chips_cmd.run,
 }
 
 

@@ -1,0 +1,50 @@
+"""``nsmx chips``: list the chip presets; ``--show NAME|FILE [--set k=v ...]`` prints a chip's TOML.
+
+The printed TOML is a complete chip file: edit it and pass it to ``nsmx run --chip file.toml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``chips`` on an ``argparse`` subparsers object; returns its parser."""
+    p = subparsers.add_parser("chips", help="list chip presets, or print one chip as TOML")
+    p.add_argument("--show", metavar="CHIP", default=None,
+                   help="print this chip (preset name or TOML file) as TOML")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE",
+                   help="with --show: override a field first, e.g. periphery.adc_bits=6")
+    p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from mapping.chips import ChipError, chip_toml, list_chips, resolve_chip
+    from nsmx.cli import UserError
+
+    if args.show is None:
+        if args.sets:
+            raise UserError("--set needs --show CHIP")
+        chips = list_chips()
+        width = max(map(len, chips))
+        print("chip presets (nsmx run --chip NAME; nsmx chips --show NAME prints one as TOML):")
+        for name, description in chips.items():
+            print(f"  {name:<{width}}  {description}")
+        if args.json:
+            print(json.dumps({"chips": chips}))
+        return 0
+    try:
+        chip = resolve_chip(args.show, args.sets)
+        # A preset as shipped gets the header that points to its sources.
+        text = chip_toml(args.show) if args.show in list_chips() and not args.sets else (
+            chip.to_toml())
+    except ChipError as exc:
+        raise UserError(str(exc)) from exc
+    if args.json:  # the chip as one JSON object instead of TOML
+        print(json.dumps(chip.to_dict()))
+    else:
+        print(text, end="")
+    return 0
