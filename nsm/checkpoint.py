@@ -75,6 +75,18 @@ def model_from_checkpoint(
     return model
 
 
+def save_slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy a checkpoint without its optimizer/scheduler state (a small file for distribution).
+
+    The result evaluates and compiles like the original but cannot be resumed.
+    """
+    ckpt = load_checkpoint(src)
+    keep = {
+        k: v for k, v in ckpt.items() if k not in ("format", "version", "optimizer", "scheduler")
+    }
+    save_checkpoint(dst, keep)
+
+
 def load_model(path: str | os.PathLike) -> tuple[nn.Sequential, dict[str, Any]]:
     """Load a checkpoint file and return ``(model in eval mode, checkpoint dict)``."""
     ckpt = load_checkpoint(path)

@@ -134,6 +134,11 @@ def train(
                 f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in mismatched.items()
             )
             raise CheckpointError(f"{ckpt_path}: cannot resume a different run ({detail})")
+        if "optimizer" not in ckpt or "scheduler" not in ckpt:
+            raise CheckpointError(
+                f"{ckpt_path}: a slim (weights-only) checkpoint cannot be resumed: it has no "
+                "optimizer state"
+            )
         model = model_from_checkpoint(ckpt, path=ckpt_path)
         optimizer, scheduler = _make_optimizer(model, cfg)
         optimizer.load_state_dict(ckpt["optimizer"])
