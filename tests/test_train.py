@@ -7,7 +7,13 @@ import json
 import pytest
 import torch
 
-from nsm.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from nsm.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+    save_slim_checkpoint,
+)
 from nsm.data import load_dataset
 from nsm.evaluate import mc_predict
 from nsm.models import MODELS, RULES, build_model
@@ -147,3 +153,18 @@ def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--out", str(tmp_path), "--epochs", "0"])
     assert exc.value.code == 2
+
+
+def test_slim_checkpoint_evaluates_but_cannot_resume(tmp_path, trained_digits, digits):
+    ckpt_path, _ = trained_digits
+    run = tmp_path / "run"
+    run.mkdir()
+    save_slim_checkpoint(ckpt_path, run / CHECKPOINT_NAME)
+    assert (run / CHECKPOINT_NAME).stat().st_size < ckpt_path.stat().st_size
+    slim, _ = load_model(run / CHECKPOINT_NAME)
+    full, _ = load_model(ckpt_path)
+    for (k, a), b in zip(full.state_dict().items(), slim.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    cfg = TrainConfig(model="digits-mlp", rule="nsm", epochs=31, seed=0, eval_samples=5)
+    with pytest.raises(CheckpointError, match="slim"):
+        train(cfg, digits, run, resume=True, progress=False, log=lambda s: None)
