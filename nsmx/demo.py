@@ -82,6 +82,7 @@ def plot_curves(rows: list[dict[str, Any]], counts: Sequence[int], path: Path, t
         ax.plot(counts, [100 * a for a in row["accuracy"]], style, marker="o",
                 label=row["config"])
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks(list(counts), [str(c) for c in counts])
     ax.set_xlabel("Monte-Carlo samples per test example")
     ax.set_ylabel("test accuracy (%)")
@@ -94,6 +95,13 @@ def plot_curves(rows: list[dict[str, Any]], counts: Sequence[int], path: Path, t
 
 
 def run(args: argparse.Namespace) -> int:
+    from nsmx.run_cmd import blas_threads
+
+    with blas_threads(getattr(args, "threads", None)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     import torch
 
     from mapping.chips import ChipError, chip_label, resolve_chip

@@ -12,8 +12,10 @@ the full report.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
@@ -68,6 +70,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+@contextlib.contextmanager
+def blas_threads(n: int | None) -> Iterator[None]:
+    """Limit numpy's BLAS to ``n`` threads within the block (``nsmx --threads``; torch and numba
+    are limited by the CLI itself). On a busy machine an unlimited BLAS oversubscribes the cores
+    and the reference's matrix products run many times slower."""
+    if n is None:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits  # installed with scikit-learn
+    except ImportError:  # pragma: no cover - scikit-learn always brings it
+        yield
+        return
+    with threadpool_limits(limits=n):
+        yield
+
+
 def _dataset(args: argparse.Namespace, program: Any) -> str:
     from nsm.models import MODELS
     from nsmx.cli import UserError
@@ -84,6 +103,11 @@ def _dataset(args: argparse.Namespace, program: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    with blas_threads(getattr(args, "threads", None)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from mapping.chips import ChipError, chip_label, resolve_chip
