@@ -30,6 +30,8 @@ _N_LEAD = 12
 # Reads (sample, batch row) handled per parallel task: amortises the scratch allocations; the
 # result of a read never depends on which task or thread runs it.
 _ITEMS_PER_TASK = 8
+# Samples of one batch row per task in the per-cell kernel: they share the row list and z·G.
+_SAMPLES_PER_TASK = 8
 # Bit k of a 32-bit mask word as a vector: LLVM turns "bit set?" into one vptestmd per 16 cells.
 _BIT32 = np.array([1 << k for k in range(32)], dtype=np.uint32)
 
@@ -157,51 +159,57 @@ def exact_cell_kernel(
     g: float32 (rows, n_words·64) conductances, zero-padded columns; z: int8 (batch, rows) in
     {-1, 0, 1}; read_var: float32 like g (ignored unless with_var). Returns float32
     (n_samples, batch, n_cols) currents, and float32 (n_samples, batch, n_cols) variances
-    (zeros (0, 0, 0) unless with_var).
+    (an empty (0, 0, 0) array unless with_var).
 
-    Per read: draw the masks of all cells, list the rows with z != 0, then add the conducting
-    cells of four rows at a time (one accumulator load/store per four rows; LLVM vectorises the
-    masked adds as vptestmd + masked multiply). Float32 accumulation in a fixed order.
+    A task is one batch row b and up to _SAMPLES_PER_TASK samples: draw the masks of every cell
+    for each sample, list the rows with z != 0 (shared by the samples), then for four rows at a
+    time form z·G once and add its conducting entries to each sample's accumulator (LLVM: one
+    vptestmd + one masked load per 16 cells, one accumulator load/store per four rows). The sum
+    for a read is always ((t0 + t1) + (t2 + t3)) per group, groups in ascending row order, in
+    float32, whatever the task split or thread count.
     """
     rows, ncp = g.shape
     batch = z.shape[0]
     n_half = ncp // 32
-    n_items = n_samples * batch
-    n_tasks = (n_items + _ITEMS_PER_TASK - 1) // _ITEMS_PER_TASK
+    n_blocks = (n_samples + _SAMPLES_PER_TASK - 1) // _SAMPLES_PER_TASK
     out = np.empty((n_samples, batch, n_cols), dtype=np.float32)
     if with_var:
         var_out = np.empty((n_samples, batch, n_cols), dtype=np.float32)
     else:
         var_out = np.empty((0, 0, 0), dtype=np.float32)
     bit = _BIT32
-    for task in prange(n_tasks):
+    for task in prange(batch * n_blocks):
+        b = task // n_blocks
+        first = (task - b * n_blocks) * _SAMPLES_PER_TASK
+        ns = min(_SAMPLES_PER_TASK, n_samples - first)
         nq = planes.shape[1]
-        masks = np.empty(nq, dtype=np.uint64)
+        masks = np.empty((_SAMPLES_PER_TASK, nq), dtype=np.uint64)
         eq = np.empty(nq, dtype=np.uint64)
         tail = np.empty(nq, dtype=np.int64)
         idx = np.empty(rows + 4, dtype=np.int64)
         sg = np.empty(rows + 4, dtype=np.float32)
-        acc = np.empty(ncp, dtype=np.float32)
-        vacc = np.empty(ncp, dtype=np.float32)
+        acc = np.zeros((_SAMPLES_PER_TASK, ncp), dtype=np.float32)
+        vacc = np.zeros((_SAMPLES_PER_TASK, ncp), dtype=np.float32)
+        zg = np.empty((4, 32), dtype=np.float32)
+        for t in range(ns):
+            seed = read_seed(k0, k1, s0 + first + t, b0 + b)
+            fill_masks(masks[t], eq, tail, seed, planes, always, last_plane, bits, has_always)
         m32 = masks.view(np.uint32)
-        for item in range(task * _ITEMS_PER_TASK, min((task + 1) * _ITEMS_PER_TASK, n_items)):
-            s = item // batch
-            b = item - s * batch
-            seed = read_seed(k0, k1, s0 + s, b0 + b)
-            fill_masks(masks, eq, tail, seed, planes, always, last_plane, bits, has_always)
-            n = 0
-            for r in range(rows):
-                zr = z[b, r]
-                if zr != 0:
-                    idx[n] = r
-                    sg[n] = np.float32(zr)
-                    n += 1
-            while n % 4 != 0:  # pad the last group with a row of weight 0
-                idx[n] = 0
-                sg[n] = _F0
+        n = 0
+        for r in range(rows):
+            zr = z[b, r]
+            if zr != 0:
+                idx[n] = r
+                sg[n] = np.float32(zr)
                 n += 1
-            for c in range(ncp):
-                acc[c] = _F0
+        while n % 4 != 0:  # pad the last group with rows of weight 0
+            idx[n] = 0
+            sg[n] = _F0
+            n += 1
+        for pass_ in range(2 if with_var else 1):
+            # pass 0: currents Σ ξ G z; pass 1: read-noise variances Σ ξ R z² (same masks)
+            src = g if pass_ == 0 else read_var
+            dst = acc if pass_ == 0 else vacc
             for grp in range(0, n, 4):
                 r0 = idx[grp]
                 r1 = idx[grp + 1]
@@ -211,48 +219,36 @@ def exact_cell_kernel(
                 c1 = sg[grp + 1]
                 c2 = sg[grp + 2]
                 c3 = sg[grp + 3]
+                if pass_ == 1:  # z² (1 for ±1 inputs, 0 for padding rows)
+                    c0 = c0 * c0
+                    c1 = c1 * c1
+                    c2 = c2 * c2
+                    c3 = c3 * c3
                 for h in range(n_half):
-                    a0 = m32[r0 * n_half + h]
-                    a1 = m32[r1 * n_half + h]
-                    a2 = m32[r2 * n_half + h]
-                    a3 = m32[r3 * n_half + h]
-                    for k in range(32):
+                    for k in range(32):  # z·G of the group, formed once for every sample
                         c = h * 32 + k
-                        bk = bit[k]
-                        t0 = c0 * g[r0, c] if (a0 & bk) != 0 else _F0
-                        t1 = c1 * g[r1, c] if (a1 & bk) != 0 else _F0
-                        t2 = c2 * g[r2, c] if (a2 & bk) != 0 else _F0
-                        t3 = c3 * g[r3, c] if (a3 & bk) != 0 else _F0
-                        acc[c] += (t0 + t1) + (t2 + t3)
-            for c in range(n_cols):
-                out[s, b, c] = acc[c]
-            if with_var:
-                for c in range(ncp):
-                    vacc[c] = _F0
-                for grp in range(0, n, 4):
-                    r0 = idx[grp]
-                    r1 = idx[grp + 1]
-                    r2 = idx[grp + 2]
-                    r3 = idx[grp + 3]
-                    w0 = sg[grp] * sg[grp]  # z^2: 1 for ±1 inputs, 0 for padding rows
-                    w1 = sg[grp + 1] * sg[grp + 1]
-                    w2 = sg[grp + 2] * sg[grp + 2]
-                    w3 = sg[grp + 3] * sg[grp + 3]
-                    for h in range(n_half):
-                        a0 = m32[r0 * n_half + h]
-                        a1 = m32[r1 * n_half + h]
-                        a2 = m32[r2 * n_half + h]
-                        a3 = m32[r3 * n_half + h]
+                        zg[0, k] = c0 * src[r0, c]
+                        zg[1, k] = c1 * src[r1, c]
+                        zg[2, k] = c2 * src[r2, c]
+                        zg[3, k] = c3 * src[r3, c]
+                    for t in range(ns):
+                        a0 = m32[t, r0 * n_half + h]
+                        a1 = m32[t, r1 * n_half + h]
+                        a2 = m32[t, r2 * n_half + h]
+                        a3 = m32[t, r3 * n_half + h]
                         for k in range(32):
-                            c = h * 32 + k
                             bk = bit[k]
-                            t0 = w0 * read_var[r0, c] if (a0 & bk) != 0 else _F0
-                            t1 = w1 * read_var[r1, c] if (a1 & bk) != 0 else _F0
-                            t2 = w2 * read_var[r2, c] if (a2 & bk) != 0 else _F0
-                            t3 = w3 * read_var[r3, c] if (a3 & bk) != 0 else _F0
-                            vacc[c] += (t0 + t1) + (t2 + t3)
+                            t0 = zg[0, k] if (a0 & bk) != 0 else _F0
+                            t1 = zg[1, k] if (a1 & bk) != 0 else _F0
+                            t2 = zg[2, k] if (a2 & bk) != 0 else _F0
+                            t3 = zg[3, k] if (a3 & bk) != 0 else _F0
+                            dst[t, h * 32 + k] += (t0 + t1) + (t2 + t3)
+        for t in range(ns):
+            for c in range(n_cols):
+                out[first + t, b, c] = acc[t, c]
+            if with_var:
                 for c in range(n_cols):
-                    var_out[s, b, c] = vacc[c]
+                    var_out[first + t, b, c] = vacc[t, c]
     return out, var_out
 
 
