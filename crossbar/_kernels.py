@@ -20,7 +20,6 @@ _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
 _ZERO = np.uint64(0)
 _ONE = np.uint64(1)
-_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 _F0 = np.float32(0.0)
 
 # Planes compared for every word in one vectorised pass. After m planes a 64-cell word is still
