@@ -1,0 +1,84 @@
+"""Transposed reads: columns driven, rows sensed (the backward pass of in-situ learning).
+
+A crossbar that stores W as differential pairs G⁺ − G⁻ (rows = inputs j, columns = neurons i)
+computes zᵀW in the forward read (rows driven by ±V, column currents summed). Driving the
+*columns* with voltages V·δ_i and sensing the *row* currents (virtual ground on the rows, the
+G⁻ row's current subtracted from the G⁺ row's) gives the transposed product on the same arrays::
+
+    e_j = V Σ_i (G⁺_ji − G⁻_ji) δ_i  (+ read noise: each cell's conductance read once)
+
+The read noise of a cell is Gaussian with the conductance model's per-read std σ_ji (µS), so
+Var e_j = V² Σ_i (σ⁺_ji² + σ⁻_ji²) δ_i² per input (independent per read). Units: µS, V, µA.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _matrix(name: str, value: Any) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} has shape {arr.shape}; expected (rows, cols)")
+    return arr
+
+
+def transposed_read(
+    g_plus_us: np.ndarray,
+    g_minus_us: np.ndarray,
+    delta: np.ndarray,
+    *,
+    v_read_v: float,
+    read_sigma_plus_us: np.ndarray | None = None,
+    read_sigma_minus_us: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Row currents (µA), float64 (batch, rows), for column drives ``delta`` (batch, cols)
+    (dimensionless, applied as V·δ_i).
+
+    ``read_sigma_*_us``: per-cell read-noise std (µS, (rows, cols)); when given, ``rng``
+    draws one Gaussian per row current (the sum of independent cell noises is Gaussian).
+    """
+    gp, gm = _matrix("g_plus_us", g_plus_us), _matrix("g_minus_us", g_minus_us)
+    if gp.shape != gm.shape:
+        raise ValueError(f"g_minus_us has shape {gm.shape}; expected {gp.shape} (as g_plus_us)")
+    d = np.asarray(delta, dtype=np.float64)
+    if d.ndim != 2 or d.shape[1] != gp.shape[1]:
+        raise ValueError(f"delta has shape {d.shape}; expected (batch, {gp.shape[1]})")
+    if not (isinstance(v_read_v, (int, float)) and np.isfinite(v_read_v) and v_read_v > 0):
+        raise ValueError(f"v_read_v={v_read_v!r} must be a finite voltage > 0 V")
+    e = v_read_v * (d @ (gp - gm).T)
+    if read_sigma_plus_us is None and read_sigma_minus_us is None:
+        return e
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng={rng!r} must be a numpy.random.Generator when read noise is given")
+    var = np.zeros_like(gp)
+    for s in (read_sigma_plus_us, read_sigma_minus_us):
+        if s is not None:
+            var = var + np.square(np.broadcast_to(np.asarray(s, dtype=np.float64), gp.shape))
+    std = v_read_v * np.sqrt(np.square(d) @ var.T)
+    return e + std * rng.standard_normal(e.shape)
+
+
+def layer_transposed_read(layer: Any, delta: np.ndarray, *, t_s: float = 0.0,
+                          rng: np.random.Generator | None = None) -> np.ndarray:
+    """Transposed read of a programmed :class:`~crossbar.layer.HardwareLayer`'s deterministic
+    phase at ``t_s``: (batch, fan_in) µA for column drives ``delta`` (batch, fan_out).
+
+    Uses the same per-tile mean coefficients (drift, IR attenuation of the forward read) and
+    read-noise variances as the forward deterministic read; with ``rng=None`` noise-free.
+    On an ideal chip this is V·δ (κ∘W)ᵀ, κ_i the column scale (µS per weight unit).
+    """
+    d = np.asarray(delta, dtype=np.float64)
+    if d.ndim != 2 or d.shape[1] != layer.fan_out:
+        raise ValueError(f"delta has shape {d.shape}; expected (batch, {layer.fan_out})")
+    arrays = layer._arrays(float(t_s))
+    m_d = layer._stack(arrays, "m_d")  # (fan_in, fan_out): E[I_d]/V per unit input
+    v_d = layer._stack(arrays, "v_d")  # read variance per weight, µS²
+    v = layer.chip.v_read_v
+    e = v * (d @ m_d.T)
+    if rng is None:
+        return e
+    return e + v * np.sqrt(np.square(d) @ v_d.T) * rng.standard_normal(e.shape)
