@@ -36,7 +36,7 @@ from .config import ChipConfig
 from .counters import Counters
 from .sampling import sample_cells, sample_row_currents
 from .streams import Streams, decide_gaussian, noisy_sum, standard_normals
-from .tile import Tile, TileArrays, program_tile, read_arrays
+from .tile import Tile, TileArrays, program_tile, read_arrays, scale_arrays
 
 KINDS = ("binary", "output")
 NOISES = ("bernoulli", "gaussian", "none")
@@ -130,7 +130,7 @@ class HardwareLayer:
 
     def __init__(self) -> None:  # use HardwareLayer.build
         self.counters = Counters()
-        self._cache: dict[float, list[list[TileArrays]]] = {}
+        self._cache: dict[tuple[float, float], list[list[TileArrays]]] = {}
 
     # ------------------------------------------------------------------ build
 
@@ -304,21 +304,38 @@ class HardwareLayer:
             return float(np.sqrt(2.0) * self.sigma_trained)
         return 0.0
 
-    def _arrays(self, t_s: float) -> list[list[TileArrays]]:
-        key = float(t_s)
+    def _arrays(self, t_s: float, read_gain: float = 1.0) -> list[list[TileArrays]]:
+        """The tiles' arrays at ``t_s`` read through a noiseless gain ``read_gain`` (global
+        drift compensation; 1 = none), cached per (t_s, gain) (the exact sampler's prepared
+        arrays live in the entries)."""
+        key = (float(t_s), float(read_gain))
         if key not in self._cache:
+            if read_gain != 1.0:
+                base = self._arrays(t_s)
+                arrays = [[scale_arrays(ta, read_gain) for ta in row] for row in base]
+            else:
+                elem = self._elem if self.stochastic else None
+                arrays = [
+                    [
+                        read_arrays(tile, conductance=self._cond, element=elem, t_s=t_s,
+                                    r_wire_ohm=self.chip.wires.r_wire_ohm)
+                        for tile in row
+                    ]
+                    for row in self.tiles
+                ]
             if len(self._cache) >= 4:  # keep memory bounded across many read times
                 self._cache.pop(next(iter(self._cache)))
-            elem = self._elem if self.stochastic else None
-            self._cache[key] = [
-                [
-                    read_arrays(tile, conductance=self._cond, element=elem, t_s=t_s,
-                                r_wire_ohm=self.chip.wires.r_wire_ohm)
-                    for tile in row
-                ]
-                for row in self.tiles
-            ]
+            self._cache[key] = arrays
         return self._cache[key]
+
+    def drift_signal_us(self, t_s: float) -> float:
+        """Σ over the layer's cells of the mean conductance G(t_s) (µS): what a global drift
+        compensation measures (the column currents of an all-ones calibration read)."""
+        t = check_time(t_s)
+        return float(sum(
+            np.sum(self._cond.mean(tile.g_plus, t)) + np.sum(self._cond.mean(tile.g_minus, t))
+            for row in self.tiles for tile in row
+        ))
 
     def _stack(self, arrays: list[list[TileArrays]], name: str) -> np.ndarray:
         """One coefficient matrix over the whole layer (fan_in, fan_out)."""
@@ -533,7 +550,7 @@ class HardwareLayer:
 
     def sample(
         self, z: Any, samples: int, *, rng: np.random.Generator, mode: str = "exact",
-        t_s: float = 0.0, chunk_values: int = DEFAULT_CHUNK_VALUES,
+        t_s: float = 0.0, chunk_values: int = DEFAULT_CHUNK_VALUES, read_gain: float = 1.0,
     ) -> np.ndarray:
         """MC samples of the layer's binary outputs, int8 ±1 of shape (samples, batch, fan_out).
 
@@ -548,11 +565,11 @@ class HardwareLayer:
             chunk_values: bound on the values of one (samples x batch x columns) block.
         """
         return self._run(z, samples, rng=rng, mode=mode, t_s=t_s, chunk_values=chunk_values,
-                         decide=True)
+                         decide=True, read_gain=read_gain)
 
     def preactivation(
         self, z: Any, samples: int, *, rng: np.random.Generator, mode: str = "exact",
-        t_s: float = 0.0, chunk_values: int = DEFAULT_CHUNK_VALUES,
+        t_s: float = 0.0, chunk_values: int = DEFAULT_CHUNK_VALUES, read_gain: float = 1.0,
     ) -> np.ndarray:
         """The value each decision compares with ``threshold_ua``, float32 (samples, batch,
         fan_out), µA: the comparator input u_i + offset_i + noise_i (analog path) or the
@@ -561,20 +578,21 @@ class HardwareLayer:
         and up to float rounding at the threshold (about 1e-7 per decision) on the analog path,
         whose decisions compare the uniform behind the Gaussian instead of computing it."""
         return self._run(z, samples, rng=rng, mode=mode, t_s=t_s, chunk_values=chunk_values,
-                         decide=False)
+                         decide=False, read_gain=read_gain)
 
     def logits(
         self, z: Any, samples: int = 1, *, rng: np.random.Generator, t_s: float = 0.0,
-        chunk_values: int = DEFAULT_CHUNK_VALUES,
+        chunk_values: int = DEFAULT_CHUNK_VALUES, read_gain: float = 1.0,
     ) -> np.ndarray:
         """Output layer: logits = ADC(V zᵀ(G⁺ − G⁻) + read noise)/(κ_i V) + b_i, float32
         (samples, batch, fan_out); samples differ only by read noise."""
         if self.kind != "output":
             raise ValueError("logits() is for kind='output' layers; use sample() for binary")
         return self._run(z, samples, rng=rng, mode="exact", t_s=t_s, chunk_values=chunk_values,
-                         decide=False)
+                         decide=False, read_gain=read_gain)
 
-    def _run(self, z, samples, *, rng, mode, t_s, chunk_values, decide) -> np.ndarray:
+    def _run(self, z, samples, *, rng, mode, t_s, chunk_values, decide,
+             read_gain=1.0) -> np.ndarray:
         if self.kind == "output" and decide:
             raise ValueError("sample() is for kind='binary' layers; use logits() for output")
         z8 = self._check_inputs(z)
@@ -582,8 +600,11 @@ class HardwareLayer:
         mode = _choice("mode", mode, MODES)
         t = check_time(t_s)
         chunk_values = _count("chunk_values", chunk_values)
+        gain = float(read_gain)
+        if not (np.isfinite(gain) and gain > 0):
+            raise ValueError(f"read_gain={read_gain!r} is out of range; allowed: finite > 0")
         streams = Streams.from_rng(rng)
-        arrays = self._arrays(t)
+        arrays = self._arrays(t, gain)
         batch = z8.shape[0]
         out = np.empty((n_samples, batch, self.fan_out), dtype=np.int8 if decide else np.float32)
         counts = Counters(evaluations=n_samples * batch)

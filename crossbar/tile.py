@@ -131,6 +131,26 @@ class TileArrays:
         return self._cells[0]
 
 
+def scale_arrays(ta: TileArrays, gain: float) -> TileArrays:
+    """``ta`` read through a noiseless gain (a global drift compensation factor α applied to the
+    column signal before the comparator / ADC): means x α, variances x α², probabilities and
+    relative σ unchanged. ``gain == 1`` returns ``ta`` itself."""
+    if gain == 1.0:
+        return ta
+    g2 = gain * gain
+    stacked = None
+    if ta.stacked is not None:
+        g, planes, var = ta.stacked
+        stacked = (g * gain, planes, None if var is None else var * g2)
+    return TileArrays(
+        ta.kind, ta.m_s * gain, ta.v_el * g2, ta.v_rd * g2, ta.m_d * gain, ta.v_d * g2,
+        stacked=stacked,
+        row_g=None if ta.row_g is None else (ta.row_g * np.float32(gain)).astype(np.float32),
+        row_var=None if ta.row_var is None else (ta.row_var * np.float32(g2)).astype(np.float32),
+        row_planes=ta.row_planes, row_sigma=ta.row_sigma,
+    )
+
+
 def _interleave(a_plus: np.ndarray, a_minus: np.ndarray) -> np.ndarray:
     out = np.empty((2 * a_plus.shape[0], a_plus.shape[1]))
     out[0::2] = a_plus

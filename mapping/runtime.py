@@ -298,6 +298,16 @@ class ChipModel:
         t = _time("t_s", t_s)
         return {pl.name: pl.hardware.effective_parameters(t) for pl in self.binary_layers}
 
+    def drift_gain(self, t_s: float) -> float:
+        """The global drift compensation factor α(t) = Σ G(t_cal) / Σ G(t_s) over every cell
+        of the chip (one scalar for the whole chip, as measured by a calibration read with all
+        inputs on; after Joshi et al., Nat. Commun. 11, 2473 (2020), "global drift
+        compensation"). 1 on a chip without drift."""
+        t = _time("t_s", t_s)
+        now = sum(pl.hardware.drift_signal_us(t) for pl in self.layers)
+        then = sum(pl.hardware.drift_signal_us(self.t_cal_s) for pl in self.layers)
+        return float(then / now) if now > 0 else 1.0
+
     def cells(self) -> int:
         """Physical cells programmed (two per weight: differential pairs)."""
         return sum(2 * pl.hardware.fan_in * pl.hardware.fan_out for pl in self.layers)
@@ -313,7 +323,7 @@ class ChipModel:
 
     def _unit(
         self, x: np.ndarray, n: int, rngs: dict[int, Any], *, mode: str, t_s: float,
-        chunk_values: int, states: list[np.ndarray] | None = None,
+        chunk_values: int, read_gain: float = 1.0, states: list[np.ndarray] | None = None,
         counts: dict[str, np.ndarray] | None = None,
     ) -> np.ndarray:
         """One unit: B examples x n samples. Returns logits float64 (n, B, classes)."""
@@ -329,7 +339,7 @@ class ChipModel:
                 rows, locations, k = zp.shape
                 reads = 1 if expanded else n
                 out = hl.sample(zp.reshape(rows * locations, k), reads, rng=rngs[i], mode=mode,
-                                t_s=t_s, chunk_values=chunk_values)
+                                t_s=t_s, chunk_values=chunk_values, read_gain=read_gain)
                 # (reads, rows·L, N) → (reads·rows, L, N): batch row s·B + b, sample-major.
                 z = fold_int8(layer, out.reshape(reads * rows, locations, layer.fan_out))
                 expanded = True
@@ -342,7 +352,8 @@ class ChipModel:
             else:  # OutputLayer
                 hl = self._by_index[i].hardware
                 reads = 1 if expanded else n
-                z = hl.logits(z, reads, rng=rngs[i], t_s=t_s, chunk_values=chunk_values)
+                z = hl.logits(z, reads, rng=rngs[i], t_s=t_s, chunk_values=chunk_values,
+                              read_gain=read_gain)
                 z = z.reshape(n * batch, layer.fan_out)
                 expanded = True
             if states is not None:
@@ -386,11 +397,15 @@ class ChipModel:
         seed: int = 0,
         progress: bool = False,
         chunk_values: int = DEFAULT_CHUNK_VALUES,
+        drift_compensation: bool = False,
     ) -> ChipRun:
         """MC prediction with statistics (see :meth:`predict` for the arguments).
 
         ``chunk_values`` bounds the engine's (samples x batch x columns) blocks inside a unit; it
-        never changes the result.
+        never changes the result. ``drift_compensation``: every column signal passes through
+        the noiseless global gain :meth:`drift_gain` (t_s) before the comparators and ADCs
+        (means x α, variances x α²); the comparator offsets and noise, bias thresholds and ADC
+        ranges stay as calibrated.
         """
         from tqdm.auto import tqdm
 
@@ -400,6 +415,9 @@ class ChipModel:
         mode = _choice("mode", mode, MODES)
         t_s = _time("t_s", t_s)
         chunk_values = _int("chunk_values", chunk_values, 1)
+        if not isinstance(drift_compensation, (bool, np.bool_)):
+            raise TypeError(f"drift_compensation={drift_compensation!r} must be a bool")
+        read_gain = self.drift_gain(t_s) if drift_compensation else 1.0
         for pl in self.layers:
             pl.hardware.reset_counters()
         n = x.shape[0]
@@ -414,7 +432,8 @@ class ChipModel:
             for block, rows, sb, _s0, n_s in units:
                 rngs = self._unit_rngs(seed, block, sb)
                 logits = self._unit(x[rows], n_s, rngs, mode=mode, t_s=t_s,
-                                    chunk_values=chunk_values, counts=counts)
+                                    chunk_values=chunk_values, read_gain=read_gain,
+                                    counts=counts)
                 # Softmax summed over the unit's samples, added in unit order (fixed).
                 total[rows] += np.exp(log_softmax(logits, axis=2)).sum(axis=0)
                 bar.update(1)

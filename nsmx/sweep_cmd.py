@@ -1,0 +1,318 @@
+"""``nsmx sweep``, ``nsmx sweep export`` and ``nsmx plot``.
+
+``nsmx sweep model.nsmx --chip PRESET --vary FIELD=v1,v2,... [--vary ...] --seeds N
+--samples S [--mode clt] --out runs/NAME [--workers N | --scheduler ADDRESS]``
+    runs the grid (see :mod:`nsmx.sweep`); rerunning the same command resumes (finished
+    (point, seed) rows are skipped).
+``nsmx sweep --file studies/x.toml [--study NAME ...] --out runs/`` runs named studies of a
+    sweep file, each into ``runs/<study>`` (format: :func:`load_sweep_file`).
+``nsmx sweep export runs/NAME -o table.csv`` writes the store as a CSV table.
+``nsmx plot runs/NAME [--metric accuracy]`` writes the figures (:mod:`nsmx.sweep_plots`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+#: Keys of a study table in a sweep file (and of its ``[defaults]``).
+STUDY_KEYS = ("program", "chip", "set", "vary", "seeds", "dataset", "limit", "root_seed",
+              "description", "run")
+RUN_KEYS = ("samples", "t_s", "mode", "p_policy", "drift_compensation")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``sweep`` and ``plot`` on an ``argparse`` subparsers object."""
+    from mapping.runtime import MODES, P_POLICIES
+    from nsmx.cli import _nonnegative_int, _positive_int
+    from nsmx.run_cmd import DATASETS, _nonnegative_float
+
+    p = subparsers.add_parser(
+        "sweep",
+        help="sweep chip / run fields over a grid (resumable store); 'sweep export' writes CSV",
+        description="nsmx sweep PROGRAM --vary FIELD=v1,v2 ... --out runs/NAME  |  "
+        "nsmx sweep --file studies.toml --out runs/  |  nsmx sweep export runs/NAME -o t.csv",
+    )
+    p.add_argument("target", nargs="*", metavar="PROGRAM | export RUN_DIR",
+                   help="compiled program (.nsmx), or 'export' and a run folder")
+    p.add_argument("--chip", default=None, help="chip preset or chip TOML file (default: ideal)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a chip field for every point (repeatable)")
+    p.add_argument("--vary", action="append", default=[], metavar="FIELD=V1,V2,...",
+                   help="a varied field and its values: chip fields by dotted path "
+                   "(periphery.adc_bits=4,6,8) or run.samples, run.t_s, run.mode, "
+                   "run.p_policy, run.drift_compensation, run.program (repeatable: a grid)")
+    p.add_argument("--seeds", type=_positive_int, default=None,
+                   help="chips programmed per point (default 1)")
+    p.add_argument("--samples", type=_positive_int, default=None,
+                   help="MC samples per example (default 100)")
+    p.add_argument("--mode", choices=list(MODES), default=None, help="default exact")
+    p.add_argument("--t-s", type=_nonnegative_float, default=None,
+                   help="read time after programming, s (default 0)")
+    p.add_argument("--p-policy", choices=list(P_POLICIES), default=None)
+    p.add_argument("--drift-compensation", action="store_true", default=None,
+                   help="global drift compensation (one gain for the chip)")
+    p.add_argument("--dataset", choices=DATASETS, default=None)
+    p.add_argument("--data-dir", default=None,
+                   help="folder of the IDX files (default: $NSMX_MNIST_DIR / "
+                   "$NSMX_FASHION_MNIST_DIR)")
+    p.add_argument("--limit", type=_positive_int, default=None, help="first N test examples")
+    p.add_argument("--root-seed", type=_nonnegative_int, default=None,
+                   help="root of every derived seed (default 0)")
+    p.add_argument("--file", default=None, help="a sweep file (TOML) with named studies")
+    p.add_argument("--study", action="append", default=[],
+                   help="run only these studies of --file (repeatable; default: all)")
+    p.add_argument("--program-dir", default=None,
+                   help="folder that program names in --file are relative to (default: the "
+                   "file's folder)")
+    p.add_argument("--out", "-o", default=None,
+                   help="run folder (a sweep), parent folder (--file), or CSV path (export)")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="local worker processes (default 1: in this process)")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a Dask distributed scheduler (tcp://host:port)")
+    p.add_argument("--task-threads", type=_positive_int, default=1,
+                   help="BLAS/numba threads per task (default 1)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
+
+    q = subparsers.add_parser("plot", help="plot a sweep's metrics (PNG and PDF)")
+    q.add_argument("run_dir", help="a sweep's run folder (holding sweep.sqlite)")
+    q.add_argument("--metric", action="append", default=[],
+                   choices=["accuracy", "error", "nll", "ece"],
+                   help="metric(s) to plot (default: accuracy)")
+    q.add_argument("--x", default=None, help="varied field on the x axis (default: the first)")
+    q.add_argument("--out", "-o", default=None, help="figure folder (default: the run folder)")
+    q.add_argument("--name", default=None, help="figure file stem (default: sweep_<run name>)")
+    return p
+
+
+# ------------------------------------------------------------------------------ parsing
+
+
+def parse_vary(item: str) -> tuple[str, tuple[Any, ...]]:
+    """``"periphery.adc_bits=4,6,8"`` -> ``("periphery.adc_bits", (4, 6, 8))`` (values as TOML
+    literals, bare words as strings)."""
+    from mapping.chips import parse_value
+    from nsmx.sweep import SweepError
+
+    form = "must have the form FIELD=V1,V2,... (e.g. periphery.adc_bits=4,6,8)"
+    if not isinstance(item, str) or "=" not in item:
+        raise SweepError(f"--vary {item!r} {form}")
+    key, _, values = item.partition("=")
+    key = key.strip()
+    parts = [v for v in values.split(",")]
+    if not key or not values.strip() or any(not v.strip() for v in parts):
+        raise SweepError(f"--vary {item!r} {form}")
+    return key, tuple(parse_value(v) for v in parts)
+
+
+def load_sweep_file(
+    path: str | os.PathLike[str], *, program_dir: str | os.PathLike[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Read a sweep file: ``{study name: SweepSpec keyword arguments}``.
+
+    Format (TOML)::
+
+        [defaults]                 # optional: applies to every study
+        program = "mnist-mlp-nsm.nsmx"   # relative to --program-dir or the file's folder
+        chip = "rram-selector"     # preset or chip TOML (relative to the file's folder)
+        set = ["periphery.adc_bits=8"]
+        seeds = 3
+        dataset = "mnist"
+        limit = 2000
+        root_seed = 0
+        [defaults.run]
+        samples = 20
+        mode = "clt"
+
+        [studies.adc_bits]
+        description = "ADC bits for partial sums"
+        set = ["periphery.partial_sums=adc"]
+        [studies.adc_bits.vary]    # the grid, in order
+        "periphery.adc_bits" = [3, 4, 5, 6, 8]
+
+    A study's ``set`` is appended to the defaults'; ``run`` tables merge; other keys replace.
+    Program names (``program`` and ``run.program`` values) resolve against ``program_dir``.
+    """
+    from nsmx.sweep import SweepError
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SweepError(f"{path}: sweep file not found") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SweepError(f"{path}: not a readable sweep file ({exc})") from None
+    unknown = set(data) - {"defaults", "studies"}
+    if unknown:
+        raise SweepError(f"{path}: unknown top-level tables {sorted(unknown)}; allowed: "
+                         "defaults, studies")
+    studies = data.get("studies")
+    if not isinstance(studies, dict) or not studies:
+        raise SweepError(f"{path}: no [studies.NAME] tables")
+    defaults = data.get("defaults", {})
+    base = Path(program_dir) if program_dir is not None else path.parent
+    out = {}
+    for name, table in {"defaults": defaults, **studies}.items():
+        if not isinstance(table, dict):
+            raise SweepError(f"{path}: [{name}] must be a table")
+        for key in table:
+            if key not in STUDY_KEYS:
+                raise SweepError(f"{path}: [{name}] key {key!r} is unknown; allowed: "
+                                 f"{', '.join(STUDY_KEYS)}")
+        for key in table.get("run", {}):
+            if key not in RUN_KEYS:
+                raise SweepError(f"{path}: [{name}.run] key {key!r} is unknown; allowed: "
+                                 f"{', '.join(RUN_KEYS)}")
+    for name, table in studies.items():
+        merged: dict[str, Any] = {**defaults, **table}
+        merged["set"] = [*defaults.get("set", []), *table.get("set", [])]
+        merged["run"] = {**defaults.get("run", {}), **table.get("run", {})}
+        vary = merged.pop("vary", {})
+        if not isinstance(vary, dict):
+            raise SweepError(f"{path}: [studies.{name}.vary] must be a table FIELD = [values]")
+        items = []
+        for field_name, values in vary.items():
+            if not isinstance(values, list):
+                raise SweepError(f"{path}: studies.{name}.vary.{field_name} must be a list")
+            if field_name == "run.program":
+                values = [str(base / v) for v in values]
+            items.append((field_name, tuple(values)))
+        if "program" not in merged:
+            raise SweepError(f"{path}: study {name!r} has no program (set it in [defaults])")
+        chip = merged.get("chip", "ideal")
+        if str(chip).endswith(".toml"):
+            chip = str(path.parent / chip)
+        kwargs = dict(
+            program=str(base / merged["program"]), chip=chip, sets=tuple(merged["set"]),
+            vary=tuple(items), name=name, description=merged.get("description", ""),
+            **{k: merged[k] for k in ("seeds", "dataset", "limit", "root_seed") if k in merged},
+            **merged["run"],
+        )
+        out[name] = kwargs
+    return out
+
+
+def _spec_from_args(args: argparse.Namespace, base: Mapping[str, Any] | None = None):
+    """A SweepSpec from the command line, optionally over a sweep-file study's settings."""
+    from nsmx.sweep import SweepSpec
+
+    kwargs: dict[str, Any] = dict(base or {})
+    if args.target:
+        kwargs["program"] = args.target[0]
+    for key in ("chip", "seeds", "samples", "mode", "t_s", "p_policy", "drift_compensation",
+                "dataset", "limit", "root_seed"):
+        value = getattr(args, key)
+        if value is not None:
+            kwargs[key] = value
+    if args.sets:
+        kwargs["sets"] = (*kwargs.get("sets", ()), *args.sets)
+    if args.vary:
+        extra = [parse_vary(v) for v in args.vary]
+        kwargs["vary"] = (*kwargs.get("vary", ()), *extra)
+    kwargs["data_dir"] = args.data_dir
+    if "program" not in kwargs:
+        from nsmx.cli import UserError
+
+        raise UserError("give a program (nsmx sweep model.nsmx ...) or --file")
+    return SweepSpec(**kwargs)
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+def run(args: argparse.Namespace) -> int:
+    """``nsmx sweep``."""
+    from nsmx.cli import UserError
+    from nsmx.store import StoreError
+    from nsmx.sweep import SweepError
+
+    try:
+        if args.target[:1] == ["export"]:
+            return _export(args)
+        return _sweep(args)
+    except (SweepError, StoreError) as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _export(args: argparse.Namespace) -> int:
+    from nsmx.cli import UserError
+    from nsmx.store import open_store
+
+    if len(args.target) != 2 or not args.out:
+        raise UserError("usage: nsmx sweep export RUN_DIR -o table.csv")
+    with open_store(args.target[1]) as store:
+        n = store.export_csv(args.out)
+    print(f"wrote {n} rows to {args.out}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from nsmx.cli import UserError
+    from nsmx.sweep import resolve_points, run_sweep
+
+    if not args.out:
+        raise UserError("--out is required (the run folder)")
+    if args.file:
+        studies = load_sweep_file(args.file, program_dir=args.program_dir)
+        names = args.study or list(studies)
+        for name in names:
+            if name not in studies:
+                raise UserError(f"study {name!r} is not in {args.file}; it has "
+                                f"{', '.join(studies)}")
+        if len(args.target) > 1:
+            raise UserError("with --file give no positional arguments")
+        jobs = [(_spec_from_args(args, studies[n]), Path(args.out) / n) for n in names]
+    else:
+        if len(args.target) != 1:
+            raise UserError("give exactly one program (nsmx sweep model.nsmx ...)")
+        spec = _spec_from_args(args)
+        if not spec.name:
+            from dataclasses import replace
+
+            spec = replace(spec, name=Path(args.out).name)
+        jobs = [(spec, Path(args.out))]
+    # Validate every study before any work starts.
+    resolved = [(spec, out, resolve_points(spec)) for spec, out in jobs]
+    results = []
+    for spec, out, points in resolved:
+        grid = " x ".join(f"{k}[{len(v)}]" for k, v in spec.vary) or "one point"
+        print(f"sweep {spec.name}: {len(points)} points ({grid}) x {spec.seeds} seeds -> {out}")
+        summary = run_sweep(spec, out, workers=args.workers, scheduler=args.scheduler,
+                            threads=args.task_threads, progress=not args.no_progress)
+        print(f"  {summary.ran} run, {summary.skipped} already stored, "
+              f"{summary.wall_s:.1f} s; store {summary.store}")
+        results.append({"name": spec.name, "out": str(out), "points": summary.points,
+                        "tasks": summary.tasks, "ran": summary.ran,
+                        "skipped": summary.skipped, "wall_s": summary.wall_s})
+    if args.json:
+        print(json.dumps({"sweeps": results}))
+    return 0
+
+
+def plot(args: argparse.Namespace) -> int:
+    """``nsmx plot``."""
+    from nsmx.cli import UserError
+    from nsmx.store import StoreError, open_store
+    from nsmx.sweep_plots import PlotError, plot_store
+
+    try:
+        with open_store(args.run_dir) as store:
+            paths = plot_store(store, metrics=args.metric or ["accuracy"], x=args.x,
+                               out_dir=args.out or args.run_dir,
+                               stem=args.name or f"sweep_{Path(args.run_dir).name}")
+    except (StoreError, PlotError) as exc:
+        raise UserError(str(exc)) from exc
+    for path in paths:
+        print(f"wrote {path}")
+    return 0

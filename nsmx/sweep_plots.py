@@ -1,0 +1,187 @@
+"""Figures of a sweep store: metric vs one parameter, heatmaps for two, PNG and PDF.
+
+:func:`plot_store` reads the rows of a :class:`~nsmx.store.SweepStore` and, per metric, draws
+
+* one varied field: the metric's mean over seeds vs the field, with ±1 standard deviation
+  error bars and every seed as a faint dot;
+* two or more: the same against the x field (the first varied field, or ``x``), one line per
+  combination of the other fields; with exactly two fields also a heatmap of the mean.
+
+Axis labels carry the unit taken from the field name's suffix (:data:`UNITS`: ``_us`` µS,
+``_v`` V, ``_s`` s, ``_ohm`` Ω, ``_ua`` µA). Numeric x values spanning more than two decades use
+a log axis (symmetric-log when zero is among them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nsmx.store import SweepStore
+
+#: Field-name suffix -> unit shown on the axis.
+UNITS = {"_us": "µS", "_v": "V", "_s": "s", "_ohm": "Ω", "_ua": "µA", "_ns": "ns"}
+METRICS = {
+    "accuracy": ("accuracy (%)", 100.0),
+    "error": ("test error (%)", 100.0),
+    "nll": ("NLL (nats)", 1.0),
+    "ece": ("expected calibration error (%)", 100.0),
+}
+
+
+class PlotError(ValueError):
+    """The store has nothing to plot or the requested field / metric does not exist."""
+
+
+def axis_label(field: str) -> str:
+    """``"devices.element.sigma_d_v"`` -> ``"devices.element.sigma_d_v (V)"``; run fields and
+    unitless fields keep their name."""
+    for suffix, unit in UNITS.items():
+        if field.endswith(suffix):
+            return f"{field} ({unit})"
+    if field == "run.samples":
+        return "run.samples (MC samples per example)"
+    return field
+
+
+def _metric(row: dict[str, Any], metric: str) -> float:
+    if metric == "error":
+        return 1.0 - row["accuracy"]
+    return float(row[metric])
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, str):
+        return Path(value).stem if value.endswith(".nsmx") else value
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _is_numeric(values: Sequence[Any]) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def plot_store(
+    store: SweepStore,
+    *,
+    metrics: Sequence[str] = ("accuracy",),
+    x: str | None = None,
+    out_dir: str | os.PathLike[str] = ".",
+    stem: str = "sweep",
+    formats: Sequence[str] = ("png", "pdf"),
+) -> list[Path]:
+    """Draw the store's figures into ``out_dir`` as ``{stem}_{metric}[_heatmap].{fmt}``;
+    returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = store.rows()
+    if not rows:
+        raise PlotError(f"{store.path}: no finished runs to plot yet")
+    sweep = store.sweep
+    fields = [f for f, _ in sweep.get("vary", [])]
+    if not fields:
+        raise PlotError(f"{store.path}: the sweep varies no field (nothing to plot against)")
+    for metric in metrics:
+        if metric not in METRICS:
+            raise PlotError(f"metric {metric!r} is unknown; choose one of {list(METRICS)}")
+    x = x or fields[0]
+    if x not in fields:
+        raise PlotError(f"--x {x!r} is not a varied field; choose one of {fields}")
+    others = [f for f in fields if f != x]
+    order = {f: list(v) for f, v in sweep["vary"]}
+    for r in rows:  # values of rows from a grid since extended
+        for f in fields:
+            if r["params"].get(f) not in order[f]:
+                order[f].append(r["params"].get(f))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    title = sweep.get("name") or stem
+    subtitle = (f"{sweep.get('chip')} {' '.join(sweep.get('sets', []))}; "
+                f"{sweep.get('dataset') or ''} n={rows[0]['n']}, S={rows[0]['samples']}, "
+                f"mode {sweep.get('mode')}")
+    written: list[Path] = []
+    for metric in metrics:
+        label, scale = METRICS[metric]
+        groups: dict[tuple, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for r in rows:
+            key = tuple(r["params"].get(f) for f in others)
+            groups[key][r["params"].get(x)].append(_metric(r, metric) * scale)
+        xs_all = [v for v in order[x] if any(v in g for g in groups.values())]
+        numeric = _is_numeric(xs_all)
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        keys = [k for k in itertools.product(*[order[f] for f in others]) if k in groups]
+        for key in keys:
+            g = groups[key]
+            xs = [v for v in xs_all if v in g]
+            pos = np.array(xs, dtype=float) if numeric else np.array([xs_all.index(v) for v in xs])
+            mean = np.array([np.mean(g[v]) for v in xs])
+            std = np.array([np.std(g[v], ddof=1) if len(g[v]) > 1 else 0.0 for v in xs])
+            name = ", ".join(f"{f.split('.')[-1]}={_fmt(k)}" for f, k in zip(others, key,
+                                                                              strict=True))
+            line = ax.errorbar(pos, mean, yerr=std, marker="o", capsize=3, label=name or None)
+            for p, v in zip(pos, xs, strict=True):
+                ax.plot([p] * len(g[v]), g[v], ".", color=line[0].get_color(), alpha=0.3)
+        if numeric:
+            vals = np.array(xs_all, dtype=float)
+            pos_vals = vals[vals > 0]
+            if pos_vals.size and pos_vals.max() / pos_vals.min() > 100:
+                if (vals == 0).any():
+                    ax.set_xscale("symlog", linthresh=float(pos_vals.min()))
+                else:
+                    ax.set_xscale("log")
+        else:
+            ax.set_xticks(range(len(xs_all)), [_fmt(v) for v in xs_all])
+        ax.set_xlabel(axis_label(x))
+        ax.set_ylabel(f"{label}, mean ± std over seeds")
+        ax.set_title(f"{title}\n{subtitle}", fontsize=9)
+        ax.grid(alpha=0.3)
+        if others:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        for fmt in formats:
+            path = out_dir / f"{stem}_{metric}.{fmt}"
+            fig.savefig(path, dpi=120)
+            written.append(path)
+        plt.close(fig)
+
+        if len(fields) == 2:
+            y = others[0]
+            ys = order[y]
+            grid = np.full((len(ys), len(xs_all)), np.nan)
+            for i, yv in enumerate(ys):
+                g = groups.get((yv,), {})
+                for j, xv in enumerate(xs_all):
+                    if xv in g:
+                        grid[i, j] = np.mean(g[xv])
+            fig, ax = plt.subplots(figsize=(6.4, 4.4))
+            im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+            ax.set_xticks(range(len(xs_all)), [_fmt(v) for v in xs_all])
+            ax.set_yticks(range(len(ys)), [_fmt(v) for v in ys])
+            for i, j in itertools.product(range(len(ys)), range(len(xs_all))):
+                if np.isfinite(grid[i, j]):
+                    ax.text(j, i, f"{grid[i, j]:.3g}", ha="center", va="center", fontsize=7,
+                            color="w")
+            ax.set_xlabel(axis_label(x))
+            ax.set_ylabel(axis_label(y))
+            fig.colorbar(im, ax=ax, label=f"{label} (mean over seeds)")
+            ax.set_title(f"{title}\n{subtitle}", fontsize=9)
+            fig.tight_layout()
+            for fmt in formats:
+                path = out_dir / f"{stem}_{metric}_heatmap.{fmt}"
+                fig.savefig(path, dpi=120)
+                written.append(path)
+            plt.close(fig)
+    return written
+
+
+__all__ = ["METRICS", "UNITS", "PlotError", "axis_label", "plot_store"]
