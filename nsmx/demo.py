@@ -95,10 +95,28 @@ def plot_curves(rows: list[dict[str, Any]], counts: Sequence[int], path: Path, t
 
 
 def run(args: argparse.Namespace) -> int:
+    import numba
+    import torch
+
     from nsmx.run_cmd import blas_threads
 
-    with blas_threads(getattr(args, "threads", None)):
-        return _run(args)
+    threads = getattr(args, "threads", None)
+    if threads is not None:  # nsmx --threads N: the CLI has set torch and numba already
+        with blas_threads(threads):
+            return _run(args)
+    # Default: one thread. The demo's matrices are tiny (at most 128x128, batches of 50), so
+    # parallel regions cost more in synchronisation than they save, and on a shared machine
+    # waiting for a second core stalls them (measured on a loaded 2-core machine: 30 epochs in
+    # 7.5 s with one thread, 218 s with two).
+    previous = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    try:
+        with blas_threads(1):
+            return _run(args)
+    finally:
+        torch.set_num_threads(previous[0])
+        numba.set_num_threads(previous[1])
 
 
 def _run(args: argparse.Namespace) -> int:
