@@ -417,6 +417,37 @@ def test_p_policy_chip_compensates_on_ideal_chip(conv):
         np.testing.assert_allclose(pl.hardware.effective.beta, pl.record.beta, rtol=1e-9)
 
 
+def test_gaussian_nsm_on_gaussian_element(digits_test):
+    """A Gaussian NSM (σ = 0.7, random β and biases) on the ideal chip with a Gaussian element:
+    the mapper sets the element's σ to the trained one, β is realised exactly, and the firing
+    frequencies match torch (binomial χ², reject below p = 1e-3). On pcm-gaussian the noise is
+    the cells' read noise and a_i compensates as far as the 8-bit gain allows."""
+    x, _ = digits_test
+    torch.manual_seed(0)
+    model = nn.Sequential(nsm.BinarizeInput(), nn.Flatten(),
+                          nsm.NSMLinear(64, 32, noise="gaussian", sigma=0.7),
+                          nn.Linear(32, 10)).eval()
+    with torch.no_grad():
+        model[2].beta.uniform_(0.5, 2.0)
+        model[2].bias.normal_(0.0, 0.5)
+    program = compile_model(model, (1, 8, 8))
+    chip = program_chip(program, resolve_chip("ideal", ["devices.element.model=gaussian"]))
+    pl = chip.layers[0]
+    assert pl.read == "sigma=0.7" and pl.chip.devices.element.sigma == 0.7
+    np.testing.assert_allclose(pl.hardware.effective.beta, pl.record.beta, rtol=1e-9)
+    samples = 2000
+    states = chip.sample_states(x[:3], samples, mode="exact", seed=1)
+    with torch.no_grad():
+        p = model[2].firing_probability(torch.from_numpy(states[1][0].astype(
+            np.float32))).double().numpy()
+    k = (states[2] > 0).sum(axis=0)
+    pval, dof = _chi_square_p(k, samples * p, samples * p * (1 - p))
+    assert pval > 1e-3 and dof > 30, (pval, dof)
+    pcm = program_chip(program, chip_preset("pcm-gaussian"))
+    assert pcm.layers[0].read == "sigma=read noise"
+    assert np.all(np.isfinite(pcm.predict(x[:20], 3, seed=0)))
+
+
 def test_per_column_scaling_changes_nothing_on_ideal_chip(mlp, digits_test):
     model, _ = mlp
     x, _ = digits_test
