@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from nsmx import chips_cmd, compile_cmd, demo, run_cmd, sweep_cmd
+from nsmx import chips_cmd, compile_cmd, demo, learn_cmd, run_cmd, sweep_cmd
 
 
 class UserError(Exception):
@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_cmd.add_parser(sub)
     run_cmd.add_parser(sub)
     chips_cmd.add_parser(sub)
+    learn_cmd.add_parser(sub)
     sweep_cmd.add_parser(sub)
     return parser
 
@@ -226,6 +227,7 @@ COMMANDS = {
     "compile": compile_cmd.run,
     "run": run_cmd.run,
     "chips": chips_cmd.run,
+    "learn": learn_cmd.run,
     "sweep": sweep_cmd.run,
     "plot": sweep_cmd.plot,
 }
