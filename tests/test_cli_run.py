@@ -13,6 +13,7 @@ import json
 import numba
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 from crossbar import ChipConfig
 from mapping.chips import chip_preset
@@ -26,7 +27,8 @@ def one_thread():
     numba_threads, torch_threads = numba.get_num_threads(), torch.get_num_threads()
     numba.set_num_threads(1)
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(limits=1):  # numpy's BLAS
+        yield
     numba.set_num_threads(numba_threads)
     torch.set_num_threads(torch_threads)
 
