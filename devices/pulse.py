@@ -99,6 +99,7 @@ class PulseArray:
         self.gamma_down = params["gamma_down"]
         self.n_up = np.zeros(g_us.shape, dtype=np.int64)
         self.n_down = np.zeros(g_us.shape, dtype=np.int64)
+        self.version = 0  # incremented whenever a conductance changes (read caches)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -128,6 +129,7 @@ class PulseArray:
         self.g_us[sel] = g_new
         counter = self.n_up if direction > 0 else self.n_down
         counter[sel] += 1
+        self.version += 1
 
     def pulse(
         self, n_up: np.ndarray | None = None, n_down: np.ndarray | None = None, *,
@@ -145,13 +147,55 @@ class PulseArray:
                 raise ValueError(f"pulse counts have shape {n.shape}; expected {self.shape}")
             if n.size and n.min() < 0:
                 raise ValueError("pulse counts must be >= 0")
-            for k in range(int(n.max()) if n.size else 0):
-                self._step(direction, n > k, rng)
+            self._train(direction, n.ravel(), rng)
+        self.version += 1
+
+    def _train(self, direction: int, n: np.ndarray, rng: np.random.Generator) -> None:
+        """Pulse trains on the flat devices: sorted by count (descending) so that the devices
+        still receiving pulse k are a prefix, and each pulse works on contiguous slices."""
+        c = self.config
+        idx = np.flatnonzero(n)
+        if idx.size == 0:
+            return
+        idx = idx[np.argsort(-n[idx], kind="stable")]
+        counts = n[idx]
+        g = self.g_us.reshape(-1)[idx]
+        top = self.g_top_us.reshape(-1)[idx]
+        step = (self.dg_up_us if direction > 0 else self.dg_down_us).reshape(-1)[idx]
+        gamma = (self.gamma_up if direction > 0 else self.gamma_down).reshape(-1)[idx]
+        # active[k] = devices with more than k pulses (a prefix of the sorted order)
+        active = counts.size - np.searchsorted(counts[::-1], np.arange(int(counts[0])),
+                                               side="right")
+        for m in active:
+            gk = g[:m]
+            if direction < 0 and c.reset == "abrupt":
+                new = np.full(m, c.g_min_us)
+            else:
+                span = top[:m] - c.g_min_us
+                soft = (c.gamma_up if direction > 0 else c.gamma_down) > 0.0
+                if not soft:  # linear device: constant step (x^0 = 1)
+                    dg = step[:m] if direction > 0 else -step[:m]
+                elif direction > 0:
+                    x = np.clip((top[:m] - gk) / span, 0.0, 1.0)
+                    dg = step[:m] * x ** gamma[:m]
+                else:
+                    x = np.clip((gk - c.g_min_us) / span, 0.0, 1.0)
+                    dg = -step[:m] * x ** gamma[:m]
+                if c.c2c_sigma > 0.0:
+                    dg = dg * (1.0 + c.c2c_sigma * rng.standard_normal(m))
+                new = np.clip(gk + dg, c.g_min_us, top[:m])
+            if c.n_levels:
+                new = quantise(new, c.g_min_us, c.g_max_us, c.n_levels)
+            g[:m] = new
+        self.g_us.reshape(-1)[idx] = g
+        counter = self.n_up if direction > 0 else self.n_down
+        counter.reshape(-1)[idx] += counts
 
     def reset_to_min(self, mask: np.ndarray) -> None:
         """One RESET (counted as a down pulse) that sends the selected devices to g_min."""
         self.g_us[mask] = self.config.g_min_us
         self.n_down[mask] += 1
+        self.version += 1
 
     def total_pulses(self) -> np.ndarray:
         """Pulses each device has received so far (up + down), int64."""

@@ -222,7 +222,15 @@ class ChipLayer:
         return quantise_gain(self.a, self.gain_bits, self.gain_range)
 
     def moments(self) -> dict[str, np.ndarray]:
-        """The read coefficients (as crossbar.tile.read_arrays, no IR drop) of the current G."""
+        """The read coefficients (as crossbar.tile.read_arrays, no IR drop) of the current G
+        (cached until a pulse changes a conductance)."""
+        key = (self.g_plus.version, self.g_minus.version)
+        if getattr(self, "_moments_key", None) != key:
+            self._moments = self._compute_moments()
+            self._moments_key = key
+        return self._moments
+
+    def _compute_moments(self) -> dict[str, np.ndarray]:
         gp, gm = self.g_plus.g_us, self.g_minus.g_us
         sp = self.cond.read_sigma(_as_state(gp), 0.0)
         sm = self.cond.read_sigma(_as_state(gm), 0.0)
@@ -460,6 +468,9 @@ class OnChipNetwork:
                 raise ValueError(f"checkpoint array {key!r} has shape {src.shape}; "
                                  f"expected {value.shape}")
             value[...] = src  # in place: the registers are shared with the layers
+        for layer in self.layers:  # conductances changed behind the arrays' backs
+            layer.g_plus.version += 1
+            layer.g_minus.version += 1
 
     def to_program(self, source: dict[str, Any] | None = None):
         """The learned network as a crossbar :class:`~mapping.program.Program` (the NSM the
