@@ -3,7 +3,9 @@
 Run from the project root: ``python benchmarks/bench_engine.py [--quick]``. Prints one
 ``key=value`` line per figure. Both sides of every ratio run in the same process with the same
 thread count (numba.set_num_threads and threadpoolctl); every time is the best of several
-interleaved repeats, so a loaded machine penalises both sides alike.
+interleaved repeats, so a loaded machine penalises both sides alike. Each ratio is also given
+from process CPU times (``..._cpu_ratio``; meaningful at one thread), which time-slicing by other
+jobs on a shared machine does not inflate.
 
 Figures, for layers 784x300 and 256x256, batch 1000, Bernoulli p = 0.5, default 256x256 tiles,
 threads 1 and 2 (ratios are dense time / engine time per MC sample, so higher is better):
@@ -11,12 +13,19 @@ threads 1 and 2 (ratios are dense time / engine time per MC sample, so higher is
   partial sums) against the software layer's dense product z @ W (fan_in x fan_out);
 - engine_exact_vs_kernel_ratio: the bare exact kernel on the whole stacked [W⁺; W⁻] matrix
   against the engine (1.0 = the tiling, periphery and decisions cost nothing);
-- engine_clt_vs_dense_ratio: ``mode="clt"``;
+- engine_clt_vs_dense_ratio: ``mode="clt"``, 10 samples per input (the moments are computed
+  once per input and shared by its samples);
+- engine_clt_1_vs_dense_ratio / engine_realistic_clt_1_...: ``mode="clt"`` with one sample per
+  input (every input pays its moment products: the case of a hidden layer fed by sampled
+  states, mapping.runtime);
 - engine_row_vs_dense_ratio: per-row stochastic elements;
 - engine_realistic_exact_vs_dense_ratio / engine_realistic_clt_vs_dense_ratio: the
   ``rram-selector`` chip (per-cell p spread, stuck cells, read noise, comparator noise);
 - engine_tile_adc_exact_vs_dense_ratio: per-row-tile 8-bit ADCs and digital sums;
 - build_s: mapping + programming + calibration time of the realistic layer.
+
+Headline per shape and thread count: ``clt_vs_dense_ratio`` (= engine_clt_vs_dense_ratio, the
+issue's figure) and ``clt_vs_dense_cpu_ratio``.
 """
 
 from __future__ import annotations
@@ -36,15 +45,18 @@ from crossbar.sampling import prepare_cells, sample_cells
 BATCH = 1000
 
 
-def interleaved_best(fns: dict, repeats: int) -> dict:
-    """Smallest wall-clock time (s) of each callable over ``repeats`` interleaved rounds."""
+def interleaved_best(fns: dict, repeats: int) -> tuple[dict, dict]:
+    """Smallest wall-clock and process CPU time (s) of each callable over ``repeats``
+    interleaved rounds."""
     best = dict.fromkeys(fns, float("inf"))
+    cpu = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
             best[name] = min(best[name], time.perf_counter() - t0)
-    return best
+            cpu[name] = min(cpu[name], time.process_time() - c0)
+    return best, cpu
 
 
 def bench_shape(fan_in: int, fan_out: int, chips: dict, samples: int, repeats: int) -> None:
@@ -67,25 +79,33 @@ def bench_shape(fan_in: int, fan_out: int, chips: dict, samples: int, repeats: i
         "dense": lambda: zf @ w,
         "kernel": lambda: sample_cells(cells, z_stacked, samples=samples, key=1),
     }
+    runs = {}  # name -> samples per input
     for name, (_, mode) in chips.items():
         layer = layers[name]
         layer.sample(z[:8], 1, rng=rng, mode=mode)  # compile / warm caches outside the timings
-        fns[name] = lambda layer=layer, mode=mode: layer.sample(z, samples, rng=rng, mode=mode)
+        for tag, n in ((name, samples), (f"{name}_1", 1)):
+            if tag.endswith("_1") and mode != "clt":
+                continue
+            runs[tag] = n
+            fns[tag] = lambda layer=layer, mode=mode, n=n: layer.sample(z, n, rng=rng, mode=mode)
     fns["kernel"]()
     for threads in (1, 2):
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         with threadpool_limits(threads):
-            best = interleaved_best(fns, repeats)
+            best, cpu = interleaved_best(fns, repeats)
         dense = best["dense"]
         tag = f"shape={shape} threads={threads}"
         gmac = BATCH * fan_in * fan_out / dense / 1e9
         print(f"{tag} dense_s={dense:.5f} dense_gmac_s={gmac:.2f}")
-        for name in chips:
-            t = best[name] / samples
+        for name, n in runs.items():
+            t = best[name] / n
             print(f"{tag} engine_{name}_vs_dense_ratio={dense / t:.4f} "
+                  f"engine_{name}_vs_dense_cpu_ratio={cpu['dense'] * n / cpu[name]:.4f} "
                   f"engine_{name}_s_per_sample={t:.5f}")
             if name == "exact":
                 print(f"{tag} engine_exact_vs_kernel_ratio={best['kernel'] / best[name]:.4f}")
+        print(f"{tag} clt_vs_dense_ratio={dense * samples / best['clt']:.4f} "
+              f"clt_vs_dense_cpu_ratio={cpu['dense'] * samples / cpu['clt']:.4f}")
 
 
 def main() -> None:

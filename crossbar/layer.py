@@ -131,6 +131,7 @@ class HardwareLayer:
     def __init__(self) -> None:  # use HardwareLayer.build
         self.counters = Counters()
         self._cache: dict[tuple[float, float], list[list[TileArrays]]] = {}
+        self._coef_cache: dict[tuple[float, float, int], tuple[np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ build
 
@@ -328,6 +329,27 @@ class HardwareLayer:
             self._cache[key] = arrays
         return self._cache[key]
 
+    def _moment_coefficients(
+        self, t_s: float, c: int, read_gain: float = 1.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance per unit input of column-tile ``c``'s analog sum u_i = I_s + a_i I_d
+        over all row-tiles (DESIGN §5), float64 (fan_in, width) in µA and µA²:
+        E[u|z] = z M and Var[u|z] = (z∘z) Q, with M = V (m_s + a m_d) and
+        Q = V² (v_el + v_rd + a² v_d) stacked over the row-tiles (a = 0 without a deterministic
+        read). Cached per (t_s, c, read_gain): they do not depend on the inputs."""
+        key = (float(t_s), int(c), float(read_gain))
+        if key not in self._coef_cache:
+            cs = self.col_slices[c]
+            a = self.gain[cs] if self.reads_deterministic else np.zeros(cs.stop - cs.start)
+            v = self.chip.v_read_v
+            col = [row[c] for row in self._arrays(t_s, read_gain)]
+            m = v * np.vstack([ta.m_s + a * ta.m_d for ta in col])
+            q = v**2 * np.vstack([ta.v_el + ta.v_rd + a**2 * ta.v_d for ta in col])
+            if len(self._coef_cache) >= 4 * len(self.col_slices):  # bounded, as _arrays
+                self._coef_cache.pop(next(iter(self._coef_cache)))
+            self._coef_cache[key] = (m, q)
+        return self._coef_cache[key]
+
     def drift_signal_us(self, t_s: float) -> float:
         """Σ over the layer's cells of the mean conductance G(t_s) (µS): what a global drift
         compensation measures (the column currents of an all-ones calibration read)."""
@@ -472,19 +494,14 @@ class HardwareLayer:
 
     def _moments(self, z8: np.ndarray, t_s: float) -> tuple[np.ndarray, np.ndarray]:
         """E and Var (µA, µA²) of the value compared with θ, without ADCs (batch, fan_out)."""
-        v = self.chip.v_read_v
-        arrays = self._arrays(t_s)
         zf = z8.astype(np.float64)
         z2 = np.square(zf)
-        a = self.gain
-        mean = np.zeros((z8.shape[0], self.fan_out))
-        var = np.zeros_like(mean)
-        for t, rs in enumerate(self.row_slices):
-            for c, cs in enumerate(self.col_slices):
-                ta = arrays[t][c]
-                ac = a[cs]
-                mean[:, cs] += v * (zf[:, rs] @ (ta.m_s + ac * ta.m_d))
-                var[:, cs] += v**2 * (z2[:, rs] @ (ta.v_el + ta.v_rd + ac**2 * ta.v_d))
+        mean = np.empty((z8.shape[0], self.fan_out))
+        var = np.empty_like(mean)
+        for c, cs in enumerate(self.col_slices):
+            m, q = self._moment_coefficients(t_s, c)
+            mean[:, cs] = zf @ m
+            var[:, cs] = z2 @ q
         if self.analog_comparator:
             mean += self.offsets_ua
             var += self._neuron.config.noise_sigma_ua**2
@@ -613,7 +630,7 @@ class HardwareLayer:
             b_step = max(1, min(batch, chunk_values // width))
             for b0 in range(0, batch, b_step):
                 zb = z8[b0:b0 + b_step]
-                block = _Block(self, arrays, c, zb, streams, mode, b0)
+                block = _Block(self, arrays, c, zb, streams, mode, b0, (t, gain))
                 s_step = max(1, chunk_values // (zb.shape[0] * width))
                 for s0 in range(0, n_samples, s_step):
                     n = min(s_step, n_samples - s0)
@@ -628,8 +645,9 @@ class _Block:
     """One column-tile x batch-chunk of an evaluation: moments computed once, samples streamed."""
 
     def __init__(self, layer: HardwareLayer, arrays, c: int, z8: np.ndarray,
-                 streams: Streams, mode: str, b0: int) -> None:
+                 streams: Streams, mode: str, b0: int, read: tuple[float, float]) -> None:
         self.layer = layer
+        self.read = read  # (t_s, read_gain) of the arrays
         self.c = c
         self.cs = layer.col_slices[c]
         self.tiles = [row[c] for row in arrays]
@@ -654,21 +672,18 @@ class _Block:
             mode == "clt" and kinds <= {"bernoulli_cell", "gaussian_cell"})
 
     # -- products with the inputs, (batch, width), memoised per block
-    def _mean(self, t: int, name: str, a: np.ndarray | None = None) -> np.ndarray:
-        key = ("m", t, name, a is not None)
+    def _mean(self, t: int, name: str) -> np.ndarray:
+        key = ("m", t, name)
         if key not in self._memo:
-            ta = self.tiles[t]
-            m = getattr(ta, name) if a is None else ta.m_s + a * ta.m_d
+            m = getattr(self.tiles[t], name)
             self._memo[key] = self.v * (self.zt[t].astype(np.float64) @ m)
         return self._memo[key]
 
-    def _var(self, t: int, *names: str, a2: np.ndarray | None = None) -> np.ndarray:
-        key = ("v", t, names, a2 is not None)
+    def _var(self, t: int, *names: str) -> np.ndarray:
+        key = ("v", t, names)
         if key not in self._memo:
             ta = self.tiles[t]
             v = sum(getattr(ta, n) for n in names)
-            if a2 is not None:
-                v = v + a2 * ta.v_d
             if self.full[t]:
                 out = np.broadcast_to(v.sum(axis=0), (self.batch, self.width))
             else:
@@ -677,15 +692,21 @@ class _Block:
         return self._memo[key]
 
     def _moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and variance of the analog comparator input (sample-invariant case)."""
+        """Mean and variance of the analog comparator input (sample-invariant case), float32
+        (batch, width), from one product per block with the layer's cached coefficients (the
+        same numbers as :meth:`HardwareLayer.hardware_probability`)."""
         if "moments" not in self._memo:
             layer = self.layer
-            a = self.a if layer.reads_deterministic else np.zeros(self.width)
-            n_t = len(self.tiles)
-            mean = sum(self._mean(t, "", a=a) for t in range(n_t)) + layer.offsets_ua[self.cs]
-            var = sum(self._var(t, "v_el", "v_rd", a2=a * a) for t in range(n_t))
+            t_s, gain = self.read
+            m, q = layer._moment_coefficients(t_s, self.c, gain)
+            zf = self.z8.astype(np.float64)
+            mean = zf @ m + layer.offsets_ua[self.cs]
+            if all(self.full):  # z_j² = 1: the variance is a column sum
+                var = np.broadcast_to(q.sum(axis=0), mean.shape)
+            else:
+                var = np.square(zf) @ q
             var = var + layer._neuron.config.noise_sigma_ua**2
-            self._memo["moments"] = (mean, var)
+            self._memo["moments"] = (mean.astype(np.float32), var.astype(np.float32))
         return self._memo["moments"]
 
     # -- the stochastic read of one row-tile: (base, var_s, var_c) in µA / µA²
@@ -740,7 +761,7 @@ class _Block:
         kw = dict(n_samples=n, sample_offset=s0, batch_offset=self.b0)
         if self.invariant:
             mean, var = self._moments()
-            if decide:  # one integer comparison per decision (see streams.decide_gaussian)
+            if decide:  # U >= Φ(t), one table look-up per decision (see crossbar._noise)
                 return decide_gaussian(mean, var, theta, key, **kw)
             zero1 = np.zeros((1, self.batch, self.width), dtype=np.float32)
             return noisy_sum(zero1, mean, zero1, var, theta, key, decide=False, **kw)

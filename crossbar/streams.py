@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
 
 from . import _noise
 from .rng import SamplerKey, sampler_key
@@ -94,21 +93,13 @@ def decide_gaussian(
     n_samples: int, sample_offset: int, batch_offset: int,
 ) -> np.ndarray:
     """int8 ±1 decisions [mean + √var·N >= threshold], N from ``key``, for moments that do not
-    change from sample to sample: mean, var (batch, n) float64, threshold (n,).
+    change from sample to sample: mean, var (batch, n) (float32, or converted to it),
+    threshold (n,).
 
-    The same event as :func:`noisy_sum`'s decision with base + shift = mean and the same key
-    (N = Φ⁻¹(U) is monotone in U), decided by one integer comparison per value; the two agree
-    except where x lies within float rounding of the threshold.
+    :func:`noisy_sum`'s decision with base = 0, shift = mean, var_c = var: the event
+    U >= Φ((threshold − mean)/√var), one table look-up per value (module docstring of
+    :mod:`crossbar._noise`).
     """
-    mean = np.asarray(mean, dtype=np.float64)
-    var = np.asarray(var, dtype=np.float64)
-    x = np.asarray(threshold, dtype=np.float64) - mean
-    with np.errstate(divide="ignore", invalid="ignore"):
-        below = ndtr(x / np.sqrt(var))  # P(N < (θ − mean)/sd): probability of −1
-    below = np.where(var > 0, below, np.where(x <= 0, 0.0, 1.0))
-    cut = np.ceil(below * 2.0**53 - 0.5).astype(np.int64)
-    k0, k1 = key.words
-    return _noise.decide_cut(
-        np.ascontiguousarray(cut), k0, k1, np.int64(sample_offset), np.int64(batch_offset),
-        np.int64(n_samples), np.int64(0),
-    )
+    zero = np.zeros((1, *np.shape(mean)), dtype=np.float32)
+    return noisy_sum(zero, mean, zero, var, threshold, key, n_samples=n_samples,
+                     sample_offset=sample_offset, batch_offset=batch_offset, decide=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import stats
-from scipy.special import ndtri
+from scipy.special import erfc, ndtr, ndtri
 
 from crossbar import _noise
 from crossbar.rng import random_words, sampler_key
@@ -86,3 +86,33 @@ def test_cut_decisions_agree_with_the_value_path():
     assert live.sum() > 500
     z = (f - p)[live] / np.sqrt(p * (1 - p) / samples + 1e-12)[live]
     assert np.max(np.abs(z)) < 5
+
+
+def test_phi_table_error_is_within_the_settling_margin():
+    t = np.concatenate([np.linspace(-12.0, 12.0, 2_000_001), [-np.inf, np.inf]])
+    err = np.abs(_noise.phi_approx(t) - ndtr(t))
+    # Linear interpolation on a 1/64 grid: h²/8·max|Φ''| = 7.4e-6 (module docstring); the
+    # decision kernel settles only values more than 2⁻¹⁶ = 1.5e-5 away from the table.
+    assert err.max() < 7.5e-6 < _noise._PHI_EPS / 2
+
+
+def test_decisions_are_exactly_the_event_u_at_least_phi_of_t():
+    # Put half of the standardised thresholds within ~1e-6 of the uniform's own Φ⁻¹(U) (the
+    # table cannot settle those: the exact erfc fallback decides) and half at random; the
+    # kernel must reproduce [U >= ½ erfc(−t/√2)] for every value, bit for bit.
+    key = Streams((5, 6)).key("decision", 0)
+    samples, batch, n = 3, 50, 200
+    s, b, i = np.meshgrid(np.arange(samples), np.arange(batch), np.arange(n), indexing="ij")
+    u = ((random_words(key, s + 7, b + 11, i) >> np.uint64(11)).astype(np.float64) + 0.5) / 2**53
+    rng = np.random.default_rng(8)
+    t_near = ndtri(u[0]) + rng.uniform(-1e-6, 1e-6, (batch, n))
+    t_far = rng.normal(0.0, 2.0, (batch, n))
+    mean = np.where(rng.random((batch, n)) < 0.5, -t_near, -t_far).astype(np.float32)
+    var = np.ones((batch, n), dtype=np.float32)
+    got = decide_gaussian(mean, var, np.zeros(n), key, n_samples=samples, sample_offset=7,
+                          batch_offset=11)
+    t = -mean.astype(np.float64)  # (θ − mean)/sd with θ = 0, sd = 1
+    want = np.where(u >= 0.5 * erfc(-t / np.sqrt(2.0)), 1, -1)
+    np.testing.assert_array_equal(got, want)
+    near = np.abs(u[0] - ndtr(t)) <= _noise._PHI_EPS
+    assert near.sum() > 4000  # the fallback really ran (about half of sample 0's values)
