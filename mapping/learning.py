@@ -48,7 +48,7 @@ from devices.conductance import ConductanceState
 from devices.pulse import PulseConfig, PulseDevice
 
 from .estimators import ESTIMATORS, estimate_density
-from .updates import PAIR_UPDATES, UPDATES, apply_pair_update, pulse_counts, refresh_pairs
+from .updates import NORMS, PAIR_UPDATES, UPDATES, apply_pair_update, pulse_counts, refresh_pairs
 
 MODELS = {"digits-mlp": ((1, 8, 8), (64, 128, 128), 10),
           "mnist-mlp": ((1, 28, 28), (784, 300, 300, 300), 10)}
@@ -71,6 +71,7 @@ class LearningConfig:
     delta: float = 0.5
     estimator_reads: int = 1
     update: str = "deterministic"
+    update_norm: str = "max"
     pair_update: str = "auto"
     lr_pulses: float = 4.0
     lr_decay: float = 0.9
@@ -94,6 +95,8 @@ class LearningConfig:
             raise bad("estimator", ", ".join(ESTIMATORS))
         if self.update not in UPDATES:
             raise bad("update", ", ".join(UPDATES))
+        if self.update_norm not in NORMS:
+            raise bad("update_norm", ", ".join(NORMS))
         if self.pair_update not in (*PAIR_UPDATES, "auto"):
             raise bad("pair_update", ", ".join((*PAIR_UPDATES, "auto")))
         for name, lo, hi in (("delta", 0.0, 100.0), ("lr_pulses", 0.0, 1e6),
@@ -370,7 +373,7 @@ class OnChipNetwork:
             hw_grads[k] = c["z_in"].T @ d
             if apply:
                 pulses[k] = pulse_counts(c["z_in"], d, lr_pulses, update=cfg.update,
-                                         rng=rng_u)
+                                         rng=rng_u, norm=cfg.update_norm)
             if k > 0:
                 mom = c["mom"]
                 # δ·(ᾱ + a) on the columns (the periphery's gain), rows sensed: dL/dz below.

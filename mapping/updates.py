@@ -8,6 +8,9 @@ column's read gain). Its *scale* is set by the update management of Gokmen & Vla
     N = max_i Σ_b |d_bi|          (a bound on max_ij |Σ_b x_bj d_bi| for ±1 inputs)
     E[pulses_ij] = −lr_pulses · Σ_b x_bj d_bi / N      (at most lr_pulses per device)
 
+(``norm="rms"``: N = rms_i Σ_b |d_bi| instead, so a typical column, not the largest, sets the
+scale; the largest columns then receive several times lr_pulses.)
+
 Two schemes produce pulse counts with that mean:
 
 - ``stochastic`` (stochastic coincidence, Gokmen & Vlasov 2016): for every example, BL pulse
@@ -35,13 +38,19 @@ UPDATES = ("stochastic", "deterministic")
 PAIR_UPDATES = ("set_only", "bidirectional")
 
 
-def _normaliser(d: np.ndarray) -> float:
-    n = float(np.max(np.sum(np.abs(d), axis=0))) if d.size else 0.0
-    return n
+NORMS = ("max", "rms")
+
+
+def _normaliser(d: np.ndarray, norm: str) -> float:
+    col = np.sum(np.abs(d), axis=0)
+    if not col.size:
+        return 0.0
+    return float(np.max(col)) if norm == "max" else float(np.sqrt(np.mean(col * col)))
 
 
 def pulse_counts(
-    x: np.ndarray, d: np.ndarray, lr_pulses: float, *, update: str, rng: np.random.Generator
+    x: np.ndarray, d: np.ndarray, lr_pulses: float, *, update: str, rng: np.random.Generator,
+    norm: str = "max",
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n_inc, n_dec): int64 (rows, cols) pulses that raise / lower each weight.
 
@@ -55,7 +64,9 @@ def pulse_counts(
     d = np.asarray(d, dtype=np.float64)
     rows, cols = x.shape[1], d.shape[1]
     zero = np.zeros((rows, cols), dtype=np.int64)
-    big_n = _normaliser(d)
+    if norm not in NORMS:
+        raise ValueError(f"norm={norm!r} is not one of {list(NORMS)}")
+    big_n = _normaliser(d, norm)
     if big_n == 0.0:
         return zero, zero.copy()
     if update == "deterministic":
