@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.special import log_softmax
+from scipy.special import log_softmax, ndtr
 
 from crossbar import ChipConfig, Counters, HardwareLayer, replace_field
 from crossbar.layer import DEFAULT_CHUNK_VALUES, EffectiveParameters
@@ -125,7 +125,7 @@ def read_conditions(
             f"with a {layer.noise} element (nsmx chips lists them)"
         )
     if p_policy == "chip":
-        return chip, _describe(chip)
+        return chip, _describe(chip) + _structure_note(chip, layer)
     try:
         if isinstance(element, BernoulliConfig):
             chip = replace_field(chip, "devices.element.p", float(layer.p))
@@ -140,7 +140,20 @@ def read_conditions(
             f"layer {layer.name!r}: the chip cannot read at the trained "
             f"{'p' if layer.noise == 'bernoulli' else 'sigma'} ({err})"
         ) from None
-    return chip, _describe(chip)
+    return chip, _describe(chip) + _structure_note(chip, layer)
+
+
+def _structure_note(chip: ChipConfig, layer: DenseLayer | ConvLayer) -> str:
+    """A note when the chip's element structure differs from the trained noise structure.
+
+    The marginal firing probabilities are the same (DESIGN §2); only the neurons' correlations
+    differ (per-row drivers correlate the neurons of a layer), so the layer runs as the chip is.
+    """
+    hardware = getattr(chip.devices.element, "structure", None)
+    trained = {"per_synapse": "per_cell", "per_input": "per_row"}.get(layer.structure)
+    if hardware is None or trained is None or hardware == trained:
+        return ""
+    return f" ({hardware} elements; trained {layer.structure})"
 
 
 def _describe(chip: ChipConfig) -> str:
@@ -148,8 +161,7 @@ def _describe(chip: ChipConfig) -> str:
     if isinstance(e, BernoulliConfig):
         return f"p={e.p:g}"
     if isinstance(e, SelectorConfig):
-        p = float(np.asarray(selector_mean_p(e)))
-        return f"selector V_in={e.v_read_v:.4g} V (mean p={p:.3g})"
+        return f"selector V_in={e.v_read_v:.4g} V (mean p={selector_mean_p(e):.3g})"
     if isinstance(e, GaussianElementConfig):
         return f"sigma={e.sigma:g}" if e.source == "element" else "sigma=read noise"
     return type(e).__name__
@@ -158,8 +170,6 @@ def _describe(chip: ChipConfig) -> str:
 def selector_mean_p(element: SelectorConfig) -> float:
     """Population-mean conducting probability of a selector at its read voltage:
     Φ((V_in − μ)/√(σ_c² + σ_d²)) (the expectation over μ_ij ~ N(μ, σ_d²))."""
-    from scipy.special import ndtr
-
     return float(ndtr((element.v_read_v - element.mu_v) / math.hypot(element.sigma_c_v,
                                                                       element.sigma_d_v)))
 

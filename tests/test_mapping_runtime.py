@@ -245,6 +245,18 @@ def test_read_conditions_per_policy(conv):
         program_chip(program, chip_preset("pcm-gaussian"))
 
 
+def test_structure_mismatch_is_noted():
+    """Per-input noise (one driver per row) trained, per-cell elements on chip: same marginals,
+    the chip runs as it is and the read conditions say so."""
+    model = nn.Sequential(nsm.BinarizeInput(), nn.Flatten(),
+                          nsm.NSMLinear(64, 8, structure="per_input"), nn.Linear(8, 10)).eval()
+    program = compile_model(model, (1, 8, 8))
+    assert program_chip(program, chip_preset("ideal")).layers[0].read == (
+        "p=0.5 (per_cell elements; trained per_input)")
+    per_row = resolve_chip("ideal", ["devices.element.structure=per_row"])
+    assert program_chip(program, per_row).layers[0].read == "p=0.5"
+
+
 def test_programming_is_reproducible_and_seeded(mlp):
     _, program = mlp
     chip = chip_preset("rram-selector")
