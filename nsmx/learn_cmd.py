@@ -23,7 +23,7 @@ DATASET_OF = {"digits-mlp": "digits", "mnist-mlp": "mnist"}
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``learn`` on an ``argparse`` subparsers object; returns its parser."""
     from mapping.estimators import ESTIMATORS
-    from mapping.updates import PAIR_UPDATES, UPDATES
+    from mapping.updates import NORMS, PAIR_UPDATES, UPDATES
 
     p = subparsers.add_parser("learn", help="train in situ on a virtual chip (pulse updates)")
     p.add_argument("--chip", default="ideal",
@@ -39,6 +39,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--delta", type=float, default=0.5,
                    help="window half-width Δ in units of the pre-activation std (default 0.5)")
     p.add_argument("--update", choices=list(UPDATES), default="deterministic")
+    p.add_argument("--update-norm", choices=list(NORMS), default="max",
+                   help="update management scale: max (default) or rms of the column errors")
     p.add_argument("--pair-update", choices=["auto", *PAIR_UPDATES], default="auto")
     p.add_argument("--batch-size", type=_positive_int, default=50, help="1 = online learning")
     p.add_argument("--lr-pulses", type=float, default=4.0,
@@ -110,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         pulse = _pulse(args.pulse)
         config = LearningConfig(
             model=args.model, estimator=args.estimator, delta=args.delta,
-            update=args.update, pair_update=args.pair_update, lr_pulses=args.lr_pulses,
+            update=args.update, update_norm=args.update_norm, pair_update=args.pair_update,
+            lr_pulses=args.lr_pulses,
             lr_decay=args.lr_decay, lr_periphery=args.lr_periphery,
             batch_size=args.batch_size, eval_samples=args.eval_samples, seed=args.seed)
         net = OnChipNetwork(config, chip, pulse)
