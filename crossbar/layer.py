@@ -660,11 +660,17 @@ class _Block:
         self.v = layer.chip.v_read_v
         self.a = layer.gain[self.cs]
         self.zt = [z8[:, rs] for rs in layer.row_slices]
+        # Driven (z ≠ 0) entries per row-tile over the batch chunk (one contiguous count when
+        # every input is ±1, the usual case).
+        if np.count_nonzero(z8) == z8.size:
+            n_driven = [self.batch * (rs.stop - rs.start) for rs in layer.row_slices]
+        else:
+            n_driven = [int(np.count_nonzero(zt)) for zt in self.zt]
         # z_j² = 1 for ±1 inputs: then Σ_j z_j² v_ji is a column sum, no product needed.
-        self.full = [bool(np.all(zt != 0)) for zt in self.zt]
+        self.full = [n == zt.size for n, zt in zip(n_driven, self.zt, strict=True)]
         self._memo: dict[Any, np.ndarray] = {}
         # Cells on driven rows (both devices of a pair), per tile, summed over the batch chunk.
-        self.driven = [2 * int(np.count_nonzero(zt)) * self.width for zt in self.zt]
+        self.driven = [2 * n * self.width for n in n_driven]
         # Whether every tile's stochastic read has moments that do not change between samples
         # (then one Gaussian per neuron is exact or is the clt mode itself).
         kinds = {ta.kind for ta in self.tiles}
@@ -700,13 +706,15 @@ class _Block:
             t_s, gain = self.read
             m, q = layer._moment_coefficients(t_s, self.c, gain)
             zf = self.z8.astype(np.float64)
-            mean = zf @ m + layer.offsets_ua[self.cs]
+            mean = zf @ m
+            mean += layer.offsets_ua[self.cs]
+            sigma2_n = layer._neuron.config.noise_sigma_ua**2
             if all(self.full):  # z_j² = 1: the variance is a column sum
-                var = np.broadcast_to(q.sum(axis=0), mean.shape)
+                var = np.empty(mean.shape, dtype=np.float32)
+                var[:] = (q.sum(axis=0) + sigma2_n).astype(np.float32)
             else:
-                var = np.square(zf) @ q
-            var = var + layer._neuron.config.noise_sigma_ua**2
-            self._memo["moments"] = (mean.astype(np.float32), var.astype(np.float32))
+                var = (np.square(zf) @ q + sigma2_n).astype(np.float32)
+            self._memo["moments"] = (mean.astype(np.float32), var)
         return self._memo["moments"]
 
     # -- the stochastic read of one row-tile: (base, var_s, var_c) in µA / µA²
