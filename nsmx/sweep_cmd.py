@@ -304,15 +304,18 @@ def plot(args: argparse.Namespace) -> int:
     """``nsmx plot``."""
     from nsmx.cli import UserError
     from nsmx.store import StoreError, open_store
-    from nsmx.sweep_plots import PlotError, plot_store
+    from nsmx.sweep_plots import PlotError, format_markdown, plot_store, summary_table
 
     try:
         with open_store(args.run_dir) as store:
             paths = plot_store(store, metrics=args.metric or ["accuracy"], x=args.x,
                                out_dir=args.out or args.run_dir,
                                stem=args.name or f"sweep_{Path(args.run_dir).name}")
+            table = summary_table(store)
     except (StoreError, PlotError) as exc:
         raise UserError(str(exc)) from exc
+    for line in format_markdown(table):
+        print(line)
     for path in paths:
         print(f"wrote {path}")
     return 0

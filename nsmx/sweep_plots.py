@@ -106,9 +106,12 @@ def plot_store(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     title = sweep.get("name") or stem
-    subtitle = (f"{sweep.get('chip')} {' '.join(sweep.get('sets', []))}; "
-                f"{sweep.get('dataset') or ''} n={rows[0]['n']}, S={rows[0]['samples']}, "
-                f"mode {sweep.get('mode')}")
+    first = rows[0]["config"]
+    chip = Path(str(sweep.get("chip"))).name
+    samples = "S varied" if "run.samples" in fields else f"S={rows[0]['samples']}"
+    seeds = len({r["seed"] for r in rows})
+    subtitle = (f"chip {chip} {' '.join(sweep.get('sets', []))}; {first['dataset']} "
+                f"n={rows[0]['n']}, {samples}, mode {first['run']['mode']}, {seeds} seed(s)")
     written: list[Path] = []
     for metric in metrics:
         label, scale = METRICS[metric]
@@ -167,10 +170,12 @@ def plot_store(
             im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
             ax.set_xticks(range(len(xs_all)), [_fmt(v) for v in xs_all])
             ax.set_yticks(range(len(ys)), [_fmt(v) for v in ys])
+            lo, hi = np.nanmin(grid), np.nanmax(grid)
             for i, j in itertools.product(range(len(ys)), range(len(xs_all))):
                 if np.isfinite(grid[i, j]):
-                    ax.text(j, i, f"{grid[i, j]:.3g}", ha="center", va="center", fontsize=7,
-                            color="w")
+                    bright = hi > lo and (grid[i, j] - lo) / (hi - lo) > 0.6  # viridis: yellow
+                    ax.text(j, i, f"{grid[i, j]:.3g}", ha="center", va="center", fontsize=8,
+                            color="k" if bright else "w")
             ax.set_xlabel(axis_label(x))
             ax.set_ylabel(axis_label(y))
             fig.colorbar(im, ax=ax, label=f"{label} (mean over seeds)")
@@ -184,4 +189,42 @@ def plot_store(
     return written
 
 
-__all__ = ["METRICS", "UNITS", "PlotError", "axis_label", "plot_store"]
+def summary_table(store: SweepStore) -> list[dict[str, Any]]:
+    """One row per grid point, in grid order: the varied values, seeds, and mean ± standard
+    deviation (over seeds, ddof 1) of accuracy, NLL and ECE."""
+    rows = store.rows()
+    fields = [f for f, _ in store.sweep.get("vary", [])]
+    points: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        points.setdefault(r["point_hash"], []).append(r)
+    out = []
+    for group in sorted(points.values(), key=lambda g: g[0]["point_index"]):
+        entry: dict[str, Any] = {f: group[0]["params"].get(f) for f in fields}
+        entry["seeds"] = len(group)
+        for metric in ("accuracy", "nll", "ece"):
+            values = np.array([r[metric] for r in group])
+            entry[metric] = float(values.mean())
+            entry[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out.append(entry)
+    return out
+
+
+def format_markdown(table: Sequence[dict[str, Any]]) -> list[str]:
+    """:func:`summary_table` as Markdown lines (accuracy and ECE in %)."""
+    if not table:
+        return []
+    fields = [k for k in table[0] if k not in ("seeds", "accuracy", "accuracy_std", "nll",
+                                                  "nll_std", "ece", "ece_std")]
+    lines = ["| " + " | ".join([*fields, "seeds", "accuracy (%)", "NLL", "ECE (%)"]) + " |",
+             "|" + "---|" * (len(fields) + 4)]
+    for e in table:
+        cells = [_fmt(e[f]) for f in fields]
+        cells += [str(e["seeds"]), f"{100 * e['accuracy']:.2f} ± {100 * e['accuracy_std']:.2f}",
+                  f"{e['nll']:.3f} ± {e['nll_std']:.3f}",
+                  f"{100 * e['ece']:.2f} ± {100 * e['ece_std']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+__all__ = ["METRICS", "UNITS", "PlotError", "axis_label", "format_markdown", "plot_store",
+           "summary_table"]

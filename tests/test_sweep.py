@@ -344,13 +344,17 @@ def test_cli_sweep_export_plot(program, serial_run, tmp_path, capsys):
     assert {"devices.element.sigma_d_v", "periphery.adc_bits", "accuracy", "nll", "ece",
             "seed"} <= set(rows[0])
 
+    capsys.readouterr()
     assert main(["plot", str(run_dir), "--metric", "accuracy", "--metric", "ece",
                  "-o", str(tmp_path / "fig")]) == 0
     names = sorted(p.name for p in (tmp_path / "fig").iterdir())
     assert names == sorted(f"sweep_cli_{m}{h}.{f}" for m in ("accuracy", "ece")
                            for h in ("", "_heatmap") for f in ("png", "pdf"))
     assert (tmp_path / "fig" / "sweep_cli_accuracy.png").stat().st_size > 10_000
-    capsys.readouterr()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ("| devices.element.sigma_d_v | periphery.adc_bits | seeds | "
+                        "accuracy (%) | NLL | ECE (%) |")
+    assert len([ln for ln in lines if ln.startswith("| 0.08 | 8 | 2 | ")]) == 1
 
     # Errors: one line, exit 2, before any work.
     bad = tmp_path / "bad"
