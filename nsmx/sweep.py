@@ -41,7 +41,6 @@ import os
 import platform
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -625,17 +624,10 @@ def _run_processes(todo: Sequence[Task], workers: int, commit: Callable) -> None
 
     # spawn: the parent has imported torch (OpenMP); forking it can deadlock the children.
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending = {pool.submit(execute_task, task) for task in todo}
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    commit(fut.result())
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    # Pool.__exit__ terminates the workers: an interrupted sweep leaves no orphan computing.
+    with ctx.Pool(processes=min(workers, max(1, len(todo)))) as pool:
+        for row in pool.imap_unordered(execute_task, todo, chunksize=1):
+            commit(row)
 
 
 def _run_dask(todo: Sequence[Task], scheduler: Any, commit: Callable) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -237,12 +238,18 @@ def run(args: argparse.Namespace) -> int:
     from nsmx.store import StoreError
     from nsmx.sweep import SweepError
 
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM like Ctrl-C: stop workers, keep committed rows
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         if args.target[:1] == ["export"]:
             return _export(args)
         return _sweep(args)
     except (SweepError, StoreError) as exc:
         raise UserError(str(exc)) from exc
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _export(args: argparse.Namespace) -> int:

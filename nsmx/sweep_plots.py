@@ -139,9 +139,11 @@ def plot_store(
             pos_vals = vals[vals > 0]
             if pos_vals.size and pos_vals.max() / pos_vals.min() > 100:
                 if (vals == 0).any():
-                    ax.set_xscale("symlog", linthresh=float(pos_vals.min()))
+                    ax.set_xscale("symlog", linthresh=float(pos_vals.min()), linscale=0.5)
                 else:
                     ax.set_xscale("log")
+                ax.set_xticks(vals, [_fmt(v) for v in xs_all], fontsize=8)
+                ax.minorticks_off()
         else:
             ax.set_xticks(range(len(xs_all)), [_fmt(v) for v in xs_all])
         ax.set_xlabel(axis_label(x))
@@ -149,7 +151,7 @@ def plot_store(
         ax.set_title(f"{title}\n{subtitle}", fontsize=9)
         ax.grid(alpha=0.3)
         if others:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
         for fmt in formats:
             path = out_dir / f"{stem}_{metric}.{fmt}"
