@@ -44,13 +44,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
-
-try:  # Python >= 3.11
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 import tomli_w
 
@@ -230,19 +224,7 @@ class ChipConfig:
     @classmethod
     def from_toml(cls, source: str | os.PathLike[str]) -> ChipConfig:
         """Read a chip from a TOML file (a ``PathLike`` or a one-line ``*.toml`` string) or text."""
-        if isinstance(source, os.PathLike) or (
-            isinstance(source, str) and source.endswith(".toml") and "\n" not in source
-        ):
-            text = Path(source).read_text(encoding="utf-8")
-        elif isinstance(source, str):
-            text = source
-        else:
-            raise ConfigTypeError("source", source, "a path or TOML text")
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"invalid TOML: {err}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(devices.config.read_toml(source))
 
 
 _SECTIONS: dict[str, type] = {

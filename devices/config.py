@@ -167,11 +167,11 @@ def to_toml(cfg: DeviceConfig) -> str:
     return tomli_w.dumps(to_dict(cfg))
 
 
-def from_toml(source: str | os.PathLike[str]) -> DeviceConfig:
-    """Read a :class:`DeviceConfig` from a TOML file or TOML text.
+def read_toml(source: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse TOML from a file or from text into a dict (shared by every config reader).
 
     ``source`` is a path if it is a ``PathLike``, or a ``str`` that ends in ``.toml`` and has
-    no newline; otherwise it is the TOML text itself.
+    no newline; otherwise it is the TOML text itself. Invalid TOML raises ``ValueError``.
     """
     if isinstance(source, os.PathLike) or (
         isinstance(source, str) and source.endswith(".toml") and "\n" not in source
@@ -182,10 +182,14 @@ def from_toml(source: str | os.PathLike[str]) -> DeviceConfig:
     else:
         raise ConfigTypeError("source", source, "a path or TOML text")
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"invalid TOML: {err}") from None
-    return from_dict(data)
+
+
+def from_toml(source: str | os.PathLike[str]) -> DeviceConfig:
+    """Read a :class:`DeviceConfig` from a TOML file or TOML text (see :func:`read_toml`)."""
+    return from_dict(read_toml(source))
 
 
 # --------------------------------------------------------------------------- sweeps
