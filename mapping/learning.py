@@ -59,8 +59,11 @@ CHECKPOINT_VERSION = 1
 class LearningConfig:
     """How the chip learns (the chip and the pulse device come separately).
 
-    lr_pulses: at most this many pulses per device per update (expected), decayed by
-    ``lr_decay`` per epoch. ``batch_size`` 1 = online learning. ``pair_update`` "auto":
+    lr_us: the largest expected weight change per device and update (µS), converted to pulses
+    with the pulse device's nominal up step (lr_pulses = lr_us/dg_up_us), so that a coarse
+    device (FeFET: 0.63 µS per pulse) and a fine one (ideal: 0.025 µS) learn at the same rate
+    in conductance units; ``lr_pulses`` (pulses per update) overrides it when given. Both decay
+    by ``lr_decay`` per epoch. ``batch_size`` 1 = online learning. ``pair_update`` "auto":
     ``set_only`` for devices with an abrupt RESET (PCM), else ``bidirectional``.
     ``refresh_every``/``refresh_level``: refresh of saturated set_only pairs (0 = never).
     ``init_fill``: fraction of the window that the largest initial |w| of a column uses.
@@ -73,7 +76,8 @@ class LearningConfig:
     update: str = "deterministic"
     update_norm: str = "max"
     pair_update: str = "auto"
-    lr_pulses: float = 4.0
+    lr_us: float = 0.1
+    lr_pulses: float | None = None
     lr_decay: float = 0.9
     lr_periphery: float = 0.01
     batch_size: int = 50
@@ -99,7 +103,11 @@ class LearningConfig:
             raise bad("update_norm", ", ".join(NORMS))
         if self.pair_update not in (*PAIR_UPDATES, "auto"):
             raise bad("pair_update", ", ".join((*PAIR_UPDATES, "auto")))
-        for name, lo, hi in (("delta", 0.0, 100.0), ("lr_pulses", 0.0, 1e6),
+        if self.lr_pulses is not None and (
+                isinstance(self.lr_pulses, bool) or not isinstance(self.lr_pulses, (int, float))
+                or not 0.0 < self.lr_pulses <= 1e6):
+            raise bad("lr_pulses", "None or a number in (0, 1e6]")
+        for name, lo, hi in (("delta", 0.0, 100.0), ("lr_us", 0.0, 1e3),
                              ("lr_periphery", 0.0, 10.0), ("beta_init", 0.0, 100.0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v <= hi:
@@ -114,6 +122,10 @@ class LearningConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise bad(name, f"an integer >= {lo}")
+
+    def resolved_lr_pulses(self, pulse: PulseConfig) -> float:
+        """Pulses per update at epoch 0 (``lr_pulses``, or ``lr_us`` over the up step)."""
+        return self.lr_pulses if self.lr_pulses is not None else self.lr_us / pulse.dg_up_us
 
     def resolved_pair_update(self, pulse: PulseConfig) -> str:
         if self.pair_update != "auto":
@@ -174,8 +186,12 @@ class ChipLayer:
             gm0 = np.full(w0.shape, g_min + 0.5 * span)
             gp0 = gm0 + kappa * w0
         device = PulseDevice(pulse)
-        self.g_plus = device.init(gp0, rng=rng_p)
         self.g_minus = device.init(gm0, rng=rng_m)
+        if pair_update == "bidirectional":
+            # G⁺ = (the reference as realised, on the level grid) + w: a reference rounded to
+            # another level than G⁺ would bias every weight by up to half a level.
+            gp0 = np.clip(self.g_minus.g_us + (gp0 - gm0), g_min, pulse.g_max_us)
+        self.g_plus = device.init(gp0, rng=rng_p)
         # Element moments per cell (constant: element variation is drawn once).
         if elem.structure == "per_cell":
             state = elem.program((2 * n_in, n_out), rng=rng_el)
@@ -557,7 +573,7 @@ class Trainer:
         t0 = time.perf_counter()
         rng = self._rng(1, e)
         order = rng.permutation(len(self.x_train))
-        lr = cfg.lr_pulses * cfg.lr_decay**e
+        lr = cfg.resolved_lr_pulses(net.pulse) * cfg.lr_decay**e
         bs = cfg.batch_size
         loss_sum, correct, seen = 0.0, 0, 0
         batches = range(0, len(order), bs)

@@ -43,8 +43,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="update management scale: max (default) or rms of the column errors")
     p.add_argument("--pair-update", choices=["auto", *PAIR_UPDATES], default="auto")
     p.add_argument("--batch-size", type=_positive_int, default=50, help="1 = online learning")
-    p.add_argument("--lr-pulses", type=float, default=4.0,
-                   help="max expected pulses per device per update (default 4)")
+    p.add_argument("--lr-us", type=float, default=0.1,
+                   help="max expected weight change per device and update, µS (default 0.1; "
+                   "converted to pulses with the device's up step)")
+    p.add_argument("--lr-pulses", type=float, default=None,
+                   help="max expected pulses per device per update (overrides --lr-us)")
     p.add_argument("--lr-decay", type=float, default=0.9, help="per-epoch factor on lr-pulses")
     p.add_argument("--lr-periphery", type=float, default=0.01, help="Adam lr of the periphery")
     p.add_argument("--eval-samples", type=_positive_int, default=20,
@@ -113,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         config = LearningConfig(
             model=args.model, estimator=args.estimator, delta=args.delta,
             update=args.update, update_norm=args.update_norm, pair_update=args.pair_update,
-            lr_pulses=args.lr_pulses,
+            lr_us=args.lr_us, lr_pulses=args.lr_pulses,
             lr_decay=args.lr_decay, lr_periphery=args.lr_periphery,
             batch_size=args.batch_size, eval_samples=args.eval_samples, seed=args.seed)
         net = OnChipNetwork(config, chip, pulse)

@@ -54,8 +54,10 @@ def test_window_estimator_learns_with_a_noisy_gradient(digits):
 @pytest.mark.parametrize("pulse,update", [("pcm", "deterministic"), ("rram", "stochastic")])
 def test_non_ideal_devices_run_and_count_pulses(digits, pulse, update):
     x_tr, y_tr, x_te, y_te = digits
+    # lr_pulses=4 (not the default 0.1 µS per update) so that SET-only pairs saturate
+    # within the 30 updates and the refresh is exercised
     cfg = LearningConfig(update=update, batch_size=20, refresh_every=5, refresh_level=0.5,
-                         eval_samples=3)
+                         lr_pulses=4.0, eval_samples=3)
     net = OnChipNetwork(cfg, ChipConfig.ideal(), load_pulse_preset(pulse))
     trainer = Trainer(net, x_tr[:600], y_tr[:600], x_te[:200], y_te[:200])
     row = trainer.run_epoch()

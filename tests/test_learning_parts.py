@@ -166,3 +166,20 @@ def test_learning_config_errors():
         LearningConfig(batch_size=0)
     with pytest.raises(ValueError, match="lr_pulses"):
         LearningConfig(lr_pulses=-1.0)
+
+
+def test_bidirectional_pairs_start_unbiased_on_a_level_grid():
+    # FeFET: 32 levels. The reference G⁻ sits on a level and G⁺ = G⁻ + w on the same grid, so
+    # zero weights are exactly zero (a reference rounded apart from G⁺ biased every weight).
+    chip = ChipConfig.ideal()
+    layer = ChipLayer(np.zeros((30, 4)), chip=chip, pulse=load_pulse_preset("fefet"),
+                      pair_update="bidirectional", beta_init=1.0, init_fill=0.3,
+                      rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(layer.g_plus.g_us, layer.g_minus.g_us)
+
+
+def test_learning_rate_in_conductance_units():
+    cfg = LearningConfig(lr_us=0.1)
+    assert cfg.resolved_lr_pulses(load_pulse_preset("ideal")) == pytest.approx(4.0)
+    assert cfg.resolved_lr_pulses(load_pulse_preset("fefet")) == pytest.approx(0.1 / 0.629)
+    assert LearningConfig(lr_pulses=3.0).resolved_lr_pulses(load_pulse_preset("rram")) == 3.0
