@@ -106,12 +106,36 @@ def main(res: str, out: str) -> None:
                                  "fefet": "mnist_fefet", "rram": "mnist_rram",
                                  "pcm": "mnist_pcm"},
                   "onchip_mnist_curves.png", "MNIST mnist-mlp, in situ vs software")
-    est = {f"window Δ={d}": f"digits_window_{d}" for d in ("0.1", "0.25", "0.5", "1.0", "2.0")}
-    est.update({"exact": "digits_exact", "two_read Δ=0.5": "digits_two_read",
-                "score": "digits_score"})
+    est = {f"window Δ={d}": f"d_window_{d}" for d in ("0.1", "0.25", "0.5", "1.0", "2.0")}
+    est.update({"software (torch)": "d_sw", "exact": "d_exact", "two_read Δ=0.5": "d_two_read",
+                "score": "d_score"})
     curves_figure(res_p, out_p, est, "onchip_digits_estimators.png",
                   "digits-mlp: estimator and Δ (ideal devices)")
 
 
+
+
+def tables(res: str) -> str:
+    """Markdown rows (last epoch of every run folder in ``res``) for docs/results/onchip.md."""
+    lines = ["| run | epochs | test acc (%) | train loss | grad cosine per layer | pulses/device "
+             "mean (max) per layer | refreshed pairs |", "|---|---|---|---|---|---|---|"]
+    for path in sorted(Path(res).glob("*/metrics.json")):
+        h = _history(path.parent)
+        r = h[-1]
+        if "grad_cosine" not in r:
+            acc = r["test_accuracy"] * 100
+            lines.append(f"| {path.parent.name} (software) | {r['epoch']} | {acc:.2f} | "
+                         f"{r['train_loss']:.3f} | | | |")
+            continue
+        cos = ", ".join(f"{c:.3f}" for c in r["grad_cosine"])
+        pul = ", ".join(f"{p['mean']:.0f} ({p['max']})" for p in r["pulses"])
+        lines.append(f"| {path.parent.name} | {r['epoch']} | {r['test_acc'] * 100:.2f} | "
+                     f"{r['train_loss']:.3f} | {cos} | {pul} | {r['refreshed_pairs']} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    if sys.argv[1] == "--tables":
+        print(tables(sys.argv[2]))
+    else:
+        main(*sys.argv[1:3])
