@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import textwrap
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +32,7 @@ METRICS = {
     "accuracy": ("accuracy (%)", 100.0),
     "error": ("test error (%)", 100.0),
     "nll": ("NLL (nats)", 1.0),
-    "ece": ("expected calibration error (%)", 100.0),
+    "ece": ("calibration error ECE (%)", 100.0),
 }
 
 
@@ -112,6 +113,7 @@ def plot_store(
     seeds = len({r["seed"] for r in rows})
     subtitle = (f"chip {chip} {' '.join(sweep.get('sets', []))}; {first['dataset']} "
                 f"n={rows[0]['n']}, {samples}, mode {first['run']['mode']}, {seeds} seed(s)")
+    subtitle = "\n".join(textwrap.wrap(subtitle, 72))
     written: list[Path] = []
     for metric in metrics:
         label, scale = METRICS[metric]
@@ -147,7 +149,7 @@ def plot_store(
         else:
             ax.set_xticks(range(len(xs_all)), [_fmt(v) for v in xs_all])
         ax.set_xlabel(axis_label(x))
-        ax.set_ylabel(f"{label}, mean ± std over seeds")
+        ax.set_ylabel(f"{label}\nmean ± std over seeds")
         ax.set_title(f"{title}\n{subtitle}", fontsize=9)
         ax.grid(alpha=0.3)
         if others:
