@@ -126,3 +126,62 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     assert len(final) == total
     assert len({(r[0], r[1]) for r in final}) == total  # no duplicate (point, seed)
     assert final == table(reference)
+
+
+def _children(pid: int) -> set[int]:
+    """Direct child processes of ``pid`` (Linux /proc)."""
+    out: set[int] = set()
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                out |= {int(c) for c in fh.read().split()}
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_sigint_with_worker_processes_stops_workers_and_keeps_rows(tmp_path):
+    """Ctrl-C on ``nsmx sweep --workers 2``: exit status 130, the worker processes end with
+    it, and the store holds only whole, unique rows."""
+    program = digits_program(tmp_path / "digits.nsmx")
+    out = tmp_path / "interrupted"
+    db = out / STORE_NAME
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsmx.cli", *cli_args(program, out), "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while stored_rows(db) < 1:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the sweep subprocess made no progress"
+            time.sleep(0.02)
+        workers = set()
+        for child in _children(proc.pid):  # the pool's workers (and its resource tracker)
+            workers |= {child, *_children(child)}
+        assert len(workers) >= 2
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err = proc.stderr.read().decode()
+        proc.stderr.close()
+    assert "interrupted" in err
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [w for w in workers if _alive(w)], "worker processes outlived the sweep"
+    rows = table(out)
+    total = len(GRID["devices.element.sigma_d_v"]) * len(GRID["run.samples"]) * SEEDS
+    assert 1 <= len(rows) < total
+    assert len({(r[0], r[1]) for r in rows}) == len(rows)
