@@ -31,13 +31,12 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from .conductance import quantise
-from .config import tomllib
+from .config import read_toml, tomllib
 from .errors import ConfigError, ConfigTypeError
 from .fields import check_levels, check_window, param, validate_config
 from .rng import check_rng
@@ -299,20 +298,8 @@ def pulse_to_toml(config: PulseConfig, description: str = "") -> str:
 
 
 def pulse_from_toml(source: str | os.PathLike[str]) -> PulseConfig:
-    """A :class:`PulseConfig` from a TOML file path or TOML text."""
-    if isinstance(source, os.PathLike) or (
-        isinstance(source, str) and source.endswith(".toml") and "\n" not in source
-    ):
-        text = Path(source).read_text(encoding="utf-8")
-    elif isinstance(source, str):
-        text = source
-    else:
-        raise ConfigTypeError("source", source, "a path or TOML text")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"invalid TOML: {err}") from None
-    return pulse_from_dict(data)
+    """A :class:`PulseConfig` from a TOML file path or TOML text (see :func:`read_toml`)."""
+    return pulse_from_dict(read_toml(source))
 
 
 def _pulse_files() -> dict[str, Any]:
