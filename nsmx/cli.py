@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from nsmx import chips_cmd, compile_cmd, demo, learn_cmd, run_cmd, sweep_cmd
+from nsmx.argtypes import nonnegative_int as _nonnegative_int
+from nsmx.argtypes import positive_int as _positive_int
 
 
 class UserError(Exception):
@@ -31,26 +33,6 @@ def _add_data_args(p: argparse.ArgumentParser, *, default_dataset: str | None) -
         default=None,
         help="folder of the IDX files (default: $NSMX_MNIST_DIR or $NSMX_FASHION_MNIST_DIR)",
     )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nsmx.argtypes import positive_int as _positive_int
+
 DATASET_OF = {"digits-mlp": "digits", "mnist-mlp": "mnist"}
 
 
@@ -63,16 +65,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
     return p
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
 
 
 def _pulse(spec: str):
