@@ -18,9 +18,16 @@ compile, the chip's read arrays are prepared), which is not timed.
 
 from __future__ import annotations
 
+import os
+
+# Idle OpenMP threads sleep instead of spinning (set before numba or torch start their OpenMP
+# runtimes). With spinning threads, numba's parallel kernels and numpy's BLAS, which alternate
+# in the clt path, steal each other's cores: measured 4-12x slower with 2 threads of each on 2
+# cores. An explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import json
-import os
 import platform
 import time
 
