@@ -14,9 +14,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
+
+# Idle OpenMP threads sleep instead of spinning. The chip's clt path alternates numba's parallel
+# kernels with numpy's BLAS; with spinning idle threads each steals the other's cores (measured:
+# full-MNIST clt run 204 s with 2 threads of each on 2 cores, 15 s with passive waiting, 17 s with
+# one thread). It must be set before torch or numba load their OpenMP runtime, i.e. when the CLI
+# imports this module; an explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
 
