@@ -70,6 +70,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--p-policy", choices=list(P_POLICIES), default="trained",
                    help="trained: set each layer's read conditions to its trained p; chip: the "
                    "chip as configured, the beta gain compensates")
+    p.add_argument("--drift-compensation", action="store_true",
+                   help="scale every column signal by the chip's global drift gain at --t-s "
+                   "(one calibration read; after Joshi et al. 2020)")
     p.add_argument("--limit", type=_positive_int, default=None, help="first N test examples only")
     p.add_argument("--no-software", action="store_true",
                    help="skip the software reference run")
@@ -158,12 +161,14 @@ def _run(args: argparse.Namespace) -> int:
         "model" in src) else "program"
     print(f"{what} from {args.program} on chip {label}")
     print(f"  {dataset} test: {len(y)} examples x {args.samples} MC samples, mode {args.mode}, "
-          f"t = {args.t_s:g} s, p policy {args.p_policy}, seeds: program {program_seed}, "
+          f"t = {args.t_s:g} s{' (drift compensated)' if args.drift_compensation else ''}, "
+          f"p policy {args.p_policy}, seeds: program {program_seed}, "
           f"reads {args.seed}")
     print(f"  programmed {model.cells():,} cells in {program_s:.1f} s")
 
     run_ = model.run(x, args.samples, t_s=args.t_s, mode=args.mode, seed=args.seed,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress,
+                     drift_compensation=args.drift_compensation)
     report = chip_report(model, run_, y, chip=label)
 
     software = None
@@ -203,6 +208,7 @@ def _run(args: argparse.Namespace) -> int:
             "program_seed": program_seed,
             "p_policy": args.p_policy,
             "t_s": args.t_s,
+            "drift_compensation": args.drift_compensation,
             "chip_accuracy": report.accuracy,
             "chip_nll": report.nll,
             "software_accuracy": None if software is None else software["accuracy"],

@@ -91,11 +91,12 @@ def test_run_realistic_chip_with_sets_and_file(demo, tmp_path, capsys):
     code = main(["run", str(out / "model.nsmx"), "--chip", str(chip_file),
                  "--set", "periphery.partial_sums=adc", "--set", "tile.rows=64",
                  "--samples", "3", "--limit", "100", "--mode", "clt", "--t-s", "10",
-                 "--no-software", "--no-progress", "--json"])
+                 "--drift-compensation", "--no-software", "--no-progress", "--json"])
     assert code == 0
     result = last_json(capsys.readouterr().out)
     assert result["chip"] == "custom periphery.partial_sums=adc tile.rows=64"
     assert result["software_accuracy"] is None and result["t_s"] == 10.0
+    assert result["drift_compensation"] is True
     assert result["report"]["adc_conversions"] > 0
     assert result["report"]["layers"][0]["tiles"] == [2, 1]
 
