@@ -19,7 +19,7 @@ import torch
 
 from nsm.checkpoint import load_model
 from nsm.data import load_dataset
-from nsm.evaluate import mc_predict
+from nsm.evaluate import accuracy_nll, mc_predict
 
 #: Test error (%) on MNIST reported in the rebuttal (conv architecture for NSM / BinConcrete).
 PAPER_ERROR = {
@@ -50,8 +50,7 @@ def main() -> None:
             model, x, samples=args.samples, generator=torch.Generator().manual_seed(args.seed)
         )
         eval_s = time.perf_counter() - t0
-        accuracy = float((prob.argmax(1) == y).float().mean())
-        nll = float(-torch.log(prob[torch.arange(len(y)), y].clamp_min(1e-12)).mean())
+        accuracy, nll = accuracy_nll(prob, y)
         train_s = sum(r["epoch_s"] for r in ckpt.get("history", []))
         rows.append(
             {

@@ -122,6 +122,14 @@ def mc_predict(
     return out.float()
 
 
+def accuracy_nll(prob: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(accuracy, mean negative log-likelihood) of class probabilities prob (N, C) for labels
+    y (N,); probabilities are floored at 1e-12 so one confident mistake stays finite."""
+    accuracy = float((prob.argmax(1) == y).float().mean())
+    nll = float(-torch.log(prob[torch.arange(len(y)), y].clamp_min(1e-12)).mean())
+    return accuracy, nll
+
+
 def mc_accuracy(
     model: nn.Module,
     x: Tensor,

@@ -26,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from nsm.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
-from nsm.evaluate import mc_predict
+from nsm.evaluate import accuracy_nll, mc_predict
 from nsm.layers import use_generator
 from nsm.models import MODELS, RULES, build_model
 
@@ -182,10 +182,7 @@ def train(
         prob = mc_predict(
             model, x_test, samples=cfg.eval_samples, generator=_generator(cfg.seed, epoch, _EVAL)
         )
-        test_acc = float((prob.argmax(1) == y_test).float().mean())
-        test_nll = float(
-            -torch.log(prob[torch.arange(len(y_test)), y_test].clamp_min(1e-12)).mean()
-        )
+        test_acc, test_nll = accuracy_nll(prob, y_test)
         row = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / n,

@@ -139,7 +139,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from nsm.checkpoint import CheckpointError, load_model
-    from nsm.evaluate import mc_predict
+    from nsm.evaluate import accuracy_nll, mc_predict
     from nsm.models import MODELS
 
     try:
@@ -165,8 +165,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     wall_s = time.perf_counter() - t0
-    accuracy = float((prob.argmax(1) == y).float().mean())
-    nll = float(-torch.log(prob[torch.arange(len(y)), y].clamp_min(1e-12)).mean())
+    accuracy, nll = accuracy_nll(prob, y)
     result = {
         "checkpoint": str(args.checkpoint),
         "model": ckpt["model"],
