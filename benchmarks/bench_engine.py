@@ -69,8 +69,9 @@ def bench_shape(fan_in: int, fan_out: int, chips: dict, samples: int, repeats: i
     layers = {}
     for name, (chip, _) in chips.items():
         t0 = time.perf_counter()
-        layers[name] = HardwareLayer.build(w, beta, None, noise="bernoulli", p=0.5, chip=chip,
-                                           rng=np.random.default_rng(1))
+        layers[name] = HardwareLayer.build(
+            w, beta, None, noise="bernoulli", p=0.5, chip=chip, rng=np.random.default_rng(1)
+        )
         if name == "realistic_exact":
             print(f"shape={shape} build_s={time.perf_counter() - t0:.3f}")
     cells = prepare_cells(np.vstack([np.maximum(w, 0), np.maximum(-w, 0)]), 0.5)
@@ -99,13 +100,17 @@ def bench_shape(fan_in: int, fan_out: int, chips: dict, samples: int, repeats: i
         print(f"{tag} dense_s={dense:.5f} dense_gmac_s={gmac:.2f}")
         for name, n in runs.items():
             t = best[name] / n
-            print(f"{tag} engine_{name}_vs_dense_ratio={dense / t:.4f} "
-                  f"engine_{name}_vs_dense_cpu_ratio={cpu['dense'] * n / cpu[name]:.4f} "
-                  f"engine_{name}_s_per_sample={t:.5f}")
+            print(
+                f"{tag} engine_{name}_vs_dense_ratio={dense / t:.4f} "
+                f"engine_{name}_vs_dense_cpu_ratio={cpu['dense'] * n / cpu[name]:.4f} "
+                f"engine_{name}_s_per_sample={t:.5f}"
+            )
             if name == "exact":
                 print(f"{tag} engine_exact_vs_kernel_ratio={best['kernel'] / best[name]:.4f}")
-        print(f"{tag} clt_vs_dense_ratio={dense * samples / best['clt']:.4f} "
-              f"clt_vs_dense_cpu_ratio={cpu['dense'] * samples / cpu['clt']:.4f}")
+        print(
+            f"{tag} clt_vs_dense_ratio={dense * samples / best['clt']:.4f} "
+            f"clt_vs_dense_cpu_ratio={cpu['dense'] * samples / cpu['clt']:.4f}"
+        )
 
 
 def main() -> None:
@@ -114,8 +119,10 @@ def main() -> None:
     args = parser.parse_args()
     samples = 2 if args.quick else 10
     repeats = 2 if args.quick else 3
-    print(f"machine={platform.machine()} cpus={os.cpu_count()} "
-          f"numba_threads_max={numba.config.NUMBA_NUM_THREADS}")
+    print(
+        f"machine={platform.machine()} cpus={os.cpu_count()} "
+        f"numba_threads_max={numba.config.NUMBA_NUM_THREADS}"
+    )
     ideal = ChipConfig.ideal()
     realistic = ChipConfig.from_preset("rram-selector")
     chips = {

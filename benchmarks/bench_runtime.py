@@ -84,8 +84,13 @@ def main() -> None:
 
         mc_predict(model, x_t[:10], samples=1, generator=torch.Generator().manual_seed(0))
         t0 = time.perf_counter()
-        prob = mc_predict(model, x_t, samples=args.samples,
-                          generator=torch.Generator().manual_seed(args.seed)).double().numpy()
+        prob = (
+            mc_predict(
+                model, x_t, samples=args.samples, generator=torch.Generator().manual_seed(args.seed)
+            )
+            .double()
+            .numpy()
+        )
         software_s = time.perf_counter() - t0
         acc, nll = accuracy_nll(prob, y)
         figures.update(software_s=software_s, software_accuracy=acc, software_nll=nll)
@@ -94,16 +99,20 @@ def main() -> None:
             chip_model.run(x[:1], 1, mode=mode, seed=args.seed)  # warm-up, not timed
             run = chip_model.run(x, args.samples, mode=mode, seed=args.seed)
             report = chip_report(chip_model, run, y)
-            figures.update({
-                f"{mode}_s": run.wall_s,
-                f"{mode}_accuracy": report.accuracy,
-                f"{mode}_nll": report.nll,
-                f"{mode}_vs_software_time_ratio": run.wall_s / software_s,
-                f"{mode}_evaluations_per_s": run.n * run.samples / run.wall_s,
-                f"{mode}_adc_saturation_rate": (
-                    report.adc_saturations / report.adc_conversions
-                    if report.adc_conversions else 0.0),
-            })
+            figures.update(
+                {
+                    f"{mode}_s": run.wall_s,
+                    f"{mode}_accuracy": report.accuracy,
+                    f"{mode}_nll": report.nll,
+                    f"{mode}_vs_software_time_ratio": run.wall_s / software_s,
+                    f"{mode}_evaluations_per_s": run.n * run.samples / run.wall_s,
+                    f"{mode}_adc_saturation_rate": (
+                        report.adc_saturations / report.adc_conversions
+                        if report.adc_conversions
+                        else 0.0
+                    ),
+                }
+            )
     figures["load_after"] = os.getloadavg()[0]
     for key, value in figures.items():
         print(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")

@@ -26,16 +26,25 @@ def _history(folder: Path) -> list[dict]:
 def pulse_figure(out: Path) -> None:
     fig = Figure(figsize=(10, 6.5), layout="constrained")
     for i, name in enumerate(("ideal", "fefet", "rram", "pcm")):
-        sub = plot_pulse_response(load_pulse_preset(name), rng=np.random.default_rng(0),
-                                  n_up=150 if name != "ideal" else 1000,
-                                  n_down=150 if name != "ideal" else 1000, n_devices=50,
-                                  title=name)
+        sub = plot_pulse_response(
+            load_pulse_preset(name),
+            rng=np.random.default_rng(0),
+            n_up=150 if name != "ideal" else 1000,
+            n_down=150 if name != "ideal" else 1000,
+            n_devices=50,
+            title=name,
+        )
         # copy the single-axes figure's artists into a panel (re-plot from the data)
         ax = fig.add_subplot(2, 2, i + 1)
         src = sub.axes[0]
         for line in src.lines:
-            ax.plot(line.get_xdata(), line.get_ydata(), color=line.get_color(),
-                    lw=line.get_linewidth(), ls=line.get_linestyle())
+            ax.plot(
+                line.get_xdata(),
+                line.get_ydata(),
+                color=line.get_color(),
+                lw=line.get_linewidth(),
+                ls=line.get_linestyle(),
+            )
         for coll in src.collections:
             for path in coll.get_paths():
                 v = path.vertices
@@ -84,9 +93,14 @@ def curves_figure(res: Path, out: Path, runs: dict[str, str], name: str, title: 
         if "grad_cosine" in h[0]:
             cos = np.array([r["grad_cosine"] for r in h])
             for k in range(cos.shape[1]):
-                ax2.plot(ep, cos[:, k], marker=".", ls=["-", "--", ":"][k % 3],
-                         color=ax1.lines[-1].get_color(),
-                         label=f"{label} L{k + 1}" if k == 0 else None)
+                ax2.plot(
+                    ep,
+                    cos[:, k],
+                    marker=".",
+                    ls=["-", "--", ":"][k % 3],
+                    color=ax1.lines[-1].get_color(),
+                    label=f"{label} L{k + 1}" if k == 0 else None,
+                )
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("test accuracy (%)")
     ax1.set_title(title)
@@ -102,35 +116,60 @@ def main(res: str, out: str) -> None:
     out_p.mkdir(parents=True, exist_ok=True)
     pulse_figure(out_p)
     window_figure(out_p)
-    curves_figure(res_p, out_p, {"software (torch)": "mnist_sw", "ideal": "mnist_ideal",
-                                 "fefet": "mnist_fefet", "rram": "mnist_rram",
-                                 "pcm": "mnist_pcm"},
-                  "onchip_mnist_curves.png", "MNIST mnist-mlp, in situ vs software")
+    curves_figure(
+        res_p,
+        out_p,
+        {
+            "software (torch)": "mnist_sw",
+            "ideal": "mnist_ideal",
+            "fefet": "mnist_fefet",
+            "rram": "mnist_rram",
+            "pcm": "mnist_pcm",
+        },
+        "onchip_mnist_curves.png",
+        "MNIST mnist-mlp, in situ vs software",
+    )
     est = {f"window Δ={d}": f"d_window_{d}" for d in ("0.1", "0.25", "0.5", "1.0", "2.0")}
-    est.update({"software (torch)": "d_sw", "exact": "d_exact", "two_read Δ=0.5": "d_two_read",
-                "score": "d_score"})
-    curves_figure(res_p, out_p, est, "onchip_digits_estimators.png",
-                  "digits-mlp: estimator and Δ (ideal devices)")
-
-
+    est.update(
+        {
+            "software (torch)": "d_sw",
+            "exact": "d_exact",
+            "two_read Δ=0.5": "d_two_read",
+            "score": "d_score",
+        }
+    )
+    curves_figure(
+        res_p,
+        out_p,
+        est,
+        "onchip_digits_estimators.png",
+        "digits-mlp: estimator and Δ (ideal devices)",
+    )
 
 
 def tables(res: str) -> str:
     """Markdown rows (last epoch of every run folder in ``res``) for docs/results/onchip.md."""
-    lines = ["| run | epochs | test acc (%) | train loss | grad cosine per layer | pulses/device "
-             "mean (max) per layer | refreshed pairs |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| run | epochs | test acc (%) | train loss | grad cosine per layer | pulses/device "
+        "mean (max) per layer | refreshed pairs |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for path in sorted(Path(res).glob("*/metrics.json")):
         h = _history(path.parent)
         r = h[-1]
         if "grad_cosine" not in r:
             acc = r["test_accuracy"] * 100
-            lines.append(f"| {path.parent.name} (software) | {r['epoch']} | {acc:.2f} | "
-                         f"{r['train_loss']:.3f} | | | |")
+            lines.append(
+                f"| {path.parent.name} (software) | {r['epoch']} | {acc:.2f} | "
+                f"{r['train_loss']:.3f} | | | |"
+            )
             continue
         cos = ", ".join(f"{c:.3f}" for c in r["grad_cosine"])
         pul = ", ".join(f"{p['mean']:.0f} ({p['max']})" for p in r["pulses"])
-        lines.append(f"| {path.parent.name} | {r['epoch']} | {r['test_acc'] * 100:.2f} | "
-                     f"{r['train_loss']:.3f} | {cos} | {pul} | {r['refreshed_pairs']} |")
+        lines.append(
+            f"| {path.parent.name} | {r['epoch']} | {r['test_acc'] * 100:.2f} | "
+            f"{r['train_loss']:.3f} | {cos} | {pul} | {r['refreshed_pairs']} |"
+        )
     return "\n".join(lines)
 
 

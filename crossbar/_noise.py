@@ -48,8 +48,12 @@ _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 # h²/8·max|Φ''| = 7.4e-6 inside, and by < 1e-18 beyond |t| = 9 (clamped); see the docstring.
 _PHI_STEPS = 64.0
 _PHI_T = 9.0
-_PHI_TABLE = np.array([0.5 * math.erfc(-(-_PHI_T + j / _PHI_STEPS) * _INV_SQRT2)
-                       for j in range(int(2 * _PHI_T * _PHI_STEPS) + 1)])
+_PHI_TABLE = np.array(
+    [
+        0.5 * math.erfc(-(-_PHI_T + j / _PHI_STEPS) * _INV_SQRT2)
+        for j in range(int(2 * _PHI_T * _PHI_STEPS) + 1)
+    ]
+)
 _PHI_LAST = float(_PHI_TABLE.size - 1)
 _PHI_EPS = 2.0**-16  # > 2x the table's error bound: a decision outside it is settled
 
@@ -80,8 +84,11 @@ def _ppf(k):
     kk = _TOP53 - k if upper else k
     q = (kk + 0.5) * _INV53  # lower-tail probability, exact
     t = math.sqrt(-2.0 * math.log(q))
-    x = -(t - (2.515517 + 0.802853 * t + 0.010328 * t * t)
-          / (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t))
+    x = -(
+        t
+        - (2.515517 + 0.802853 * t + 0.010328 * t * t)
+        / (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t)
+    )
     # One Halley step on f(x) = Φ(x) − q (cubic convergence: 4.5e-4 -> < 1e-9).
     e = 0.5 * math.erfc(-x * _INV_SQRT2) - q
     d = e * _SQRT2PI * math.exp(0.5 * x * x)
@@ -180,8 +187,7 @@ def noisy_sum(base, shift, var_s, var_c, thr, k0, k1, s0, b0, n_samples, c0, dec
             # Pass 1 (vectorised): settle |U − Φ̃(t)| > ε from the table; 0 marks the rest.
             undecided = 0
             for i in range(n):
-                t = _standardised(base[sb, b, i], shift[b, i], var_s[sv, b, i], var_c[b, i],
-                                  thr[i])
+                t = _standardised(base[sb, b, i], shift[b, i], var_s[sv, b, i], var_c[b, i], thr[i])
                 d = (_k53(seed, c0 + i) + 0.5) * _INV53 - _phi_approx(t)
                 out_i[s, b, i] = 1 if d > _PHI_EPS else (-1 if d < -_PHI_EPS else 0)
                 undecided += 1 if abs(d) <= _PHI_EPS else 0
@@ -189,8 +195,9 @@ def noisy_sum(base, shift, var_s, var_c, thr, k0, k1, s0, b0, n_samples, c0, dec
             if undecided > 0:
                 for i in range(n):
                     if out_i[s, b, i] == 0:
-                        t = _standardised(base[sb, b, i], shift[b, i], var_s[sv, b, i],
-                                          var_c[b, i], thr[i])
+                        t = _standardised(
+                            base[sb, b, i], shift[b, i], var_s[sv, b, i], var_c[b, i], thr[i]
+                        )
                         u = (_k53(seed, c0 + i) + 0.5) * _INV53
                         out_i[s, b, i] = 1 if u >= 0.5 * math.erfc(-t * _INV_SQRT2) else -1
         else:
@@ -201,4 +208,3 @@ def noisy_sum(base, shift, var_s, var_c, thr, k0, k1, s0, b0, n_samples, c0, dec
                     x += np.sqrt(var) * _ppf(_k53(seed, c0 + i))
                 out_f[s, b, i] = np.float32(x)
     return out_i, out_f
-

@@ -75,8 +75,10 @@ class TileConfig:
         validate_config(self)
         if self.rows % 2:
             raise ConfigError(
-                "TileConfig.rows", self.rows,
-                "an even integer in [2, 65536] (a weight takes two rows: G⁺ and G⁻)", "is invalid",
+                "TileConfig.rows",
+                self.rows,
+                "an even integer in [2, 65536] (a weight takes two rows: G⁺ and G⁻)",
+                "is invalid",
             )
 
     @property
@@ -201,8 +203,9 @@ class ChipConfig:
         allowed = ("format_version", "description", "v_read_v", *_SECTIONS)
         for key in data:
             if key not in allowed:
-                raise ConfigError(key, data[key], "one of " + ", ".join(allowed),
-                                  "is not a known key")
+                raise ConfigError(
+                    key, data[key], "one of " + ", ".join(allowed), "is not a known key"
+                )
         version = data.get("format_version")
         if version != FORMAT_VERSION or isinstance(version, bool):
             raise ConfigError("format_version", version, str(FORMAT_VERSION), "is not supported")
@@ -248,9 +251,12 @@ def _section_from_dict(name: str, table: Any) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     for key in table:
         if key not in names:
-            raise ConfigError(f"{name}.{key}", table[key],
-                              f"a field of {cls.__name__}: " + ", ".join(names),
-                              "is not a known key")
+            raise ConfigError(
+                f"{name}.{key}",
+                table[key],
+                f"a field of {cls.__name__}: " + ", ".join(names),
+                "is not a known key",
+            )
     try:
         return cls(**table)
     except (ConfigError, ConfigTypeError) as err:
@@ -284,8 +290,9 @@ def replace_field(chip: ChipConfig, path: str, value: Any) -> ChipConfig:
         return dataclasses.replace(chip, **{head: value})
     if head not in _SECTIONS:
         known = ", ".join((*_SECTIONS, "v_read_v", "description"))
-        raise ConfigError(path, value, "a path starting with one of " + known,
-                          "is not a known field")
+        raise ConfigError(
+            path, value, "a path starting with one of " + known, "is not a known field"
+        )
     if not leaf:
         return dataclasses.replace(chip, **{head: value})
     if head == "devices":
@@ -297,7 +304,8 @@ def replace_field(chip: ChipConfig, path: str, value: Any) -> ChipConfig:
     table = dataclasses.asdict(getattr(chip, head))
     if leaf not in table:
         cls = _SECTIONS[head]
-        raise ConfigError(path, value, f"a field of {cls.__name__}: " + ", ".join(table),
-                          "is not a known field")
+        raise ConfigError(
+            path, value, f"a field of {cls.__name__}: " + ", ".join(table), "is not a known field"
+        )
     table[leaf] = value
     return dataclasses.replace(chip, **{head: _section_from_dict(head, table)})

@@ -35,10 +35,12 @@ class Counters:
     def __add__(self, other: Counters) -> Counters:
         if not isinstance(other, Counters):
             return NotImplemented
-        return Counters(**{
-            f.name: getattr(self, f.name) + getattr(other, f.name)
-            for f in dataclasses.fields(self)
-        })
+        return Counters(
+            **{
+                f.name: getattr(self, f.name) + getattr(other, f.name)
+                for f in dataclasses.fields(self)
+            }
+        )
 
     def per_evaluation(self) -> dict[str, float]:
         """Each count divided by ``evaluations`` (all 0.0 before the first evaluation)."""

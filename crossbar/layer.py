@@ -69,8 +69,9 @@ class EffectiveParameters:
 
 def _real_array(name: str, value: Any, ndim: int, shape: tuple[int, ...] | None = None):
     arr = np.asarray(value)
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
-                                 or np.issubdtype(arr.dtype, np.floating)):
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
         raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     if arr.ndim != ndim or (shape is not None and arr.shape != shape):
         want = shape if shape is not None else f"a {ndim}-D array"
@@ -85,8 +86,9 @@ def _real_array(name: str, value: Any, ndim: int, shape: tuple[int, ...] | None 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not allowed; expected one of "
-                         + ", ".join(map(repr, allowed)))
+        raise ValueError(
+            f"{name}={value!r} is not allowed; expected one of " + ", ".join(map(repr, allowed))
+        )
     return value
 
 
@@ -181,8 +183,7 @@ class HardwareLayer:
         w = _real_array("weight", weight, 2)
         fan_in, fan_out = w.shape
         self.weight = w
-        self.bias = (np.zeros(fan_out) if bias is None
-                     else _real_array("bias", bias, 1, (fan_out,)))
+        self.bias = np.zeros(fan_out) if bias is None else _real_array("bias", bias, 1, (fan_out,))
         self._cond = chip.devices.conductance_model()
         self._neuron = chip.devices.neuron_model()
         self._elem = None
@@ -217,8 +218,12 @@ class HardwareLayer:
         self.tiles: list[list[Tile]] = [
             [
                 program_tile(
-                    target_plus[rs, cs], target_minus[rs, cs], rows=rs, cols=cs,
-                    conductance=self._cond, element=self._elem,
+                    target_plus[rs, cs],
+                    target_minus[rs, cs],
+                    rows=rs,
+                    cols=cs,
+                    conductance=self._cond,
+                    element=self._elem,
                     rng=tile_rngs[t * len(self.col_slices) + c],
                 )
                 for c, cs in enumerate(self.col_slices)
@@ -318,8 +323,13 @@ class HardwareLayer:
                 elem = self._elem if self.stochastic else None
                 arrays = [
                     [
-                        read_arrays(tile, conductance=self._cond, element=elem, t_s=t_s,
-                                    r_wire_ohm=self.chip.wires.r_wire_ohm)
+                        read_arrays(
+                            tile,
+                            conductance=self._cond,
+                            element=elem,
+                            t_s=t_s,
+                            r_wire_ohm=self.chip.wires.r_wire_ohm,
+                        )
                         for tile in row
                     ]
                     for row in self.tiles
@@ -330,7 +340,10 @@ class HardwareLayer:
         return self._cache[key]
 
     def _moment_coefficients(
-        self, t_s: float, c: int, read_gain: float = 1.0,
+        self,
+        t_s: float,
+        c: int,
+        read_gain: float = 1.0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance per unit input of column-tile ``c``'s analog sum u_i = I_s + a_i I_d
         over all row-tiles (DESIGN §5), float64 (fan_in, width) in µA and µA²:
@@ -354,10 +367,13 @@ class HardwareLayer:
         """Σ over the layer's cells of the mean conductance G(t_s) (µS): what a global drift
         compensation measures (the column currents of an all-ones calibration read)."""
         t = check_time(t_s)
-        return float(sum(
-            np.sum(self._cond.mean(tile.g_plus, t)) + np.sum(self._cond.mean(tile.g_minus, t))
-            for row in self.tiles for tile in row
-        ))
+        return float(
+            sum(
+                np.sum(self._cond.mean(tile.g_plus, t)) + np.sum(self._cond.mean(tile.g_minus, t))
+                for row in self.tiles
+                for tile in row
+            )
+        )
 
     def _stack(self, arrays: list[list[TileArrays]], name: str) -> np.ndarray:
         """One coefficient matrix over the whole layer (fan_in, fan_out)."""
@@ -383,7 +399,8 @@ class HardwareLayer:
             a_set = np.where(self.beta < 0, -1.0, 1.0)
             with np.errstate(divide="ignore"):
                 theta = np.where(
-                    self.beta != 0, fallback / np.abs(np.where(self.beta != 0, self.beta, 1.0)),
+                    self.beta != 0,
+                    fallback / np.abs(np.where(self.beta != 0, self.beta, 1.0)),
                     np.where(self.bias >= 0, -np.inf, np.inf),
                 )
         else:
@@ -403,8 +420,7 @@ class HardwareLayer:
         self.gain = a_set * (1.0 + gain_error) if analog_gain else a_set.copy()
         self.threshold_ua = theta
         self._calibrate_adcs(arrays)
-        self.effective = (self.effective_parameters(self.t_cal_s) if self.kind == "binary"
-                          else None)
+        self.effective = self.effective_parameters(self.t_cal_s) if self.kind == "binary" else None
 
     def _calibrate_adcs(self, arrays: list[list[TileArrays]]) -> None:
         """Full scales (µA) for every ADC of this layer's path (at calibration, fixed after)."""
@@ -461,18 +477,25 @@ class HardwareLayer:
     def _check_inputs(self, z: Any) -> np.ndarray:
         arr = np.asarray(z)
         if arr.ndim == 1:
-            raise ValueError(f"z has shape {arr.shape}; expected (batch, {self.fan_in}) "
-                             "(use z[None, :] for a single input)")
+            raise ValueError(
+                f"z has shape {arr.shape}; expected (batch, {self.fan_in}) "
+                "(use z[None, :] for a single input)"
+            )
         if arr.ndim != 2 or arr.shape[1] != self.fan_in or arr.shape[0] < 1:
             raise ValueError(f"z has shape {arr.shape}; expected (batch, {self.fan_in})")
-        if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
-                                     or np.issubdtype(arr.dtype, np.floating)):
-            raise TypeError(f"z must be an integer or float array of ±1 (0 = undriven row), "
-                            f"got dtype {arr.dtype}")
+        if arr.dtype == bool or not (
+            np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+        ):
+            raise TypeError(
+                f"z must be an integer or float array of ±1 (0 = undriven row), "
+                f"got dtype {arr.dtype}"
+            )
         ok = (arr == 1) | (arr == -1) | (arr == 0)
         if not np.all(ok):
-            raise ValueError(f"z contains {arr[~ok].ravel()[0].item()!r}; states must be -1 or +1 "
-                             "(0 for an undriven row, e.g. conv zero padding)")
+            raise ValueError(
+                f"z contains {arr[~ok].ravel()[0].item()!r}; states must be -1 or +1 "
+                "(0 for an undriven row, e.g. conv zero padding)"
+            )
         return np.ascontiguousarray(arr, dtype=np.int8)
 
     def firing_probability(self, z: Any) -> np.ndarray:
@@ -535,8 +558,11 @@ class HardwareLayer:
         arrays = self._arrays(t)
         a = self.gain
         mu = v * (self._stack(arrays, "m_s") + a * self._stack(arrays, "m_d"))
-        var = v**2 * (self._stack(arrays, "v_el") + self._stack(arrays, "v_rd")
-                      + a**2 * self._stack(arrays, "v_d")).sum(axis=0)
+        var = v**2 * (
+            self._stack(arrays, "v_el")
+            + self._stack(arrays, "v_rd")
+            + a**2 * self._stack(arrays, "v_d")
+        ).sum(axis=0)
         offset = np.zeros(self.fan_out)
         if self.analog_comparator:
             var = var + self._neuron.config.noise_sigma_ua**2
@@ -555,8 +581,9 @@ class HardwareLayer:
             align = np.where(mu_norm > 0, proj / mu_norm, 0.0)
         beta = np.nan_to_num(beta, nan=0.0, posinf=np.inf, neginf=-np.inf)
         bias = np.nan_to_num(bias, nan=0.0, posinf=np.inf, neginf=-np.inf)
-        return EffectiveParameters(beta=beta, bias_tilde=bias, alignment=align,
-                                   gain=self.gain.copy())
+        return EffectiveParameters(
+            beta=beta, bias_tilde=bias, alignment=align, gain=self.gain.copy()
+        )
 
     # ------------------------------------------------------------------ sampling
 
@@ -566,8 +593,15 @@ class HardwareLayer:
         return out
 
     def sample(
-        self, z: Any, samples: int, *, rng: np.random.Generator, mode: str = "exact",
-        t_s: float = 0.0, chunk_values: int = DEFAULT_CHUNK_VALUES, read_gain: float = 1.0,
+        self,
+        z: Any,
+        samples: int,
+        *,
+        rng: np.random.Generator,
+        mode: str = "exact",
+        t_s: float = 0.0,
+        chunk_values: int = DEFAULT_CHUNK_VALUES,
+        read_gain: float = 1.0,
     ) -> np.ndarray:
         """MC samples of the layer's binary outputs, int8 ±1 of shape (samples, batch, fan_out).
 
@@ -581,12 +615,27 @@ class HardwareLayer:
             t_s: read time after programming (s): drift and read noise at t.
             chunk_values: bound on the values of one (samples x batch x columns) block.
         """
-        return self._run(z, samples, rng=rng, mode=mode, t_s=t_s, chunk_values=chunk_values,
-                         decide=True, read_gain=read_gain)
+        return self._run(
+            z,
+            samples,
+            rng=rng,
+            mode=mode,
+            t_s=t_s,
+            chunk_values=chunk_values,
+            decide=True,
+            read_gain=read_gain,
+        )
 
     def preactivation(
-        self, z: Any, samples: int, *, rng: np.random.Generator, mode: str = "exact",
-        t_s: float = 0.0, chunk_values: int = DEFAULT_CHUNK_VALUES, read_gain: float = 1.0,
+        self,
+        z: Any,
+        samples: int,
+        *,
+        rng: np.random.Generator,
+        mode: str = "exact",
+        t_s: float = 0.0,
+        chunk_values: int = DEFAULT_CHUNK_VALUES,
+        read_gain: float = 1.0,
     ) -> np.ndarray:
         """The value each decision compares with ``threshold_ua``, float32 (samples, batch,
         fan_out), µA: the comparator input u_i + offset_i + noise_i (analog path) or the
@@ -594,22 +643,45 @@ class HardwareLayer:
         ``where(preactivation >= threshold_ua, 1, -1)``: element for element on the ADC paths,
         and up to float rounding at the threshold (about 1e-7 per decision) on the analog path,
         whose decisions compare the uniform behind the Gaussian instead of computing it."""
-        return self._run(z, samples, rng=rng, mode=mode, t_s=t_s, chunk_values=chunk_values,
-                         decide=False, read_gain=read_gain)
+        return self._run(
+            z,
+            samples,
+            rng=rng,
+            mode=mode,
+            t_s=t_s,
+            chunk_values=chunk_values,
+            decide=False,
+            read_gain=read_gain,
+        )
 
     def logits(
-        self, z: Any, samples: int = 1, *, rng: np.random.Generator, t_s: float = 0.0,
-        chunk_values: int = DEFAULT_CHUNK_VALUES, read_gain: float = 1.0,
+        self,
+        z: Any,
+        samples: int = 1,
+        *,
+        rng: np.random.Generator,
+        t_s: float = 0.0,
+        chunk_values: int = DEFAULT_CHUNK_VALUES,
+        read_gain: float = 1.0,
     ) -> np.ndarray:
         """Output layer: logits = ADC(V zᵀ(G⁺ − G⁻) + read noise)/(κ_i V) + b_i, float32
         (samples, batch, fan_out); samples differ only by read noise."""
         if self.kind != "output":
             raise ValueError("logits() is for kind='output' layers; use sample() for binary")
-        return self._run(z, samples, rng=rng, mode="exact", t_s=t_s, chunk_values=chunk_values,
-                         decide=False, read_gain=read_gain)
+        return self._run(
+            z,
+            samples,
+            rng=rng,
+            mode="exact",
+            t_s=t_s,
+            chunk_values=chunk_values,
+            decide=False,
+            read_gain=read_gain,
+        )
 
-    def _run(self, z, samples, *, rng, mode, t_s, chunk_values, decide,
-             read_gain=1.0) -> np.ndarray:
+    def _run(
+        self, z, samples, *, rng, mode, t_s, chunk_values, decide, read_gain=1.0
+    ) -> np.ndarray:
         if self.kind == "output" and decide:
             raise ValueError("sample() is for kind='binary' layers; use logits() for output")
         z8 = self._check_inputs(z)
@@ -629,13 +701,13 @@ class HardwareLayer:
             width = cs.stop - cs.start
             b_step = max(1, min(batch, chunk_values // width))
             for b0 in range(0, batch, b_step):
-                zb = z8[b0:b0 + b_step]
+                zb = z8[b0 : b0 + b_step]
                 block = _Block(self, arrays, c, zb, streams, mode, b0, (t, gain))
                 s_step = max(1, chunk_values // (zb.shape[0] * width))
                 for s0 in range(0, n_samples, s_step):
                     n = min(s_step, n_samples - s0)
                     values, block_counts = block.run(s0, n, decide)
-                    out[s0:s0 + n, b0:b0 + zb.shape[0], cs] = values
+                    out[s0 : s0 + n, b0 : b0 + zb.shape[0], cs] = values
                     counts = counts + block_counts
         self.counters = self.counters + counts
         return out
@@ -644,8 +716,17 @@ class HardwareLayer:
 class _Block:
     """One column-tile x batch-chunk of an evaluation: moments computed once, samples streamed."""
 
-    def __init__(self, layer: HardwareLayer, arrays, c: int, z8: np.ndarray,
-                 streams: Streams, mode: str, b0: int, read: tuple[float, float]) -> None:
+    def __init__(
+        self,
+        layer: HardwareLayer,
+        arrays,
+        c: int,
+        z8: np.ndarray,
+        streams: Streams,
+        mode: str,
+        b0: int,
+        read: tuple[float, float],
+    ) -> None:
         self.layer = layer
         self.read = read  # (t_s, read_gain) of the arrays
         self.c = c
@@ -674,8 +755,11 @@ class _Block:
         # Whether every tile's stochastic read has moments that do not change between samples
         # (then one Gaussian per neuron is exact or is the clt mode itself).
         kinds = {ta.kind for ta in self.tiles}
-        self.invariant = not layer.stochastic or kinds <= {"gaussian_cell"} or (
-            mode == "clt" and kinds <= {"bernoulli_cell", "gaussian_cell"})
+        self.invariant = (
+            not layer.stochastic
+            or kinds <= {"gaussian_cell"}
+            or (mode == "clt" and kinds <= {"bernoulli_cell", "gaussian_cell"})
+        )
 
     # -- products with the inputs, (batch, width), memoised per block
     def _mean(self, t: int, name: str) -> np.ndarray:
@@ -729,12 +813,12 @@ class _Block:
             zt = self.zt[t]
             res = sample_cells(ta.cells, np.concatenate([zt, -zt], axis=1), **kw)
         elif ta.kind == "bernoulli_row":
-            res = sample_row_currents(ta.row_g, self.zt[t], ta.row_planes,
-                                      read_var=ta.row_var, **kw)
+            res = sample_row_currents(
+                ta.row_g, self.zt[t], ta.row_planes, read_var=ta.row_var, **kw
+            )
         elif ta.kind == "gaussian_row":
             r = ta.row_g.shape[0]
-            eps = standard_normals(key, n, self.batch, r, sample_offset=s0,
-                                   batch_offset=self.b0)
+            eps = standard_normals(key, n, self.batch, r, sample_offset=s0, batch_offset=self.b0)
             xi_z = (1.0 + ta.row_sigma.astype(np.float32) * eps) * self.zt[t].astype(np.float32)
             cur = (xi_z.reshape(n * self.batch, r) @ ta.row_g).reshape(n, self.batch, self.width)
             return v * cur, zero1, self._var(t, "v_rd")
@@ -745,16 +829,34 @@ class _Block:
         return v * res, zero1, zero2
 
     def _noisy(self, base, var_s, var_c, key, s0, n) -> np.ndarray:
-        return noisy_sum(base, np.zeros((self.batch, self.width)), var_s, var_c,
-                         np.zeros(self.width), key, n_samples=n, sample_offset=s0,
-                         batch_offset=self.b0, decide=False)
+        return noisy_sum(
+            base,
+            np.zeros((self.batch, self.width)),
+            var_s,
+            var_c,
+            np.zeros(self.width),
+            key,
+            n_samples=n,
+            sample_offset=s0,
+            batch_offset=self.b0,
+            decide=False,
+        )
 
     def _read_d(self, t: int, s0: int, n: int) -> np.ndarray:
         """The deterministic read of row-tile t with its read noise, float32 (n, batch, width)."""
         zero1 = np.zeros((1, self.batch, self.width), dtype=np.float32)
-        return noisy_sum(zero1, self._mean(t, "m_d"), zero1, self._var(t, "v_d"),
-                         np.zeros(self.width), self.streams.key("read_d", t, self.c),
-                         n_samples=n, sample_offset=s0, batch_offset=self.b0, decide=False)
+        return noisy_sum(
+            zero1,
+            self._mean(t, "m_d"),
+            zero1,
+            self._var(t, "v_d"),
+            np.zeros(self.width),
+            self.streams.key("read_d", t, self.c),
+            n_samples=n,
+            sample_offset=s0,
+            batch_offset=self.b0,
+            decide=False,
+        )
 
     def _read_s(self, t: int, s0: int, n: int) -> np.ndarray:
         """The stochastic read of row-tile t with its read noise, float32 (n, batch, width)."""
@@ -795,12 +897,12 @@ class _Block:
         n_tiles = len(self.tiles)
         evals = n * self.batch
         phases = int(layer.stochastic) + int(layer.reads_deterministic)
-        counts = dict(device_reads=phases * sum(self.driven) * n,
-                      tile_reads=phases * n_tiles * evals)
+        counts = dict(
+            device_reads=phases * sum(self.driven) * n, tile_reads=phases * n_tiles * evals
+        )
         decisions = evals * self.width
         if path == "analog":
-            return self._analog(s0, n, decide), Counters(comparator_decisions=decisions,
-                                                         **counts)
+            return self._analog(s0, n, decide), Counters(comparator_decisions=decisions, **counts)
         a = self.a.astype(np.float32)
         conversions = 0
         saturations = 0
@@ -823,7 +925,8 @@ class _Block:
                 u = sum(adc(x, fs["d"][t, cs], bits) for t, x in enumerate(reads))
             logits = u / (layer.kappa_us[cs] * self.v) + layer.bias[cs]
             return logits.astype(np.float32), Counters(
-                adc_conversions=conversions, adc_saturations=saturations, **counts)
+                adc_conversions=conversions, adc_saturations=saturations, **counts
+            )
         if path == "tile_adc":
             u = None
             zero1 = np.zeros((1, self.batch, self.width), dtype=np.float32)
@@ -838,9 +941,18 @@ class _Block:
                 if layer.reads_deterministic:
                     shift = self.a * self._mean(t, "m_d")
                     var_c = var_c + self.a**2 * self._var(t, "v_d")
-                x = noisy_sum(base, shift, var_s, var_c, np.zeros(self.width),
-                              self.streams.key("read_s", t, self.c), n_samples=n,
-                              sample_offset=s0, batch_offset=self.b0, decide=False)
+                x = noisy_sum(
+                    base,
+                    shift,
+                    var_s,
+                    var_c,
+                    np.zeros(self.width),
+                    self.streams.key("read_s", t, self.c),
+                    n_samples=n,
+                    sample_offset=s0,
+                    batch_offset=self.b0,
+                    decide=False,
+                )
                 u = _accumulate(u, adc(x, fs["u"][t, cs], bits))
         elif path == "digital_sum":
             xs = sum(self._read_s(t, s0, n) for t in range(n_tiles))
@@ -851,8 +963,12 @@ class _Block:
             ud = sum(adc(self._read_d(t, s0, n), fs["d"][t, cs], bits) for t in range(n_tiles))
             u = us + a * ud
         u = np.asarray(u, dtype=np.float32)
-        counter = Counters(digital_decisions=decisions, adc_conversions=conversions,
-                           adc_saturations=saturations, **counts)
+        counter = Counters(
+            digital_decisions=decisions,
+            adc_conversions=conversions,
+            adc_saturations=saturations,
+            **counts,
+        )
         if decide:
             theta = layer.threshold_ua[cs].astype(np.float32)
             return np.where(u >= theta, 1, -1).astype(np.int8), counter

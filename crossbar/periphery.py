@@ -62,11 +62,12 @@ def solve_gain(
     Where β_i is out of reach (|β_i| >= B_i/√(2 R_d,i) when the deterministic read is noisy) the
     a_i of the largest reachable |β| is returned (possibly ±inf; :func:`quantise_gain` clips).
     """
-    arrays = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (A, B, var_s, var_d,
-                                                                          beta)))
-    return np.array([_solve_one(*map(float, v)) for v in zip(*(x.ravel() for x in arrays),
-                                                              strict=True)]).reshape(
-        arrays[0].shape)
+    arrays = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (A, B, var_s, var_d, beta))
+    )
+    return np.array(
+        [_solve_one(*map(float, v)) for v in zip(*(x.ravel() for x in arrays), strict=True)]
+    ).reshape(arrays[0].shape)
 
 
 def quantise_gain(a: np.ndarray, bits: int, gain_range: float) -> np.ndarray:
@@ -85,7 +86,10 @@ def quantise_gain(a: np.ndarray, bits: int, gain_range: float) -> np.ndarray:
 
 
 def bias_threshold(
-    bias: np.ndarray, noise_scale: float, weight_norm: np.ndarray, var_u: np.ndarray,
+    bias: np.ndarray,
+    noise_scale: float,
+    weight_norm: np.ndarray,
+    var_u: np.ndarray,
     fallback_ua: np.ndarray,
 ) -> np.ndarray:
     """Comparator threshold θ_i (µA) realising the trained normalised bias b̃_i.
@@ -98,8 +102,11 @@ def bias_threshold(
     norm = np.asarray(weight_norm, dtype=np.float64)
     ok = norm > 0
     safe = np.where(ok, norm, 1.0)
-    theta = -np.asarray(bias, dtype=np.float64) * np.sqrt(2.0 * np.asarray(var_u)) / (
-        noise_scale * safe)
+    theta = (
+        -np.asarray(bias, dtype=np.float64)
+        * np.sqrt(2.0 * np.asarray(var_u))
+        / (noise_scale * safe)
+    )
     return np.where(ok, theta, fallback_ua)
 
 

@@ -49,14 +49,26 @@ class Streams:
 
 
 def standard_normals(
-    key: SamplerKey, n_samples: int, batch: int, n: int, *, sample_offset: int = 0,
-    batch_offset: int = 0, counter_offset: int = 0,
+    key: SamplerKey,
+    n_samples: int,
+    batch: int,
+    n: int,
+    *,
+    sample_offset: int = 0,
+    batch_offset: int = 0,
+    counter_offset: int = 0,
 ) -> np.ndarray:
     """float32 (n_samples, batch, n) standard normals at global (sample, batch row, counter)."""
     k0, k1 = key.words
     return _noise.standard_normals(
-        k0, k1, np.int64(sample_offset), np.int64(batch_offset), np.int64(n_samples),
-        np.int64(batch), np.int64(n), np.int64(counter_offset),
+        k0,
+        k1,
+        np.int64(sample_offset),
+        np.int64(batch_offset),
+        np.int64(n_samples),
+        np.int64(batch),
+        np.int64(n),
+        np.int64(counter_offset),
     )
 
 
@@ -68,9 +80,17 @@ def _f32(a: np.ndarray, ndim: int) -> np.ndarray:
 
 
 def noisy_sum(
-    base: np.ndarray, shift: np.ndarray, var_s: np.ndarray, var_c: np.ndarray,
-    threshold: np.ndarray, key: SamplerKey, *, n_samples: int, sample_offset: int,
-    batch_offset: int, decide: bool,
+    base: np.ndarray,
+    shift: np.ndarray,
+    var_s: np.ndarray,
+    var_c: np.ndarray,
+    threshold: np.ndarray,
+    key: SamplerKey,
+    *,
+    n_samples: int,
+    sample_offset: int,
+    batch_offset: int,
+    decide: bool,
 ) -> np.ndarray:
     """x = base + shift + √(var_s + var_c)·N per (sample, batch row, column), N from ``key``.
 
@@ -81,16 +101,31 @@ def noisy_sum(
     """
     k0, k1 = key.words
     out_i, out_f = _noise.noisy_sum(
-        _f32(base, 3), _f32(shift, 2), _f32(var_s, 3), _f32(var_c, 2), _f32(threshold, 1),
-        k0, k1, np.int64(sample_offset), np.int64(batch_offset), np.int64(n_samples),
-        np.int64(0), bool(decide),
+        _f32(base, 3),
+        _f32(shift, 2),
+        _f32(var_s, 3),
+        _f32(var_c, 2),
+        _f32(threshold, 1),
+        k0,
+        k1,
+        np.int64(sample_offset),
+        np.int64(batch_offset),
+        np.int64(n_samples),
+        np.int64(0),
+        bool(decide),
     )
     return out_i if decide else out_f
 
 
 def decide_gaussian(
-    mean: np.ndarray, var: np.ndarray, threshold: np.ndarray, key: SamplerKey, *,
-    n_samples: int, sample_offset: int, batch_offset: int,
+    mean: np.ndarray,
+    var: np.ndarray,
+    threshold: np.ndarray,
+    key: SamplerKey,
+    *,
+    n_samples: int,
+    sample_offset: int,
+    batch_offset: int,
 ) -> np.ndarray:
     """int8 ±1 decisions [mean + √var·N >= threshold], N from ``key``, for moments that do not
     change from sample to sample: mean, var (batch, n) (float32, or converted to it),
@@ -101,5 +136,15 @@ def decide_gaussian(
     :mod:`crossbar._noise`).
     """
     zero = np.zeros((1, *np.shape(mean)), dtype=np.float32)
-    return noisy_sum(zero, mean, zero, var, threshold, key, n_samples=n_samples,
-                     sample_offset=sample_offset, batch_offset=batch_offset, decide=True)
+    return noisy_sum(
+        zero,
+        mean,
+        zero,
+        var,
+        threshold,
+        key,
+        n_samples=n_samples,
+        sample_offset=sample_offset,
+        batch_offset=batch_offset,
+        decide=True,
+    )

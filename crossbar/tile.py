@@ -143,11 +143,17 @@ def scale_arrays(ta: TileArrays, gain: float) -> TileArrays:
         g, planes, var = ta.stacked
         stacked = (g * gain, planes, None if var is None else var * g2)
     return TileArrays(
-        ta.kind, ta.m_s * gain, ta.v_el * g2, ta.v_rd * g2, ta.m_d * gain, ta.v_d * g2,
+        ta.kind,
+        ta.m_s * gain,
+        ta.v_el * g2,
+        ta.v_rd * g2,
+        ta.m_d * gain,
+        ta.v_d * g2,
         stacked=stacked,
         row_g=None if ta.row_g is None else (ta.row_g * np.float32(gain)).astype(np.float32),
         row_var=None if ta.row_var is None else (ta.row_var * np.float32(g2)).astype(np.float32),
-        row_planes=ta.row_planes, row_sigma=ta.row_sigma,
+        row_planes=ta.row_planes,
+        row_sigma=ta.row_sigma,
     )
 
 
@@ -159,7 +165,10 @@ def _interleave(a_plus: np.ndarray, a_minus: np.ndarray) -> np.ndarray:
 
 
 def _attenuation(
-    g_plus: np.ndarray, g_minus: np.ndarray, w_plus: np.ndarray, w_minus: np.ndarray,
+    g_plus: np.ndarray,
+    g_minus: np.ndarray,
+    w_plus: np.ndarray,
+    w_minus: np.ndarray,
     r_wire_ohm: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fast IR-drop attenuation of both devices of each pair for mean conducting weights w."""
@@ -224,8 +233,14 @@ def read_arrays(
         w = gs_p - gs_m
         var = vr_p + vr_m
         return TileArrays(
-            "bernoulli_row", p_p * w, p_p * (1 - p_p) * w**2, p_p * var, m_d, v_d,
-            row_g=w.astype(np.float32), row_var=var.astype(np.float32) if var.any() else None,
+            "bernoulli_row",
+            p_p * w,
+            p_p * (1 - p_p) * w**2,
+            p_p * var,
+            m_d,
+            v_d,
+            row_g=w.astype(np.float32),
+            row_var=var.astype(np.float32) if var.any() else None,
             row_planes=planes,
         )
 
@@ -243,6 +258,12 @@ def read_arrays(
         v_el = (sig_p * gs_p) ** 2 + (sig_m * gs_m) ** 2
         return TileArrays("gaussian_cell", w, v_el, v_rd, m_d, v_d)
     return TileArrays(
-        "gaussian_row", w, (sig_p * w) ** 2, v_rd, m_d, v_d,
-        row_g=w.astype(np.float32), row_sigma=np.asarray(sigma, dtype=np.float64),
+        "gaussian_row",
+        w,
+        (sig_p * w) ** 2,
+        v_rd,
+        m_d,
+        v_d,
+        row_g=w.astype(np.float32),
+        row_sigma=np.asarray(sigma, dtype=np.float64),
     )

@@ -62,8 +62,9 @@ def transposed_read(
     return e + std * rng.standard_normal(e.shape)
 
 
-def layer_transposed_read(layer: Any, delta: np.ndarray, *, t_s: float = 0.0,
-                          rng: np.random.Generator | None = None) -> np.ndarray:
+def layer_transposed_read(
+    layer: Any, delta: np.ndarray, *, t_s: float = 0.0, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Transposed read of a programmed :class:`~crossbar.layer.HardwareLayer`'s deterministic
     phase at ``t_s``: (batch, fan_in) µA for column drives ``delta`` (batch, fan_out).
 

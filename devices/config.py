@@ -120,12 +120,17 @@ def _build_section(kind: str, table: Any) -> Any:
     if kind in _MODEL_SECTIONS:
         known = sorted(registered(kind))
         if "model" not in table:
-            raise ConfigError(f"{kind}.model", None, "one of " + ", ".join(map(repr, known)),
-                              "is missing")
+            raise ConfigError(
+                f"{kind}.model", None, "one of " + ", ".join(map(repr, known)), "is missing"
+            )
         name = table.pop("model")
         if not isinstance(name, str) or name not in known:
-            raise ConfigError(f"{kind}.model", name, "one of " + ", ".join(map(repr, known)),
-                              "is not a registered model")
+            raise ConfigError(
+                f"{kind}.model",
+                name,
+                "one of " + ", ".join(map(repr, known)),
+                "is not a registered model",
+            )
         cls = config_class(kind, name)
     else:
         cls = ThresholdNeuronConfig
@@ -133,8 +138,10 @@ def _build_section(kind: str, table: Any) -> Any:
     for key in table:
         if key not in names:
             raise ConfigError(
-                f"{kind}.{key}", table[key],
-                f"a field of {cls.__name__}: " + ", ".join(names), "is not a known key",
+                f"{kind}.{key}",
+                table[key],
+                f"a field of {cls.__name__}: " + ", ".join(names),
+                "is not a known key",
             )
     try:
         return cls(**table)
@@ -148,8 +155,9 @@ def from_dict(data: dict[str, Any]) -> DeviceConfig:
         raise ConfigTypeError("config", data, "a table (dict)")
     for key in data:
         if key not in _TOP_KEYS:
-            raise ConfigError(key, data[key], "one of " + ", ".join(_TOP_KEYS),
-                              "is not a known key")
+            raise ConfigError(
+                key, data[key], "one of " + ", ".join(_TOP_KEYS), "is not a known key"
+            )
     version = data.get("format_version")
     if version != FORMAT_VERSION or isinstance(version, bool):
         raise ConfigError("format_version", version, str(FORMAT_VERSION), "is not supported")
@@ -211,8 +219,12 @@ def replace_field(cfg: DeviceConfig, path: str, value: Any) -> DeviceConfig:
     if head == "description" and not leaf:
         return dataclasses.replace(cfg, description=value)
     if head not in _SECTIONS:
-        raise ConfigError(path, value, "a path starting with one of " + ", ".join(
-            (*_SECTIONS, "description")), "is not a known field")
+        raise ConfigError(
+            path,
+            value,
+            "a path starting with one of " + ", ".join((*_SECTIONS, "description")),
+            "is not a known field",
+        )
     if not leaf:
         return dataclasses.replace(cfg, **{head: value})
     if "." in leaf:
@@ -222,8 +234,12 @@ def replace_field(cfg: DeviceConfig, path: str, value: Any) -> DeviceConfig:
         table = {"model": value}
     elif leaf not in table or leaf == "model":
         names = [k for k in table if k != "model"]
-        raise ConfigError(path, value, f"a field of {type(getattr(cfg, head)).__name__}: "
-                          + ", ".join(names), "is not a known field")
+        raise ConfigError(
+            path,
+            value,
+            f"a field of {type(getattr(cfg, head)).__name__}: " + ", ".join(names),
+            "is not a known field",
+        )
     else:
         table[leaf] = value
     return dataclasses.replace(cfg, **{head: _build_section(head, table)})

@@ -43,8 +43,9 @@ def preset_text(name: str) -> str:
     if not isinstance(name, str):
         raise ConfigTypeError("name", name, "a preset name (string)")
     if name not in files:
-        raise ConfigError("name", name, "one of " + ", ".join(map(repr, files)),
-                          "is not a known preset")
+        raise ConfigError(
+            "name", name, "one of " + ", ".join(map(repr, files)), "is not a known preset"
+        )
     return files[name].read_text(encoding="utf-8")
 
 

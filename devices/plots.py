@@ -64,8 +64,9 @@ def plot_selector_switching(
         freq = [sel.sample(state, n_reads, rng=rng, v_read_v=vi)[:, 0, k].mean() for vi in v_coarse]
         color = f"C{k + 1}"
         ax.plot(v, p[:, k], color=color, lw=0.8)
-        ax.plot(v_coarse, freq, "o", ms=3.5, color=color,
-                label="sampled devices" if k == 0 else None)
+        ax.plot(
+            v_coarse, freq, "o", ms=3.5, color=color, label="sampled devices" if k == 0 else None
+        )
     ax.axvline(c.v_read_v, color="grey", lw=0.8, ls=":", label=f"V_read = {c.v_read_v:g} V")
     ax.set_xlabel("read voltage V_in (V)")
     ax.set_ylabel("switching probability p")
@@ -129,8 +130,9 @@ def plot_programming_error(
         span_us = model.g_max_us - model.g_min_us
         targets_us = tuple(model.g_min_us + span_us * f for f in (0.1, 0.3, 0.5, 0.7, 1.0))
         if getattr(c, "n_levels", 0):
-            targets_us = tuple(quantise(np.asarray(targets_us), model.g_min_us, model.g_max_us,
-                                        c.n_levels))
+            targets_us = tuple(
+                quantise(np.asarray(targets_us), model.g_min_us, model.g_max_us, c.n_levels)
+            )
     states = [model.program(np.full(n_devices, g), rng=rng) for g in targets_us]
     errors = [(s.g0_us - s.g_level_us)[s.stuck == 0] for s in states]
     span = max(float(np.abs(e).max()) for e in errors if e.size) or 1.0
@@ -138,8 +140,14 @@ def plot_programming_error(
     fig = _figure()
     ax = fig.add_subplot()
     for k, (g, e) in enumerate(zip(targets_us, errors, strict=True)):
-        ax.hist(e, bins=edges, histtype="step", lw=1.5, color=f"C{k}",
-                label=f"{g:g} µS: std {e.std():.3f} µS")
+        ax.hist(
+            e,
+            bins=edges,
+            histtype="step",
+            lw=1.5,
+            color=f"C{k}",
+            label=f"{g:g} µS: std {e.std():.3f} µS",
+        )
     ax.set_xlabel("programming error G₀ − target level (µS)")
     ax.set_ylabel(f"devices (of {n_devices})")
     ax.set_title(f"Programming error per target level ({type(c).__name__})")

@@ -72,8 +72,12 @@ class PulseConfig:
         span = self.g_max_us - self.g_min_us
         for name in ("dg_up_us", "dg_down_us"):
             if getattr(self, name) > span:
-                raise ConfigError(f"{owner}.{name}", getattr(self, name),
-                                  f"(0, g_max_us - g_min_us = {span:g}] µS", "is out of range")
+                raise ConfigError(
+                    f"{owner}.{name}",
+                    getattr(self, name),
+                    f"(0, g_max_us - g_min_us = {span:g}] µS",
+                    "is out of range",
+                )
 
     @property
     def span_us(self) -> float:
@@ -131,7 +135,10 @@ class PulseArray:
         self.version += 1
 
     def pulse(
-        self, n_up: np.ndarray | None = None, n_down: np.ndarray | None = None, *,
+        self,
+        n_up: np.ndarray | None = None,
+        n_down: np.ndarray | None = None,
+        *,
         rng: np.random.Generator,
     ) -> None:
         """Apply ``n_up`` potentiation then ``n_down`` depression pulses per device (int arrays
@@ -163,8 +170,9 @@ class PulseArray:
         step = (self.dg_up_us if direction > 0 else self.dg_down_us).reshape(-1)[idx]
         gamma = (self.gamma_up if direction > 0 else self.gamma_down).reshape(-1)[idx]
         # active[k] = devices with more than k pulses (a prefix of the sorted order)
-        active = counts.size - np.searchsorted(counts[::-1], np.arange(int(counts[0])),
-                                               side="right")
+        active = counts.size - np.searchsorted(
+            counts[::-1], np.arange(int(counts[0])), side="right"
+        )
         for m in active:
             gk = g[:m]
             if direction < 0 and c.reset == "abrupt":
@@ -213,17 +221,20 @@ class PulseDevice:
         s = self.config.d2d_sigma
         return np.exp(s * rng.standard_normal(shape)) if s > 0 else np.ones(shape)
 
-    def init(
-        self, g_us: np.ndarray, *, rng: np.random.Generator
-    ) -> PulseArray:
+    def init(self, g_us: np.ndarray, *, rng: np.random.Generator) -> PulseArray:
         """Devices starting at conductances ``g_us`` (µS, any shape, within the window), with
         device-to-device parameters drawn from ``rng`` (one child generator per parameter)."""
         c = self.config
         g = np.array(g_us, dtype=np.float64)
-        if g.size and (not np.all(np.isfinite(g)) or g.min() < c.g_min_us - 1e-9
-                       or g.max() > c.g_max_us + 1e-9):
-            raise ConfigError("g_us", f"values in [{g.min():g}, {g.max():g}]",
-                              f"[{c.g_min_us:g}, {c.g_max_us:g}] µS", "is out of range")
+        if g.size and (
+            not np.all(np.isfinite(g)) or g.min() < c.g_min_us - 1e-9 or g.max() > c.g_max_us + 1e-9
+        ):
+            raise ConfigError(
+                "g_us",
+                f"values in [{g.min():g}, {g.max():g}]",
+                f"[{c.g_min_us:g}, {c.g_max_us:g}] µS",
+                "is out of range",
+            )
         rngs = check_rng(rng).spawn(5)
         shape = g.shape
         top = c.g_min_us + c.span_us * np.minimum(1.0, self._factor(shape, rngs[2]))
@@ -240,7 +251,12 @@ class PulseDevice:
         return PulseArray(c, g, params)
 
     def response(
-        self, n_up: int, n_down: int, *, n_devices: int = 1, rng: np.random.Generator,
+        self,
+        n_up: int,
+        n_down: int,
+        *,
+        n_devices: int = 1,
+        rng: np.random.Generator,
         g0_us: float | None = None,
     ) -> np.ndarray:
         """Conductance vs pulse number: ``n_up`` up pulses then ``n_down`` down pulses from
@@ -272,8 +288,9 @@ def pulse_from_dict(data: Any) -> PulseConfig:
         raise ConfigTypeError("config", data, "a table (dict)")
     for key in data:
         if key not in ("format_version", "description", "pulse"):
-            raise ConfigError(key, data[key], "format_version, description, pulse",
-                              "is not a known key")
+            raise ConfigError(
+                key, data[key], "format_version, description, pulse", "is not a known key"
+            )
     version = data.get("format_version")
     if version != FORMAT_VERSION or isinstance(version, bool):
         raise ConfigError("format_version", version, str(FORMAT_VERSION), "is not supported")
@@ -283,8 +300,9 @@ def pulse_from_dict(data: Any) -> PulseConfig:
     names = [f.name for f in dataclasses.fields(PulseConfig)]
     for key in table:
         if key not in names:
-            raise ConfigError(f"pulse.{key}", table[key], "one of " + ", ".join(names),
-                              "is not a known key")
+            raise ConfigError(
+                f"pulse.{key}", table[key], "one of " + ", ".join(names), "is not a known key"
+            )
     try:
         return PulseConfig(**table)
     except (ConfigError, ConfigTypeError) as err:
@@ -304,21 +322,27 @@ def pulse_from_toml(source: str | os.PathLike[str]) -> PulseConfig:
 
 def _pulse_files() -> dict[str, Any]:
     folder = resources.files("devices") / "presets" / "pulse"
-    return {p.name[:-5]: p for p in sorted(folder.iterdir(), key=lambda p: p.name)
-            if p.name.endswith(".toml")}
+    return {
+        p.name[:-5]: p
+        for p in sorted(folder.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".toml")
+    }
 
 
 def list_pulse_presets() -> dict[str, str]:
     """``{name: description}`` of the shipped pulse-response presets (devices/presets/pulse)."""
-    return {name: str(tomllib.loads(p.read_text(encoding="utf-8")).get("description", ""))
-            for name, p in _pulse_files().items()}
+    return {
+        name: str(tomllib.loads(p.read_text(encoding="utf-8")).get("description", ""))
+        for name, p in _pulse_files().items()
+    }
 
 
 def pulse_preset_text(name: str) -> str:
     files = _pulse_files()
     if not isinstance(name, str) or name not in files:
-        raise ConfigError("pulse preset", name, "one of " + ", ".join(map(repr, files)),
-                          "is not a known preset")
+        raise ConfigError(
+            "pulse preset", name, "one of " + ", ".join(map(repr, files)), "is not a known preset"
+        )
     return files[name].read_text(encoding="utf-8")
 
 
@@ -331,8 +355,14 @@ def load_pulse_preset(name: str) -> PulseConfig:
 
 
 def plot_pulse_response(
-    config: PulseConfig, *, rng: np.random.Generator, n_up: int = 200, n_down: int = 200,
-    n_devices: int = 50, n_show: int = 5, title: str | None = None,
+    config: PulseConfig,
+    *,
+    rng: np.random.Generator,
+    n_up: int = 200,
+    n_down: int = 200,
+    n_devices: int = 50,
+    n_show: int = 5,
+    title: str | None = None,
 ) -> Any:
     """Conductance vs pulse number, ``n_up`` up pulses then ``n_down`` down pulses from
     g_min: the mean of ``n_devices`` devices, their 5–95 % band and ``n_show`` single devices.

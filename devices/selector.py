@@ -142,7 +142,9 @@ def selector_read_voltage(
         v = brentq(gap, lo, hi, xtol=1e-12, rtol=1e-12)
     if v < 0.0:
         raise ConfigError(
-            "p_target", p_target, f"values reachable with V_in >= 0 (needs V_in = {v:.4g} V)",
+            "p_target",
+            p_target,
+            f"values reachable with V_in >= 0 (needs V_in = {v:.4g} V)",
             "is not reachable",
         )
     return float(v)

@@ -66,14 +66,21 @@ def main() -> None:
     model = program_chip(program, chip, seed=0)
     report = chip_report(model, model.run(x, args.samples, mode=args.mode, seed=0), y)
     print(f"  software    accuracy {acc:.2%}  NLL {nll:.3f}")
-    print(f"  chip        accuracy {report.accuracy:.2%}  NLL {report.nll:.3f}  "
-          f"ADC saturations {report.adc_saturations}/{report.adc_conversions}")
+    print(
+        f"  chip        accuracy {report.accuracy:.2%}  NLL {report.nll:.3f}  "
+        f"ADC saturations {report.adc_saturations}/{report.adc_conversions}"
+    )
 
     print("\nPCM drift (periphery calibrated at programming, t_cal = 0 s):")
     print("  t after programming   accuracy     NLL   mean beta_eff/beta (first layer)")
     first = model.binary_layers[0]
-    for label, t_s in [("0 s", 0.0), ("1 minute", 60.0), ("1 hour", 3600.0),
-                       ("1 day", 86400.0), ("1 month", 30 * 86400.0)]:
+    for label, t_s in [
+        ("0 s", 0.0),
+        ("1 minute", 60.0),
+        ("1 hour", 3600.0),
+        ("1 day", 86400.0),
+        ("1 month", 30 * 86400.0),
+    ]:
         prob = model.predict(x, args.samples, t_s=t_s, mode=args.mode, seed=0)
         acc, nll = accuracy_nll(prob, y)
         ratio = first.hardware.effective_parameters(t_s).beta / first.record.beta
@@ -84,8 +91,10 @@ def main() -> None:
     for bits in (3, 4, 5, 6, 8):
         variant = program_chip(program, replace_field(chip, "periphery.adc_bits", bits), seed=0)
         report = chip_report(variant, variant.run(x, args.samples, mode=args.mode, seed=0), y)
-        print(f"  {bits:>8}{report.accuracy:>11.2%}{report.nll:>9.3f}   "
-              f"{report.adc_saturations / max(report.adc_conversions, 1):.2%}")
+        print(
+            f"  {bits:>8}{report.accuracy:>11.2%}{report.nll:>9.3f}   "
+            f"{report.adc_saturations / max(report.adc_conversions, 1):.2%}"
+        )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,10 @@ def main() -> None:
     # 2. Compile; the .nsmx file is validated on load and needs no torch.
     program = load_program(save_program(compile_checkpoint(ckpt), out / "digits-mlp.nsmx"))
     for row in program.summary():
-        print(f"  {row['name']:>2} {row['kind']:<8} {row['in_shape']} -> {row['out_shape']} "
-              f"{row['level']}")
+        print(
+            f"  {row['name']:>2} {row['kind']:<8} {row['in_shape']} -> {row['out_shape']} "
+            f"{row['level']}"
+        )
 
     # 3. A chip: RRAM cells with stochastic selectors; give the output ADC a wider range
     #    (the default 4 sigma of random inputs clips trained logits, see docs/results/hardware.md).
@@ -62,8 +64,10 @@ def main() -> None:
     #    trained p, and solves the periphery gain a_i from the programmed devices.
     model = program_chip(program, chip, seed=0)
     for pl in model.layers:
-        print(f"  layer {pl.name}: {pl.hardware.fan_in}x{pl.hardware.fan_out} on "
-              f"{pl.tiles[0]}x{pl.tiles[1]} tiles, {pl.read}")
+        print(
+            f"  layer {pl.name}: {pl.hardware.fan_in}x{pl.hardware.fan_out} on "
+            f"{pl.tiles[0]}x{pl.tiles[1]} tiles, {pl.read}"
+        )
 
     # 5. Monte-Carlo prediction: chip (exact per-cell sampling) and software reference.
     x, y = x_te.numpy(), y_te.numpy()
@@ -72,8 +76,10 @@ def main() -> None:
     acc_chip, nll_chip = accuracy_nll(run.probabilities, y)
     acc_sw, nll_sw = accuracy_nll(software, y)
     print(f"\n  software: accuracy {acc_sw:.2%}, NLL {nll_sw:.3f}")
-    print(f"  chip:     accuracy {acc_chip:.2%}, NLL {nll_chip:.3f}  ({run.wall_s:.1f} s, "
-          f"{args.samples} samples)")
+    print(
+        f"  chip:     accuracy {acc_chip:.2%}, NLL {nll_chip:.3f}  ({run.wall_s:.1f} s, "
+        f"{args.samples} samples)"
+    )
 
     # 6. What the chip realises.
     print()
@@ -81,13 +87,17 @@ def main() -> None:
         print(line)
     for name, eff in model.effective_parameters().items():
         trained = program.layers[int(name)].beta
-        print(f"  layer {name}: beta_eff/beta {np.mean(eff.beta / trained):.3f} "
-              f"(std {np.std(eff.beta / trained):.3f}), gains a_i in "
-              f"[{eff.gain.min():.3f}, {eff.gain.max():.3f}]")
+        print(
+            f"  layer {name}: beta_eff/beta {np.mean(eff.beta / trained):.3f} "
+            f"(std {np.std(eff.beta / trained):.3f}), gains a_i in "
+            f"[{eff.gain.min():.3f}, {eff.gain.max():.3f}]"
+        )
     counters = run.counters[model.layers[0].name]
-    print(f"  first layer: {counters.device_reads / counters.evaluations:,.0f} cell reads and "
-          f"{counters.comparator_decisions / counters.evaluations:.0f} comparator decisions per "
-          "evaluation")
+    print(
+        f"  first layer: {counters.device_reads / counters.evaluations:,.0f} cell reads and "
+        f"{counters.comparator_decisions / counters.evaluations:.0f} comparator decisions per "
+        "evaluation"
+    )
 
     # A hidden neuron's firing frequency over 2000 reads of one digit vs its probability:
     # on this chip (programming noise, stuck cells, selector spread) the two differ a little.
@@ -98,8 +108,10 @@ def main() -> None:
     p_chip_model = model.layers[0].hardware.hardware_probability(z_in)[0]
     freq = (states[2][:, 0] > 0).mean(axis=0)
     for i in np.argsort(np.abs(p_software - 0.5))[:3]:  # the three most uncertain neurons
-        print(f"  neuron {i}: software P = {p_software[i]:.3f}, chip prediction "
-              f"{p_chip_model[i]:.3f}, measured {freq[i]:.3f} (± {np.sqrt(0.25 / 2000):.3f})")
+        print(
+            f"  neuron {i}: software P = {p_software[i]:.3f}, chip prediction "
+            f"{p_chip_model[i]:.3f}, measured {freq[i]:.3f} (± {np.sqrt(0.25 / 2000):.3f})"
+        )
 
 
 if __name__ == "__main__":

@@ -178,9 +178,7 @@ def compile_model(
     leaves = list(_leaves(model, ""))
     # First the module types, so that e.g. the SN baseline is reported by its NoisyReLU.
     for path, module in leaves:
-        ok = isinstance(
-            module, (BinarizeInput, BinaryLayer, nn.MaxPool2d, nn.Flatten, nn.Linear)
-        )
+        ok = isinstance(module, (BinarizeInput, BinaryLayer, nn.MaxPool2d, nn.Flatten, nn.Linear))
         if not ok:
             kids = list(module.children())
             what = "an unsupported container" if kids else "not supported on the chip"
@@ -231,11 +229,7 @@ def compile_model(
                     f"of shape {shape}"
                 )
             weight = _numpy(module.weight)
-            bias = (
-                _numpy(module.bias)
-                if module.bias is not None
-                else np.zeros(module.out_features)
-            )
+            bias = _numpy(module.bias) if module.bias is not None else np.zeros(module.out_features)
             _check_finite(where, weight=weight, bias=bias)
             layer = OutputLayer(
                 name=path,

@@ -50,8 +50,10 @@ from devices.pulse import PulseConfig, PulseDevice
 from .estimators import ESTIMATORS, estimate_density
 from .updates import NORMS, PAIR_UPDATES, UPDATES, apply_pair_update, pulse_counts, refresh_pairs
 
-MODELS = {"digits-mlp": ((1, 8, 8), (64, 128, 128), 10),
-          "mnist-mlp": ((1, 28, 28), (784, 300, 300, 300), 10)}
+MODELS = {
+    "digits-mlp": ((1, 8, 8), (64, 128, 128), 10),
+    "mnist-mlp": ((1, 28, 28), (784, 300, 300, 300), 10),
+}
 CHECKPOINT_VERSION = 1
 
 
@@ -90,8 +92,9 @@ class LearningConfig:
 
     def __post_init__(self) -> None:
         def bad(name: str, allowed: str) -> ValueError:
-            return ValueError(f"LearningConfig.{name}={getattr(self, name)!r} is invalid; "
-                              f"allowed: {allowed}")
+            return ValueError(
+                f"LearningConfig.{name}={getattr(self, name)!r} is invalid; allowed: {allowed}"
+            )
 
         if self.model not in MODELS:
             raise bad("model", ", ".join(MODELS))
@@ -104,21 +107,35 @@ class LearningConfig:
         if self.pair_update not in (*PAIR_UPDATES, "auto"):
             raise bad("pair_update", ", ".join((*PAIR_UPDATES, "auto")))
         if self.lr_pulses is not None and (
-                isinstance(self.lr_pulses, bool) or not isinstance(self.lr_pulses, (int, float))
-                or not 0.0 < self.lr_pulses <= 1e6):
+            isinstance(self.lr_pulses, bool)
+            or not isinstance(self.lr_pulses, (int, float))
+            or not 0.0 < self.lr_pulses <= 1e6
+        ):
             raise bad("lr_pulses", "None or a number in (0, 1e6]")
-        for name, lo, hi in (("delta", 0.0, 100.0), ("lr_us", 0.0, 1e3),
-                             ("lr_periphery", 0.0, 10.0), ("beta_init", 0.0, 100.0)):
+        for name, lo, hi in (
+            ("delta", 0.0, 100.0),
+            ("lr_us", 0.0, 1e3),
+            ("lr_periphery", 0.0, 10.0),
+            ("beta_init", 0.0, 100.0),
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v <= hi:
                 raise bad(name, f"a number in ({lo:g}, {hi:g}]")
-        for name, lo, hi in (("lr_decay", 0.0, 1.0), ("refresh_level", 0.0, 1.0),
-                             ("init_fill", 0.0, 1.0)):
+        for name, lo, hi in (
+            ("lr_decay", 0.0, 1.0),
+            ("refresh_level", 0.0, 1.0),
+            ("init_fill", 0.0, 1.0),
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v <= hi:
                 raise bad(name, f"a number in ({lo:g}, {hi:g}]")
-        for name, lo in (("estimator_reads", 1), ("batch_size", 1), ("refresh_every", 0),
-                         ("eval_samples", 1), ("seed", 0)):
+        for name, lo in (
+            ("estimator_reads", 1),
+            ("batch_size", 1),
+            ("refresh_every", 0),
+            ("eval_samples", 1),
+            ("seed", 0),
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise bad(name, f"an integer >= {lo}")
@@ -136,8 +153,13 @@ class LearningConfig:
 class Adam:
     """Adam on a dict of float64 arrays (the periphery's digital optimiser)."""
 
-    def __init__(self, params: dict[str, np.ndarray], lr: float,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        params: dict[str, np.ndarray],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
         self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
         self.m = {k: np.zeros_like(v) for k, v in params.items()}
         self.v = {k: np.zeros_like(v) for k, v in params.items()}
@@ -155,21 +177,34 @@ class Adam:
 
 
 def _as_state(g_us: np.ndarray) -> ConductanceState:
-    return ConductanceState(g_level_us=g_us, g0_us=g_us, nu=np.zeros(g_us.shape),
-                            stuck=np.zeros(g_us.shape, dtype=np.int8))
+    return ConductanceState(
+        g_level_us=g_us,
+        g0_us=g_us,
+        nu=np.zeros(g_us.shape),
+        stuck=np.zeros(g_us.shape, dtype=np.int8),
+    )
 
 
 class ChipLayer:
     """One hidden NSM layer on the chip: a pulse-programmed pair array plus its periphery."""
 
-    def __init__(self, w0: np.ndarray, *, chip: ChipConfig, pulse: PulseConfig,
-                 pair_update: str, beta_init: float, init_fill: float,
-                 rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        w0: np.ndarray,
+        *,
+        chip: ChipConfig,
+        pulse: PulseConfig,
+        pair_update: str,
+        beta_init: float,
+        init_fill: float,
+        rng: np.random.Generator,
+    ) -> None:
         per = chip.periphery
         if per.beta_mode != "two_phase" or per.partial_sums != "analog":
             raise ValueError(
                 "in-situ learning needs chip.periphery.beta_mode='two_phase' and "
-                f"partial_sums='analog' (got {per.beta_mode!r}, {per.partial_sums!r})")
+                f"partial_sums='analog' (got {per.beta_mode!r}, {per.partial_sums!r})"
+            )
         self.chip, self.pulse, self.pair_update = chip, pulse, pair_update
         self.v = float(chip.v_read_v)
         self.cond = chip.devices.conductance_model()
@@ -195,13 +230,15 @@ class ChipLayer:
         # Element moments per cell (constant: element variation is drawn once).
         if elem.structure == "per_cell":
             state = elem.program((2 * n_in, n_out), rng=rng_el)
-            par = np.asarray(elem.p(state) if elem.noise == "bernoulli" else elem.sigma(state),
-                             dtype=np.float64)
+            par = np.asarray(
+                elem.p(state) if elem.noise == "bernoulli" else elem.sigma(state), dtype=np.float64
+            )
             pp, pm = par[:n_in], par[n_in:]
         else:
             state = elem.program((n_in, n_out), rng=rng_el)
-            par = np.asarray(elem.p(state) if elem.noise == "bernoulli" else elem.sigma(state),
-                             dtype=np.float64)
+            par = np.asarray(
+                elem.p(state) if elem.noise == "bernoulli" else elem.sigma(state), dtype=np.float64
+            )
             pp = pm = np.broadcast_to(par[:, None], (n_in, n_out))
         self.noise, self.structure = elem.noise, elem.structure
         if elem.noise == "bernoulli":
@@ -229,8 +266,11 @@ class ChipLayer:
         mom = self.moments()
         w_norm = self.v * np.linalg.norm(mom["m_s"], axis=0)
         ratio = np.sqrt(2.0) * np.sqrt(mom["var_s"]) / np.where(w_norm > 0, w_norm, 1.0)
-        self.a = np.clip(beta_init * ratio * self.alpha_bar - self.alpha_bar,
-                         -0.9 * self.gain_range, 0.9 * self.gain_range)
+        self.a = np.clip(
+            beta_init * ratio * self.alpha_bar - self.alpha_bar,
+            -0.9 * self.gain_range,
+            0.9 * self.gain_range,
+        )
         self.t = np.zeros(n_out)
 
     @property
@@ -259,30 +299,41 @@ class ChipLayer:
         v_rd = self.alpha_p * sp**2 + self.alpha_m * sm**2
         v_d = sp**2 + sm**2
         var_s = self.v**2 * (v_el + v_rd).sum(axis=0) + self.noise_sigma_ua**2
-        return dict(m_s=m_s, m_d=m_d, v_el=v_el, v_rd=v_rd, v_d=v_d, sp=sp, sm=sm,
-                    var_s=var_s)
+        return dict(m_s=m_s, m_d=m_d, v_el=v_el, v_rd=v_rd, v_d=v_d, sp=sp, sm=sm, var_s=var_s)
 
     def forward(self, z: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """One stochastic read of the layer for ±1 inputs z (batch, n_in)."""
         mom = self.moments()
         a = self.a_q()
         coef = mom["m_s"] + a * mom["m_d"]
-        var = (self.v**2 * (mom["v_el"] + mom["v_rd"] + a**2 * mom["v_d"]).sum(axis=0)
-               + self.noise_sigma_ua**2)
+        var = (
+            self.v**2 * (mom["v_el"] + mom["v_rd"] + a**2 * mom["v_d"]).sum(axis=0)
+            + self.noise_sigma_ua**2
+        )
         sigma = np.sqrt(var)
         i_d = self.v * (z @ mom["m_d"])
         margin = self.v * (z @ coef) + self.offsets_ua - self.t * sigma
         u = margin + sigma * rng.standard_normal(margin.shape)
-        return dict(z_in=z, z_out=np.where(u >= 0, 1.0, -1.0), margin=margin, sigma=sigma,
-                    u=u, i_d=i_d, a=a, mom=mom)
+        return dict(
+            z_in=z,
+            z_out=np.where(u >= 0, 1.0, -1.0),
+            margin=margin,
+            sigma=sigma,
+            u=u,
+            i_d=i_d,
+            a=a,
+            mom=mom,
+        )
 
     def effective(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(w (n_in, n_out) µS, β (n_out,), b̃ (n_out,)): the NSM the chip realises now."""
         mom = self.moments()
         a = self.a_q()
         w = mom["m_s"] + a * mom["m_d"]
-        var = (self.v**2 * (mom["v_el"] + mom["v_rd"] + a**2 * mom["v_d"]).sum(axis=0)
-               + self.noise_sigma_ua**2)
+        var = (
+            self.v**2 * (mom["v_el"] + mom["v_rd"] + a**2 * mom["v_d"]).sum(axis=0)
+            + self.noise_sigma_ua**2
+        )
         sigma = np.sqrt(var)
         beta = self.v * np.linalg.norm(w, axis=0) / (np.sqrt(2.0) * sigma)
         b_tilde = (self.offsets_ua - self.t * sigma) / (np.sqrt(2.0) * sigma)
@@ -316,12 +367,22 @@ class OnChipNetwork:
         for k in range(len(sizes) - 1):
             bound = 1.0 / math.sqrt(sizes[k])  # nn.Linear's kaiming_uniform(a=√5) bound
             w0 = rng_w.uniform(-bound, bound, (sizes[k], sizes[k + 1]))
-            self.layers.append(ChipLayer(
-                w0, chip=chip, pulse=pulse, pair_update=self.pair_update,
-                beta_init=config.beta_init, init_fill=config.init_fill, rng=layer_rngs[k]))
+            self.layers.append(
+                ChipLayer(
+                    w0,
+                    chip=chip,
+                    pulse=pulse,
+                    pair_update=self.pair_update,
+                    beta_init=config.beta_init,
+                    init_fill=config.init_fill,
+                    rng=layer_rngs[k],
+                )
+            )
         bound = 1.0 / math.sqrt(sizes[-1])
-        self.digital = {"w_out": rng_out.uniform(-bound, bound, (sizes[-1], n_classes)),
-                        "b_out": np.zeros(n_classes)}
+        self.digital = {
+            "w_out": rng_out.uniform(-bound, bound, (sizes[-1], n_classes)),
+            "b_out": np.zeros(n_classes),
+        }
         for k, layer in enumerate(self.layers):
             self.digital[f"a{k}"] = layer.a
             self.digital[f"t{k}"] = layer.t
@@ -345,20 +406,28 @@ class OnChipNetwork:
         logits = z @ self.digital["w_out"] + self.digital["b_out"]
         return logits, cache
 
-    def predict_proba(self, x: np.ndarray, samples: int, *, rng: np.random.Generator,
-                      chunk: int = 1000) -> np.ndarray:
+    def predict_proba(
+        self, x: np.ndarray, samples: int, *, rng: np.random.Generator, chunk: int = 1000
+    ) -> np.ndarray:
         """MC-averaged softmax over ``samples`` independent forward passes (n, classes)."""
         z0 = self.binarize(x)
         out = np.zeros((len(z0), self.digital["b_out"].size))
         for s0 in range(0, len(z0), chunk):
-            zb = z0[s0:s0 + chunk]
+            zb = z0[s0 : s0 + chunk]
             for _ in range(samples):
                 logits, _ = self.forward(zb, rng)
-                out[s0:s0 + chunk] += _softmax(logits)
+                out[s0 : s0 + chunk] += _softmax(logits)
         return out / samples
 
-    def step(self, x: np.ndarray, y: np.ndarray, *, lr_pulses: float,
-             rng: np.random.Generator, apply: bool = True) -> StepResult:
+    def step(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        lr_pulses: float,
+        rng: np.random.Generator,
+        apply: bool = True,
+    ) -> StepResult:
         """One training step on a mini-batch (x images, y labels); ``apply=False`` only
         computes (diagnostics)."""
         cfg = self.config
@@ -379,8 +448,15 @@ class OnChipNetwork:
         pulses: list[tuple[np.ndarray, np.ndarray]] = [None] * len(self.layers)  # type: ignore
         for k in range(len(self.layers) - 1, -1, -1):
             layer, c = self.layers[k], cache[k]
-            f = estimate_density(cfg.estimator, c["margin"], c["sigma"], u=c["u"],
-                                 delta=cfg.delta, reads=cfg.estimator_reads, rng=rng_e)
+            f = estimate_density(
+                cfg.estimator,
+                c["margin"],
+                c["sigma"],
+                u=c["u"],
+                delta=cfg.delta,
+                reads=cfg.estimator_reads,
+                rng=rng_e,
+            )
             g_m = g_z * 2.0 * f  # dL/dm (1/µA)
             grads_dig[f"a{k}"] = np.sum(g_m * c["i_d"], axis=0)
             grads_dig[f"t{k}"] = -np.sum(g_m * c["sigma"], axis=0)
@@ -388,30 +464,46 @@ class OnChipNetwork:
             d = g_m * gain  # per-example column error: dL/dw_ij ≈ z_j d_i
             hw_grads[k] = c["z_in"].T @ d
             if apply:
-                pulses[k] = pulse_counts(c["z_in"], d, lr_pulses, update=cfg.update,
-                                         rng=rng_u, norm=cfg.update_norm)
+                pulses[k] = pulse_counts(
+                    c["z_in"], d, lr_pulses, update=cfg.update, rng=rng_u, norm=cfg.update_norm
+                )
             if k > 0:
                 mom = c["mom"]
                 # δ·(ᾱ + a) on the columns (the periphery's gain), rows sensed: dL/dz below.
-                g_z = transposed_read(layer.g_plus.g_us, layer.g_minus.g_us,
-                                      g_m * (layer.alpha_bar + c["a"]), v_read_v=layer.v,
-                                      read_sigma_plus_us=mom["sp"],
-                                      read_sigma_minus_us=mom["sm"], rng=rng_t)
+                g_z = transposed_read(
+                    layer.g_plus.g_us,
+                    layer.g_minus.g_us,
+                    g_m * (layer.alpha_bar + c["a"]),
+                    v_read_v=layer.v,
+                    read_sigma_plus_us=mom["sp"],
+                    read_sigma_minus_us=mom["sm"],
+                    rng=rng_t,
+                )
         if apply:
             upd_rngs = rng_u.spawn(len(self.layers) + 1)
             for k, layer in enumerate(self.layers):
                 n_inc, n_dec = pulses[k]
-                apply_pair_update(layer.g_plus, layer.g_minus, n_inc, n_dec,
-                                  pair_update=self.pair_update, rng=upd_rngs[k])
+                apply_pair_update(
+                    layer.g_plus,
+                    layer.g_minus,
+                    n_inc,
+                    n_dec,
+                    pair_update=self.pair_update,
+                    rng=upd_rngs[k],
+                )
             self.adam.step(grads_dig)
             for layer in self.layers:  # registers within the gain range
                 np.clip(layer.a, -layer.gain_range, layer.gain_range, out=layer.a)
             self.updates += 1
-            if (self.pair_update == "set_only" and cfg.refresh_every
-                    and self.updates % cfg.refresh_every == 0):
+            if (
+                self.pair_update == "set_only"
+                and cfg.refresh_every
+                and self.updates % cfg.refresh_every == 0
+            ):
                 for layer in self.layers:
-                    self.refreshed += refresh_pairs(layer.g_plus, layer.g_minus,
-                                                    level=cfg.refresh_level, rng=upd_rngs[-1])
+                    self.refreshed += refresh_pairs(
+                        layer.g_plus, layer.g_minus, level=cfg.refresh_level, rng=upd_rngs[-1]
+                    )
         return StepResult(loss, correct, hw_grads, cache, logits)
 
     # ------------------------------------------------------------------ diagnostics
@@ -435,8 +527,10 @@ class OnChipNetwork:
             m_s = t(layer.alpha_p) * gp - t(layer.alpha_m) * gm
             m_d = gp - gm
             v_el = t(layer.beta_p) * gp**2 + t(layer.beta_m) * gm**2 + t(layer.gamma) * m_d**2
-            var = (layer.v**2 * (v_el + t(mom["v_rd"]) + a**2 * t(mom["v_d"])).sum(0)
-                   + layer.noise_sigma_ua**2)
+            var = (
+                layer.v**2 * (v_el + t(mom["v_rd"]) + a**2 * t(mom["v_d"])).sum(0)
+                + layer.noise_sigma_ua**2
+            )
             sigma = torch.sqrt(var)
             margin = layer.v * (h @ (m_s + a * m_d)) + t(layer.offsets_ua) - t(layer.t) * sigma
             prob = 0.5 * (1.0 + torch.erf(margin / (math.sqrt(2.0) * sigma)))
@@ -456,10 +550,12 @@ class OnChipNetwork:
         """Per layer: mean and max pulses per device so far (both devices of the pairs)."""
         out = []
         for layer in self.layers:
-            n = np.concatenate([layer.g_plus.total_pulses().ravel(),
-                                layer.g_minus.total_pulses().ravel()])
-            out.append({"mean": float(n.mean()), "max": int(n.max()),
-                        "p99": float(np.percentile(n, 99))})
+            n = np.concatenate(
+                [layer.g_plus.total_pulses().ravel(), layer.g_minus.total_pulses().ravel()]
+            )
+            out.append(
+                {"mean": float(n.mean()), "max": int(n.max()), "p99": float(np.percentile(n, 99))}
+            )
         return out
 
     # ------------------------------------------------------------------ state
@@ -484,8 +580,9 @@ class OnChipNetwork:
                 raise ValueError(f"checkpoint lacks array {key!r}")
             src = np.asarray(arrays[key])
             if src.shape != value.shape:
-                raise ValueError(f"checkpoint array {key!r} has shape {src.shape}; "
-                                 f"expected {value.shape}")
+                raise ValueError(
+                    f"checkpoint array {key!r} has shape {src.shape}; expected {value.shape}"
+                )
             value[...] = src  # in place: the registers are shared with the layers
         for layer in self.layers:  # conductances changed behind the arrays' backs
             layer.g_plus.version += 1
@@ -499,8 +596,9 @@ class OnChipNetwork:
         from .compiler import compile_model
         from .program import DenseLayer, OutputLayer, Program
 
-        template = compile_model(build_model(self.config.model), self.input_shape,
-                                 source=source or {})
+        template = compile_model(
+            build_model(self.config.model), self.input_shape, source=source or {}
+        )
         layers = []
         k = 0
         for rec in template.layers:
@@ -518,15 +616,24 @@ class OnChipNetwork:
                     c = math.sqrt(2) * sig
                     kw = dict(noise="gaussian", p=None, sigma=sig)
                 rec = dataclasses.replace(
-                    rec, weight=w.astype(np.float32), beta=beta.astype(np.float32),
-                    bias=(b_tilde * c * norm).astype(np.float32), rule="in_situ", **kw)
+                    rec,
+                    weight=w.astype(np.float32),
+                    beta=beta.astype(np.float32),
+                    bias=(b_tilde * c * norm).astype(np.float32),
+                    rule="in_situ",
+                    **kw,
+                )
                 k += 1
             elif isinstance(rec, OutputLayer):
-                rec = dataclasses.replace(rec, weight=self.digital["w_out"].astype(np.float32),
-                                          bias=self.digital["b_out"].astype(np.float32))
+                rec = dataclasses.replace(
+                    rec,
+                    weight=self.digital["w_out"].astype(np.float32),
+                    bias=self.digital["b_out"].astype(np.float32),
+                )
             layers.append(rec)
-        return Program(layers=tuple(layers), input_shape=template.input_shape,
-                       source=dict(source or {}))
+        return Program(
+            layers=tuple(layers), input_shape=template.input_shape, source=dict(source or {})
+        )
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -550,8 +657,14 @@ class Trainer:
     continues exactly as an uninterrupted one.
     """
 
-    def __init__(self, net: OnChipNetwork, x_train: np.ndarray, y_train: np.ndarray,
-                 x_test: np.ndarray, y_test: np.ndarray) -> None:
+    def __init__(
+        self,
+        net: OnChipNetwork,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+    ) -> None:
         self.net = net
         self.x_train, self.y_train = np.asarray(x_train), np.asarray(y_train)
         self.x_test, self.y_test = np.asarray(x_test), np.asarray(y_test)
@@ -559,12 +672,12 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
 
     def _rng(self, stream: int, epoch: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence([self.net.config.seed, stream,
-                                                             epoch]))
+        return np.random.default_rng(np.random.SeedSequence([self.net.config.seed, stream, epoch]))
 
     def evaluate(self, epoch: int) -> float:
-        proba = self.net.predict_proba(self.x_test, self.net.config.eval_samples,
-                                       rng=self._rng(2, epoch))
+        proba = self.net.predict_proba(
+            self.x_test, self.net.config.eval_samples, rng=self._rng(2, epoch)
+        )
         return float(np.mean(np.argmax(proba, axis=1) == self.y_test))
 
     def run_epoch(self, progress: Any = None) -> dict[str, Any]:
@@ -578,7 +691,7 @@ class Trainer:
         loss_sum, correct, seen = 0.0, 0, 0
         batches = range(0, len(order), bs)
         for s0 in batches:
-            idx = order[s0:s0 + bs]
+            idx = order[s0 : s0 + bs]
             step_rng = np.random.default_rng(rng.integers(2**63))
             res = net.step(self.x_train[idx], self.y_train[idx], lr_pulses=lr, rng=step_rng)
             loss_sum += res.loss * len(idx)
@@ -590,17 +703,25 @@ class Trainer:
         diag_rng = self._rng(3, e)
         n_diag = min(len(self.x_train), max(100, bs))
         idx = diag_rng.choice(len(self.x_train), n_diag, replace=False)
-        res = net.step(self.x_train[idx], self.y_train[idx], lr_pulses=lr, rng=diag_rng,
-                       apply=False)
+        res = net.step(
+            self.x_train[idx], self.y_train[idx], lr_pulses=lr, rng=diag_rng, apply=False
+        )
         exact = net.exact_gradients(res.cache, self.y_train[idx])
         cos_layers = [cosine(h, g) for h, g in zip(res.grads, exact, strict=True)]
         test_acc = self.evaluate(e)
         self.epoch += 1
-        row = {"epoch": self.epoch, "train_loss": loss_sum / seen,
-               "train_acc": correct / seen, "test_acc": test_acc, "lr_pulses": lr,
-               "grad_cosine": cos_layers, "pulses": net.pulse_stats(),
-               "refreshed_pairs": net.refreshed, "updates": net.updates,
-               "wall_s": time.perf_counter() - t0}
+        row = {
+            "epoch": self.epoch,
+            "train_loss": loss_sum / seen,
+            "train_acc": correct / seen,
+            "test_acc": test_acc,
+            "lr_pulses": lr,
+            "grad_cosine": cos_layers,
+            "pulses": net.pulse_stats(),
+            "refreshed_pairs": net.refreshed,
+            "updates": net.updates,
+            "wall_s": time.perf_counter() - t0,
+        }
         self.history.append(row)
         return row
 
@@ -609,12 +730,18 @@ class Trainer:
         path = Path(path)
         arrays = self.net.state_arrays()
         arrays = {k: np.asarray(v) for k, v in arrays.items()}
-        info = {"version": CHECKPOINT_VERSION, "epoch": self.epoch, "updates": self.net.updates,
-                "refreshed": self.net.refreshed, "adam_t": self.net.adam.t,
-                "config": dataclasses.asdict(self.net.config),
-                "chip": self.net.chip.to_dict(),
-                "pulse": dataclasses.asdict(self.net.pulse), "history": self.history,
-                "meta": meta or {}}
+        info = {
+            "version": CHECKPOINT_VERSION,
+            "epoch": self.epoch,
+            "updates": self.net.updates,
+            "refreshed": self.net.refreshed,
+            "adam_t": self.net.adam.t,
+            "config": dataclasses.asdict(self.net.config),
+            "chip": self.net.chip.to_dict(),
+            "pulse": dataclasses.asdict(self.net.pulse),
+            "history": self.history,
+            "meta": meta or {},
+        }
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, meta=np.frombuffer(json.dumps(info).encode(), dtype=np.uint8), **arrays)
         tmp.replace(path)
@@ -626,8 +753,10 @@ class Trainer:
             arrays = {k: npz[k] for k in npz.files}
         info = json.loads(arrays.pop("meta").tobytes().decode())
         if info.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"{path}: checkpoint version {info.get('version')!r} is not "
-                             f"supported (expected {CHECKPOINT_VERSION})")
+            raise ValueError(
+                f"{path}: checkpoint version {info.get('version')!r} is not "
+                f"supported (expected {CHECKPOINT_VERSION})"
+            )
         return info, arrays
 
     def load(self, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:

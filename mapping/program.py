@@ -73,8 +73,10 @@ def _shape(where: str, value: object, *, ndim: int | None = None) -> tuple[int, 
         shape = tuple(value)  # type: ignore[arg-type]
     except TypeError:
         raise ValueError(f"{where}={value!r} must be a sequence of ints >= 1") from None
-    if not shape or not all(_is_int(v) and v >= 1 for v in shape) or (
-        ndim is not None and len(shape) != ndim
+    if (
+        not shape
+        or not all(_is_int(v) and v >= 1 for v in shape)
+        or (ndim is not None and len(shape) != ndim)
     ):
         dims = f"{ndim} " if ndim is not None else ""
         raise ValueError(f"{where}={value!r} must be a sequence of {dims}ints >= 1")
@@ -825,9 +827,7 @@ def load_program(path: str | os.PathLike) -> Program:
     except ProgramError:
         raise
     except Exception as exc:  # a damaged archive can fail anywhere while reading members
-        raise ProgramError(
-            f"{path}: damaged program file ({type(exc).__name__}: {exc})"
-        ) from None
+        raise ProgramError(f"{path}: damaged program file ({type(exc).__name__}: {exc})") from None
 
 
 def _read_member(npz: Any, key: str, path: Path) -> np.ndarray:
@@ -933,9 +933,7 @@ def _load_from_npz(npz: Any, path: Path) -> Program:
                 "values (NaN or inf)"
             )
     try:
-        layers = tuple(
-            _layer_from_record(i, record, arrays) for i, record in enumerate(records)
-        )
+        layers = tuple(_layer_from_record(i, record, arrays) for i, record in enumerate(records))
         created = manifest["created"]
         if not isinstance(created, dict):
             raise ValueError("manifest 'created' must be an object")

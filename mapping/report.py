@@ -190,24 +190,36 @@ def _fmt(x: float | None, spec: str) -> str:
 
 def format_layers(report: ChipReport) -> list[str]:
     """The per-layer table of a report as text lines."""
-    header = ("layer", "kind", "matrix", "tiles", "read", "fire +1", "beta_eff/beta",
-              "alignment", "ADC sat")
+    header = (
+        "layer",
+        "kind",
+        "matrix",
+        "tiles",
+        "read",
+        "fire +1",
+        "beta_eff/beta",
+        "alignment",
+        "ADC sat",
+    )
     rows = [header]
     for layer in report.layers:
         c = layer.counters
         sat = f"{c.adc_saturations}/{c.adc_conversions}" if c.adc_conversions else ""
         ratio = layer.beta_ratio
-        rows.append((
-            layer.name,
-            layer.kind,
-            f"{layer.matrix[0]}x{layer.matrix[1]}",
-            f"{layer.tiles[0]}x{layer.tiles[1]}",
-            layer.read,
-            _fmt(layer.firing_rate, ".3f"),
-            "" if ratio is None else f"{ratio.mean:.3f} ± {ratio.std:.3f}",
-            "" if layer.alignment is None else f"{layer.alignment.min:.4f} (min)",
-            sat,
-        ))
+        rows.append(
+            (
+                layer.name,
+                layer.kind,
+                f"{layer.matrix[0]}x{layer.matrix[1]}",
+                f"{layer.tiles[0]}x{layer.tiles[1]}",
+                layer.read,
+                _fmt(layer.firing_rate, ".3f"),
+                "" if ratio is None else f"{ratio.mean:.3f} ± {ratio.std:.3f}",
+                "" if layer.alignment is None else f"{layer.alignment.min:.4f} (min)",
+                sat,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return ["  " + "  ".join(r[i].ljust(widths[i]) for i in range(len(header))).rstrip()
-            for r in rows]
+    return [
+        "  " + "  ".join(r[i].ljust(widths[i]) for i in range(len(header))).rstrip() for r in rows
+    ]

@@ -94,8 +94,10 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
 
 
 def _time(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-        math.isfinite(value) and value >= 0
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not (math.isfinite(value) and value >= 0)
     ):
         raise ValueError(f"{name}={value!r} is out of range; allowed: seconds in [0, inf)")
     return float(value)
@@ -170,8 +172,9 @@ def _describe(chip: ChipConfig) -> str:
 def selector_mean_p(element: SelectorConfig) -> float:
     """Population-mean conducting probability of a selector at its read voltage:
     Φ((V_in − μ)/√(σ_c² + σ_d²)) (the expectation over μ_ij ~ N(μ, σ_d²))."""
-    return float(ndtr((element.v_read_v - element.mu_v) / math.hypot(element.sigma_c_v,
-                                                                      element.sigma_d_v)))
+    return float(
+        ndtr((element.v_read_v - element.mu_v) / math.hypot(element.sigma_c_v, element.sigma_d_v))
+    )
 
 
 # ------------------------------------------------------------------------------ digital steps
@@ -191,9 +194,9 @@ def patches_int8(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarray:
     win = sliding_window_view(z, layer.kernel_size, axis=(2, 3))
     win = win[:, :, :: layer.stride[0], :: layer.stride[1]]
     b, c, h, w, kh, kw = win.shape
-    return np.ascontiguousarray(
-        win.transpose(0, 2, 3, 1, 4, 5), dtype=np.int8
-    ).reshape(b, h * w, c * kh * kw)
+    return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5), dtype=np.int8).reshape(
+        b, h * w, c * kh * kw
+    )
 
 
 def fold_int8(layer: DenseLayer | ConvLayer, y: np.ndarray) -> np.ndarray:
@@ -326,14 +329,23 @@ class ChipModel:
 
     def _unit_rngs(self, seed: int, block: int, sample_block: int) -> dict[int, Any]:
         return {
-            pl.index: np.random.default_rng(np.random.SeedSequence([seed, block, sample_block,
-                                                                   pl.index]))
+            pl.index: np.random.default_rng(
+                np.random.SeedSequence([seed, block, sample_block, pl.index])
+            )
             for pl in self.layers
         }
 
     def _unit(
-        self, x: np.ndarray, n: int, rngs: dict[int, Any], *, mode: str, t_s: float,
-        chunk_values: int, read_gain: float = 1.0, states: list[np.ndarray] | None = None,
+        self,
+        x: np.ndarray,
+        n: int,
+        rngs: dict[int, Any],
+        *,
+        mode: str,
+        t_s: float,
+        chunk_values: int,
+        read_gain: float = 1.0,
+        states: list[np.ndarray] | None = None,
         counts: dict[str, np.ndarray] | None = None,
     ) -> np.ndarray:
         """One unit: B examples x n samples. Returns logits float64 (n, B, classes)."""
@@ -348,8 +360,15 @@ class ChipModel:
                 zp = patches_int8(layer, z)
                 rows, locations, k = zp.shape
                 reads = 1 if expanded else n
-                out = hl.sample(zp.reshape(rows * locations, k), reads, rng=rngs[i], mode=mode,
-                                t_s=t_s, chunk_values=chunk_values, read_gain=read_gain)
+                out = hl.sample(
+                    zp.reshape(rows * locations, k),
+                    reads,
+                    rng=rngs[i],
+                    mode=mode,
+                    t_s=t_s,
+                    chunk_values=chunk_values,
+                    read_gain=read_gain,
+                )
                 # (reads, rows·L, N) → (reads·rows, L, N): batch row s·B + b, sample-major.
                 z = fold_int8(layer, out.reshape(reads * rows, locations, layer.fan_out))
                 expanded = True
@@ -362,8 +381,9 @@ class ChipModel:
             else:  # OutputLayer
                 hl = self._by_index[i].hardware
                 reads = 1 if expanded else n
-                z = hl.logits(z, reads, rng=rngs[i], t_s=t_s, chunk_values=chunk_values,
-                              read_gain=read_gain)
+                z = hl.logits(
+                    z, reads, rng=rngs[i], t_s=t_s, chunk_values=chunk_values, read_gain=read_gain
+                )
                 z = z.reshape(n * batch, layer.fan_out)
                 expanded = True
             if states is not None:
@@ -376,8 +396,9 @@ class ChipModel:
         if hasattr(x, "detach"):  # a torch tensor (torch is not imported here)
             x = x.detach().cpu().numpy()
         x = np.asarray(x)
-        if x.dtype == bool or not (np.issubdtype(x.dtype, np.integer)
-                                   or np.issubdtype(x.dtype, np.floating)):
+        if x.dtype == bool or not (
+            np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
+        ):
             raise TypeError(f"x must be a real array of inputs in [0, 1], got dtype {x.dtype}")
         shape = self.program.input_shape
         if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape or x.shape[0] < 1:
@@ -441,9 +462,16 @@ class ChipModel:
         with tqdm(total=len(units), desc="chip MC", unit="unit", disable=not progress) as bar:
             for block, rows, sb, _s0, n_s in units:
                 rngs = self._unit_rngs(seed, block, sb)
-                logits = self._unit(x[rows], n_s, rngs, mode=mode, t_s=t_s,
-                                    chunk_values=chunk_values, read_gain=read_gain,
-                                    counts=counts)
+                logits = self._unit(
+                    x[rows],
+                    n_s,
+                    rngs,
+                    mode=mode,
+                    t_s=t_s,
+                    chunk_values=chunk_values,
+                    read_gain=read_gain,
+                    counts=counts,
+                )
                 # Softmax summed over the unit's samples, added in unit order (fixed).
                 total[rows] += np.exp(log_softmax(logits, axis=2)).sum(axis=0)
                 bar.update(1)
@@ -451,9 +479,7 @@ class ChipModel:
         prob = total / samples
         with np.errstate(divide="ignore"):
             log_prob = np.log(prob)
-        firing_rate = {
-            name: float(c.sum()) / (c.size * n * samples) for name, c in counts.items()
-        }
+        firing_rate = {name: float(c.sum()) / (c.size * n * samples) for name, c in counts.items()}
         return ChipRun(
             probabilities=prob,
             log_probabilities=log_prob,
@@ -512,13 +538,19 @@ class ChipModel:
         parts: list[dict[int, list[np.ndarray]]] = [{} for _ in self.program.layers]
         for block, rows, sb, _s0, n_s in self.units(x.shape[0], samples):
             states: list[np.ndarray] = []
-            self._unit(x[rows], n_s, self._unit_rngs(seed, block, sb), mode=mode, t_s=t_s,
-                       chunk_values=DEFAULT_CHUNK_VALUES, states=states)
+            self._unit(
+                x[rows],
+                n_s,
+                self._unit_rngs(seed, block, sb),
+                mode=mode,
+                t_s=t_s,
+                chunk_values=DEFAULT_CHUNK_VALUES,
+                states=states,
+            )
             for i, s in enumerate(states):
                 parts[i].setdefault(block, []).append(s)
         return [
-            np.concatenate([np.concatenate(p[b], axis=0) for b in sorted(p)], axis=1)
-            for p in parts
+            np.concatenate([np.concatenate(p[b], axis=0) for b in sorted(p)], axis=1) for p in parts
         ]
 
 
@@ -574,12 +606,18 @@ def program_chip(
             build = dict(kind="output")
         else:
             layer_chip, read = read_conditions(chip, layer, p_policy)
-            build = dict(kind="binary", beta=layer.beta, noise=layer.noise, p=layer.p,
-                         sigma=layer.sigma)
+            build = dict(
+                kind="binary", beta=layer.beta, noise=layer.noise, p=layer.p, sigma=layer.sigma
+            )
         try:
             hardware = HardwareLayer.build(
-                layer.weight, bias=layer.bias, chip=layer_chip, rng=rng,
-                scale=layer.scale_policy, t_cal_s=t_cal_s, **build,
+                layer.weight,
+                bias=layer.bias,
+                chip=layer_chip,
+                rng=rng,
+                scale=layer.scale_policy,
+                t_cal_s=t_cal_s,
+                **build,
             )
         except (ValueError, TypeError) as exc:
             raise MappingError(f"layer {layer.name!r} ({layer.kind}): {exc}") from None
@@ -603,8 +641,7 @@ def _check_supported(layer: Layer) -> None:
 
 def replace_chip(model: ChipModel, **changes: Any) -> ChipModel:
     """Reprogram the same program with some of (chip, seed, p_policy, t_cal_s) changed."""
-    kwargs = dict(chip=model.chip, seed=model.seed, p_policy=model.p_policy,
-                  t_cal_s=model.t_cal_s)
+    kwargs = dict(chip=model.chip, seed=model.seed, p_policy=model.p_policy, t_cal_s=model.t_cal_s)
     unknown = set(changes) - set(kwargs)
     if unknown:
         raise TypeError(f"replace_chip() got unknown fields {sorted(unknown)}")
@@ -631,4 +668,3 @@ __all__ = [
     "replace_chip",
     "selector_mean_p",
 ]
-

@@ -49,7 +49,12 @@ def _normaliser(d: np.ndarray, norm: str) -> float:
 
 
 def pulse_counts(
-    x: np.ndarray, d: np.ndarray, lr_pulses: float, *, update: str, rng: np.random.Generator,
+    x: np.ndarray,
+    d: np.ndarray,
+    lr_pulses: float,
+    *,
+    update: str,
+    rng: np.random.Generator,
     norm: str = "max",
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n_inc, n_dec): int64 (rows, cols) pulses that raise / lower each weight.
@@ -85,8 +90,13 @@ def pulse_counts(
 
 
 def apply_pair_update(
-    g_plus: PulseArray, g_minus: PulseArray, n_inc: np.ndarray, n_dec: np.ndarray, *,
-    pair_update: str, rng: np.random.Generator,
+    g_plus: PulseArray,
+    g_minus: PulseArray,
+    n_inc: np.ndarray,
+    n_dec: np.ndarray,
+    *,
+    pair_update: str,
+    rng: np.random.Generator,
 ) -> None:
     """Fire the pulses on the pair (see the module docstring for the schemes)."""
     if pair_update == "set_only":
@@ -100,7 +110,11 @@ def apply_pair_update(
 
 
 def refresh_pairs(
-    g_plus: PulseArray, g_minus: PulseArray, *, level: float, rng: np.random.Generator,
+    g_plus: PulseArray,
+    g_minus: PulseArray,
+    *,
+    level: float,
+    rng: np.random.Generator,
     max_pulses: int = 1000,
 ) -> int:
     """Refresh saturated ``set_only`` pairs; returns how many pairs were refreshed.

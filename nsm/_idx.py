@@ -166,9 +166,7 @@ def _parse(
     return array if dtype.itemsize == 1 else array.astype(dtype.newbyteorder("="))
 
 
-def read_idx(
-    path: str | os.PathLike[str], *, expected_magic: int | None = None
-) -> np.ndarray:
+def read_idx(path: str | os.PathLike[str], *, expected_magic: int | None = None) -> np.ndarray:
     """Read one IDX file (raw or gzip, detected by content) into a numpy array.
 
     Args:

@@ -41,7 +41,12 @@ class _SignBase(nn.Module):
     beta: nn.Parameter | None
 
     def _init_params(
-        self, weight_shape: tuple[int, ...], *, bias: bool, weight_norm: bool, backward: str,
+        self,
+        weight_shape: tuple[int, ...],
+        *,
+        bias: bool,
+        weight_norm: bool,
+        backward: str,
         beta_init: float,
     ) -> None:
         self.weight_norm = bool(weight_norm)
@@ -80,9 +85,11 @@ class _SignBase(nn.Module):
             "kind": "sign",
             "op": op,
             "weight": w,
-            "beta": self.beta.detach().cpu().clone() if self.beta is not None
+            "beta": self.beta.detach().cpu().clone()
+            if self.beta is not None
             else torch.ones(out, dtype=w.dtype),
-            "bias": self.bias.detach().cpu().clone() if self.bias is not None
+            "bias": self.bias.detach().cpu().clone()
+            if self.bias is not None
             else torch.zeros(out, dtype=w.dtype),
             "noise": "none",
             "p": None,
@@ -115,7 +122,10 @@ class SignLinear(_SignBase):
         self.in_features = fn.check_count("in_features", in_features)
         self.out_features = fn.check_count("out_features", out_features)
         self._init_params(
-            (out_features, in_features), bias=bias, weight_norm=weight_norm, backward=backward,
+            (out_features, in_features),
+            bias=bias,
+            weight_norm=weight_norm,
+            backward=backward,
             beta_init=beta_init,
         )
 
@@ -153,8 +163,11 @@ class SignConv2d(_SignBase):
         self.stride = fn.check_pair("stride", stride, minimum=1)
         self.padding = fn.check_pair("padding", padding, minimum=0)
         self._init_params(
-            (out_channels, in_channels, *self.kernel_size), bias=bias, weight_norm=weight_norm,
-            backward=backward, beta_init=beta_init,
+            (out_channels, in_channels, *self.kernel_size),
+            bias=bias,
+            weight_norm=weight_norm,
+            backward=backward,
+            beta_init=beta_init,
         )
 
     def _op(self) -> fn.LinearOp:

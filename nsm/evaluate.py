@@ -51,8 +51,14 @@ def stream_seed(base: int, block: int, sample: int) -> int:
 
 def draw_base_seed(generator: torch.Generator | None) -> int:
     """One integer in [0, 2^62) from ``generator`` (advancing it), or torch's global RNG."""
-    t = torch.randint(0, _BASE_SEED_BOUND, (1,), generator=generator, dtype=torch.int64,
-                      device=generator.device if generator is not None else "cpu")
+    t = torch.randint(
+        0,
+        _BASE_SEED_BOUND,
+        (1,),
+        generator=generator,
+        dtype=torch.int64,
+        device=generator.device if generator is not None else "cpu",
+    )
     return int(t.item())
 
 

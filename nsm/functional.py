@@ -438,14 +438,17 @@ def nsm_activation(
     s = normalized_preactivation(m, n, beta, bias, noise) if needs_s else None
     if rule == "binconcrete" and training:
         assert s is not None
-        return apply_rule(None, s, rule=rule, training=True, temperature=temperature,
-                          generator=generator)
-    u = sample_preactivation(z, weight, m, n, beta, bias, op, noise, structure=structure,
-                             mode=mode, generator=generator)
+        return apply_rule(
+            None, s, rule=rule, training=True, temperature=temperature, generator=generator
+        )
+    u = sample_preactivation(
+        z, weight, m, n, beta, bias, op, noise, structure=structure, mode=mode, generator=generator
+    )
     if s is None:  # no gradient wanted: the forward value alone, without the surrogate
         return sign(u)
-    return apply_rule(u, s, rule=rule, training=training, temperature=temperature,
-                      generator=generator)
+    return apply_rule(
+        u, s, rule=rule, training=training, temperature=temperature, generator=generator
+    )
 
 
 def sample_preactivation(
@@ -480,7 +483,11 @@ def sample_preactivation(
 
 
 def firing_probability(
-    z: Tensor, weight: Tensor, beta: Tensor, bias: Tensor | None, op: LinearOp,
+    z: Tensor,
+    weight: Tensor,
+    beta: Tensor,
+    bias: Tensor | None,
+    op: LinearOp,
     noise: NoiseModel,
 ) -> Tensor:
     """P(z_i = +1 | z) = ½[1 + erf(β_i m_i/n_i + b_i/(c n_i))], same shape as F(z, w)."""

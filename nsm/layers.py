@@ -96,8 +96,10 @@ class _NSMBase(nn.Module):
         self.rule = fn.check_choice("rule", rule, fn.RULES)
         self.mode = fn.check_choice("mode", mode, fn.MODES)
         self.temperature = fn.check_positive("temperature", temperature)
-        if isinstance(beta_init, bool) or not isinstance(beta_init, (int, float)) or not (
-            math.isfinite(beta_init)
+        if (
+            isinstance(beta_init, bool)
+            or not isinstance(beta_init, (int, float))
+            or not (math.isfinite(beta_init))
         ):
             raise ValueError(f"beta_init={beta_init!r} must be a finite real number")
         self.generator: torch.Generator | None = None
@@ -125,9 +127,7 @@ class _NSMBase(nn.Module):
     @property
     def sigma(self) -> float | None:
         """Gaussian relative noise σ (None for Bernoulli noise); read-only."""
-        return (
-            self.noise_model.sigma if isinstance(self.noise_model, fn.GaussianNoise) else None
-        )
+        return self.noise_model.sigma if isinstance(self.noise_model, fn.GaussianNoise) else None
 
     @property
     def offset(self) -> Tensor:
@@ -214,8 +214,14 @@ class NSMLinear(_NSMBase):
         self.in_features = fn.check_count("in_features", in_features)
         self.out_features = fn.check_count("out_features", out_features)
         self._init_options(
-            noise=noise, p=p, sigma=sigma, structure=structure, rule=rule, mode=mode,
-            temperature=temperature, beta_init=beta_init,
+            noise=noise,
+            p=p,
+            sigma=sigma,
+            structure=structure,
+            rule=rule,
+            mode=mode,
+            temperature=temperature,
+            beta_init=beta_init,
         )
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.beta = nn.Parameter(torch.empty(out_features))
@@ -284,8 +290,14 @@ class NSMConv2d(_NSMBase):
         self.padding = fn.check_pair("padding", padding, minimum=0)
         self.beta_per = fn.check_choice("beta_per", beta_per, ("channel", "location"))
         self._init_options(
-            noise=noise, p=p, sigma=sigma, structure=structure, rule=rule, mode=mode,
-            temperature=temperature, beta_init=beta_init,
+            noise=noise,
+            p=p,
+            sigma=sigma,
+            structure=structure,
+            rule=rule,
+            mode=mode,
+            temperature=temperature,
+            beta_init=beta_init,
         )
         self.input_size: tuple[int, int] | None = None
         if beta_per == "location":
@@ -295,9 +307,7 @@ class NSMConv2d(_NSMBase):
             beta_shape: tuple[int, ...] = (out_channels, *self.output_size(self.input_size))
         else:
             beta_shape = (out_channels,)
-        self.weight = nn.Parameter(
-            torch.empty(out_channels, in_channels, *self.kernel_size)
-        )
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *self.kernel_size))
         self.beta = nn.Parameter(torch.empty(beta_shape))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self._reset(beta_init)
@@ -305,8 +315,9 @@ class NSMConv2d(_NSMBase):
     def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
         """(H', W') for an input of (H, W)."""
         out = []
-        for size, k, s, pad in zip(input_size, self.kernel_size, self.stride, self.padding,
-                                   strict=True):
+        for size, k, s, pad in zip(
+            input_size, self.kernel_size, self.stride, self.padding, strict=True
+        ):
             n = (size + 2 * pad - k) // s + 1
             if n < 1:
                 raise ValueError(

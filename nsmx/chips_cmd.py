@@ -13,10 +13,20 @@ from typing import Any
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``chips`` on an ``argparse`` subparsers object; returns its parser."""
     p = subparsers.add_parser("chips", help="list chip presets, or print one chip as TOML")
-    p.add_argument("--show", metavar="CHIP", default=None,
-                   help="print this chip (preset name or TOML file) as TOML")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE",
-                   help="with --show: override a field first, e.g. periphery.adc_bits=6")
+    p.add_argument(
+        "--show",
+        metavar="CHIP",
+        default=None,
+        help="print this chip (preset name or TOML file) as TOML",
+    )
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="with --show: override a field first, e.g. periphery.adc_bits=6",
+    )
     p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
     return p
 
@@ -39,8 +49,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         chip = resolve_chip(args.show, args.sets)
         # A preset as shipped gets the header that points to its sources.
-        text = chip_toml(args.show) if args.show in list_chips() and not args.sets else (
-            chip.to_toml())
+        text = (
+            chip_toml(args.show)
+            if args.show in list_chips() and not args.sets
+            else (chip.to_toml())
+        )
     except ChipError as exc:
         raise UserError(str(exc)) from exc
     if args.json:  # the chip as one JSON object instead of TOML

@@ -103,8 +103,10 @@ def run(args: argparse.Namespace) -> int:
     )
     for line in format_summary(rows):
         print(line)
-    encoding = "differential pairs" if args.encoding == "differential_pair" else (
-        "one device per weight + reference column"
+    encoding = (
+        "differential pairs"
+        if args.encoding == "differential_pair"
+        else ("one device per weight + reference column")
     )
     print(
         f"  total: {program.params():,} parameters, {program.cells():,} crossbar cells "

@@ -34,13 +34,26 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--epochs", type=_positive_int, default=30)
-    p.add_argument("--samples", type=_positive_int, default=100,
-                   help="largest number of MC samples (the curve uses 1, 3, 10, 30, 100 up to it)")
+    p.add_argument(
+        "--samples",
+        type=_positive_int,
+        default=100,
+        help="largest number of MC samples (the curve uses 1, 3, 10, 30, 100 up to it)",
+    )
     p.add_argument("--seed", type=_nonnegative_int, default=0)
-    p.add_argument("--chips", nargs="+", default=list(DEFAULT_CHIPS), metavar="CHIP",
-                   help="chip presets or TOML files (default: " + " ".join(DEFAULT_CHIPS) + ")")
-    p.add_argument("--mode", choices=["exact", "clt"], default="exact",
-                   help="chip sampling mode (default: exact, every cell drawn)")
+    p.add_argument(
+        "--chips",
+        nargs="+",
+        default=list(DEFAULT_CHIPS),
+        metavar="CHIP",
+        help="chip presets or TOML files (default: " + " ".join(DEFAULT_CHIPS) + ")",
+    )
+    p.add_argument(
+        "--mode",
+        choices=["exact", "clt"],
+        default="exact",
+        help="chip sampling mode (default: exact, every cell drawn)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
     return p
@@ -79,8 +92,7 @@ def plot_curves(rows: list[dict[str, Any]], counts: Sequence[int], path: Path, t
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for row in rows:
         style = "--" if row["config"].startswith("software") else "-"
-        ax.plot(counts, [100 * a for a in row["accuracy"]], style, marker="o",
-                label=row["config"])
+        ax.plot(counts, [100 * a for a in row["accuracy"]], style, marker="o", label=row["config"])
     ax.set_xscale("log")
     ax.minorticks_off()
     ax.set_xticks(list(counts), [str(c) for c in counts])
@@ -143,8 +155,10 @@ def _run(args: argparse.Namespace) -> int:
     x_tr, y_tr = load_dataset("digits", split="train")
     x_te, y_te = load_dataset("digits", split="test")
     cfg = TrainConfig(model="digits-mlp", rule="nsm", epochs=args.epochs, seed=args.seed)
-    print(f"[1/3] training an NSM ({cfg.model}: {len(x_tr)} train / {len(x_te)} test digits, "
-          f"{cfg.epochs} epochs)")
+    print(
+        f"[1/3] training an NSM ({cfg.model}: {len(x_tr)} train / {len(x_te)} test digits, "
+        f"{cfg.epochs} epochs)"
+    )
     t0 = time.perf_counter()
     train(cfg, (x_tr, y_tr, x_te, y_te), train_dir, progress=not args.no_progress)
     train_s = time.perf_counter() - t0
@@ -157,8 +171,10 @@ def _run(args: argparse.Namespace) -> int:
     counts = sample_counts(args.samples)
     x, y = x_te.numpy(), y_te.numpy()
     model, _ = load_model(ckpt)
-    print(f"[3/3] Monte-Carlo test accuracy for {', '.join(map(str, counts))} samples: software "
-          f"and {len(chips)} chips ({args.mode} sampling)")
+    print(
+        f"[3/3] Monte-Carlo test accuracy for {', '.join(map(str, counts))} samples: software "
+        f"and {len(chips)} chips ({args.mode} sampling)"
+    )
     rows: list[dict[str, Any]] = []
 
     def software(s: int) -> np.ndarray:
@@ -178,11 +194,18 @@ def _run(args: argparse.Namespace) -> int:
             return chip_model.predict(x, s, mode=args.mode, seed=args.seed)
 
         acc, nll, wall = accuracy_curve(on_chip, y, counts)
-        beta = np.concatenate([
-            pl.hardware.effective.beta / pl.record.beta for pl in chip_model.binary_layers
-        ])
-        rows.append({"config": f"chip {label}", "accuracy": acc, "nll": nll, "wall_s": wall,
-                     "beta_ratio_std": float(np.std(beta))})
+        beta = np.concatenate(
+            [pl.hardware.effective.beta / pl.record.beta for pl in chip_model.binary_layers]
+        )
+        rows.append(
+            {
+                "config": f"chip {label}",
+                "accuracy": acc,
+                "nll": nll,
+                "wall_s": wall,
+                "beta_ratio_std": float(np.std(beta)),
+            }
+        )
 
     head = "".join(f"{'S=' + str(s):>8}" for s in counts)
     print()
@@ -193,12 +216,20 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  (accuracy on {len(y)} test digits; NLL and wall time at S={counts[-1]})")
 
     figure = out / "demo_accuracy.png"
-    plot_curves(rows, counts, figure,
-                f"digits-mlp NSM, {len(y)} test digits ({args.mode} chip sampling)")
+    plot_curves(
+        rows, counts, figure, f"digits-mlp NSM, {len(y)} test digits ({args.mode} chip sampling)"
+    )
     print(f"\ntrained in {train_s:.1f} s; plot: {figure}; program: {program_path}")
-    result = {"train_s": train_s, "samples": counts, "n": len(y), "mode": args.mode,
-              "seed": args.seed, "rows": rows, "figure": str(figure),
-              "program": str(program_path)}
+    result = {
+        "train_s": train_s,
+        "samples": counts,
+        "n": len(y),
+        "mode": args.mode,
+        "seed": args.seed,
+        "rows": rows,
+        "figure": str(figure),
+        "program": str(program_path),
+    }
     (out / "demo.json").write_text(json.dumps(result, indent=1) + "\n")
     if args.json:
         print(json.dumps(result))

@@ -48,34 +48,71 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "run", help="run a compiled program (.nsmx) on a virtual chip and compare with software"
     )
     p.add_argument("program", help="compiled program (nsmx compile's .nsmx file)")
-    p.add_argument("--chip", default="ideal",
-                   help="chip preset (nsmx chips lists them) or a chip TOML file (default: ideal)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a chip field, e.g. periphery.adc_bits=6 (repeatable)")
+    p.add_argument(
+        "--chip",
+        default="ideal",
+        help="chip preset (nsmx chips lists them) or a chip TOML file (default: ideal)",
+    )
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a chip field, e.g. periphery.adc_bits=6 (repeatable)",
+    )
     p.add_argument("--samples", type=_positive_int, default=100, help="MC samples per example")
-    p.add_argument("--dataset", choices=DATASETS, default=None,
-                   help="test set (default: the one the program's model was trained on)")
-    p.add_argument("--data-dir", default=None,
-                   help="folder of the IDX files (default: $NSMX_MNIST_DIR / "
-                   "$NSMX_FASHION_MNIST_DIR)")
-    p.add_argument("--seed", type=_nonnegative_int, default=0,
-                   help="seed of the MC reads (and of programming unless --program-seed)")
-    p.add_argument("--program-seed", type=_nonnegative_int, default=None,
-                   help="seed of the device-to-device randomness drawn at programming")
-    p.add_argument("--mode", choices=list(MODES), default="exact",
-                   help="exact: every cell's stochastic element drawn; clt: one Gaussian per "
-                   "neuron from the exact moments (fast)")
-    p.add_argument("--t-s", type=_nonnegative_float, default=0.0,
-                   help="read time after programming in seconds (drift)")
-    p.add_argument("--p-policy", choices=list(P_POLICIES), default="trained",
-                   help="trained: set each layer's read conditions to its trained p; chip: the "
-                   "chip as configured, the beta gain compensates")
-    p.add_argument("--drift-compensation", action="store_true",
-                   help="scale every column signal by the chip's global drift gain at --t-s "
-                   "(one calibration read; after Joshi et al. 2020)")
+    p.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default=None,
+        help="test set (default: the one the program's model was trained on)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder of the IDX files (default: $NSMX_MNIST_DIR / $NSMX_FASHION_MNIST_DIR)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_nonnegative_int,
+        default=0,
+        help="seed of the MC reads (and of programming unless --program-seed)",
+    )
+    p.add_argument(
+        "--program-seed",
+        type=_nonnegative_int,
+        default=None,
+        help="seed of the device-to-device randomness drawn at programming",
+    )
+    p.add_argument(
+        "--mode",
+        choices=list(MODES),
+        default="exact",
+        help="exact: every cell's stochastic element drawn; clt: one Gaussian per "
+        "neuron from the exact moments (fast)",
+    )
+    p.add_argument(
+        "--t-s",
+        type=_nonnegative_float,
+        default=0.0,
+        help="read time after programming in seconds (drift)",
+    )
+    p.add_argument(
+        "--p-policy",
+        choices=list(P_POLICIES),
+        default="trained",
+        help="trained: set each layer's read conditions to its trained p; chip: the "
+        "chip as configured, the beta gain compensates",
+    )
+    p.add_argument(
+        "--drift-compensation",
+        action="store_true",
+        help="scale every column signal by the chip's global drift gain at --t-s "
+        "(one calibration read; after Joshi et al. 2020)",
+    )
     p.add_argument("--limit", type=_positive_int, default=None, help="first N test examples only")
-    p.add_argument("--no-software", action="store_true",
-                   help="skip the software reference run")
+    p.add_argument("--no-software", action="store_true", help="skip the software reference run")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
     return p
@@ -157,42 +194,60 @@ def _run(args: argparse.Namespace) -> int:
     program_s = time.perf_counter() - t0
 
     src = program.source
-    what = f"{src['model']} ({src.get('rule', '?')}, {src.get('epochs', '?')} epochs)" if (
-        "model" in src) else "program"
+    what = (
+        f"{src['model']} ({src.get('rule', '?')}, {src.get('epochs', '?')} epochs)"
+        if ("model" in src)
+        else "program"
+    )
     print(f"{what} from {args.program} on chip {label}")
-    print(f"  {dataset} test: {len(y)} examples x {args.samples} MC samples, mode {args.mode}, "
-          f"t = {args.t_s:g} s{' (drift compensated)' if args.drift_compensation else ''}, "
-          f"p policy {args.p_policy}, seeds: program {program_seed}, "
-          f"reads {args.seed}")
+    print(
+        f"  {dataset} test: {len(y)} examples x {args.samples} MC samples, mode {args.mode}, "
+        f"t = {args.t_s:g} s{' (drift compensated)' if args.drift_compensation else ''}, "
+        f"p policy {args.p_policy}, seeds: program {program_seed}, "
+        f"reads {args.seed}"
+    )
     print(f"  programmed {model.cells():,} cells in {program_s:.1f} s")
 
-    run_ = model.run(x, args.samples, t_s=args.t_s, mode=args.mode, seed=args.seed,
-                     progress=not args.no_progress,
-                     drift_compensation=args.drift_compensation)
+    run_ = model.run(
+        x,
+        args.samples,
+        t_s=args.t_s,
+        mode=args.mode,
+        seed=args.seed,
+        progress=not args.no_progress,
+        drift_compensation=args.drift_compensation,
+    )
     report = chip_report(model, run_, y, chip=label)
 
     software = None
     if not args.no_software:
         t0 = time.perf_counter()
-        prob = predict_reference(program, x, samples=args.samples,
-                                 rng=np.random.default_rng(args.seed))
+        prob = predict_reference(
+            program, x, samples=args.samples, rng=np.random.default_rng(args.seed)
+        )
         sw_acc, sw_nll = accuracy_nll(prob, y)
         software = {"accuracy": sw_acc, "nll": sw_nll, "wall_s": time.perf_counter() - t0}
 
     print()
     print(f"  {'':<22}{'accuracy':>10}{'error':>9}{'NLL':>9}{'wall':>10}")
     if software is not None:
-        print(f"  {'software (reference)':<22}{software['accuracy'] * 100:>9.2f}%"
-              f"{(1 - software['accuracy']) * 100:>8.2f}%{software['nll']:>9.4f}"
-              f"{software['wall_s']:>9.1f}s")
-    print(f"  {'chip (' + args.mode + ')':<22}{report.accuracy * 100:>9.2f}%"
-          f"{(1 - report.accuracy) * 100:>8.2f}%{report.nll:>9.4f}{report.wall_s:>9.1f}s")
+        print(
+            f"  {'software (reference)':<22}{software['accuracy'] * 100:>9.2f}%"
+            f"{(1 - software['accuracy']) * 100:>8.2f}%{software['nll']:>9.4f}"
+            f"{software['wall_s']:>9.1f}s"
+        )
+    print(
+        f"  {'chip (' + args.mode + ')':<22}{report.accuracy * 100:>9.2f}%"
+        f"{(1 - report.accuracy) * 100:>8.2f}%{report.nll:>9.4f}{report.wall_s:>9.1f}s"
+    )
     print()
     for line in format_layers(report):
         print(line)
     if report.adc_conversions:
-        print(f"  ADC saturations: {report.adc_saturations:,} of {report.adc_conversions:,} "
-              f"conversions ({report.adc_saturations / report.adc_conversions:.2%})")
+        print(
+            f"  ADC saturations: {report.adc_saturations:,} of {report.adc_conversions:,} "
+            f"conversions ({report.adc_saturations / report.adc_conversions:.2%})"
+        )
 
     if args.json:
         result = {

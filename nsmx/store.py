@@ -66,9 +66,23 @@ CREATE TABLE runs (
 
 #: Columns of ``runs`` written by :meth:`SweepStore.insert` (``id`` is assigned by SQLite).
 COLUMNS = (
-    "point_hash", "seed", "point_index", "params_json", "config_json", "program_seed",
-    "read_seed", "accuracy", "nll", "ece", "n", "samples", "program_s", "run_s", "finished_at",
-    "versions_json", "extra_json",
+    "point_hash",
+    "seed",
+    "point_index",
+    "params_json",
+    "config_json",
+    "program_seed",
+    "read_seed",
+    "accuracy",
+    "nll",
+    "ece",
+    "n",
+    "samples",
+    "program_s",
+    "run_s",
+    "finished_at",
+    "versions_json",
+    "extra_json",
 )
 _REQUIRED_TABLES = {"meta", "runs"}
 
@@ -117,8 +131,12 @@ class SweepStore:
                         conn.execute(statement)
                 conn.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("format", FORMAT), ("version", str(VERSION)), ("created", utc_now()),
-                     ("sweep", json.dumps(dict(sweep), sort_keys=True))],
+                    [
+                        ("format", FORMAT),
+                        ("version", str(VERSION)),
+                        ("created", utc_now()),
+                        ("sweep", json.dumps(dict(sweep), sort_keys=True)),
+                    ],
                 )
         except BaseException:
             conn.close()
@@ -222,22 +240,48 @@ class SweepStore:
         seeds, metrics, timing) to ``path``; returns the number of rows."""
         rows = self.rows()
         params = _param_names(rows, self.sweep)
-        header = ["point_index", "point_hash", "seed", *params, "program_seed", "read_seed",
-                  "accuracy", "error", "nll", "ece", "n", "samples", "program_s", "run_s",
-                  "finished_at"]
+        header = [
+            "point_index",
+            "point_hash",
+            "seed",
+            *params,
+            "program_seed",
+            "read_seed",
+            "accuracy",
+            "error",
+            "nll",
+            "ece",
+            "n",
+            "samples",
+            "program_s",
+            "run_s",
+            "finished_at",
+        ]
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(header)
             for r in rows:
-                writer.writerow([
-                    r["point_index"], r["point_hash"], r["seed"],
-                    *[_csv_value(r["params"].get(p)) for p in params],
-                    r["program_seed"], r["read_seed"], r["accuracy"], 1.0 - r["accuracy"],
-                    r["nll"], r["ece"], r["n"], r["samples"], r["program_s"], r["run_s"],
-                    r["finished_at"],
-                ])
+                writer.writerow(
+                    [
+                        r["point_index"],
+                        r["point_hash"],
+                        r["seed"],
+                        *[_csv_value(r["params"].get(p)) for p in params],
+                        r["program_seed"],
+                        r["read_seed"],
+                        r["accuracy"],
+                        1.0 - r["accuracy"],
+                        r["nll"],
+                        r["ece"],
+                        r["n"],
+                        r["samples"],
+                        r["program_s"],
+                        r["run_s"],
+                        r["finished_at"],
+                    ]
+                )
         return len(rows)
 
 
@@ -314,5 +358,14 @@ def _param_names(rows: Iterable[Mapping[str, Any]], sweep: Mapping[str, Any]) ->
     return names
 
 
-__all__ = ["COLUMNS", "FORMAT", "STORE_NAME", "VERSION", "StoreError", "SweepStore",
-           "open_store", "store_path", "utc_now"]
+__all__ = [
+    "COLUMNS",
+    "FORMAT",
+    "STORE_NAME",
+    "VERSION",
+    "StoreError",
+    "SweepStore",
+    "open_store",
+    "store_path",
+    "utc_now",
+]

@@ -138,9 +138,14 @@ class SweepSpec:
             _check_int("limit", self.limit, 1)
 
     def run_settings(self) -> RunSettings:
-        return RunSettings(program=self.program, samples=self.samples, t_s=self.t_s,
-                           mode=self.mode, p_policy=self.p_policy,
-                           drift_compensation=self.drift_compensation)
+        return RunSettings(
+            program=self.program,
+            samples=self.samples,
+            t_s=self.t_s,
+            mode=self.mode,
+            p_policy=self.p_policy,
+            drift_compensation=self.drift_compensation,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The definition as recorded in the store (JSON-ready; ``data_dir`` left out)."""
@@ -208,8 +213,10 @@ def _run_value(name: str, value: Any) -> Any:
             raise bad()
         return int(value)
     if name == "run.t_s":
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            math.isfinite(value) and value >= 0
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not (math.isfinite(value) and value >= 0)
         ):
             raise bad()
         return float(value)
@@ -229,9 +236,7 @@ def _run_value(name: str, value: Any) -> Any:
         if not isinstance(value, (str, os.PathLike)) or not str(value):
             raise bad()
         return str(value)
-    raise SweepError(
-        f"{name!r} is not a known run field; choose one of {', '.join(RUN_FIELDS)}"
-    )
+    raise SweepError(f"{name!r} is not a known run field; choose one of {', '.join(RUN_FIELDS)}")
 
 
 def _program_info(
@@ -331,8 +336,7 @@ def resolve_points(spec: SweepSpec) -> list[Point]:
             "limit": spec.limit,
         }
         # The values as the chip / run settings hold them (a TOML 0 for a float field is 0.0).
-        params = {n: _field_value(chip, settings, n, v) for n, v in zip(names, combo,
-                                                                         strict=True)}
+        params = {n: _field_value(chip, settings, n, v) for n, v in zip(names, combo, strict=True)}
         points.append(Point(index, params, chip, settings, config, canonical_hash(config)))
     if len(datasets) > 1:
         raise SweepError(f"the sweep's programs use different datasets {sorted(datasets)}")
@@ -355,11 +359,13 @@ def _field_value(chip: Any, settings: RunSettings, name: str, given: Any) -> Any
 def derive_seeds(root_seed: int, point_hash: str, seed_index: int) -> tuple[int, int]:
     """(programming seed, MC read seed) of one (point, seed index): two children spawned from
     ``SeedSequence([root_seed, *hash as 32-bit words, seed_index])``."""
-    words = [int(point_hash[i:i + 8], 16) for i in range(0, len(point_hash), 8)]
+    words = [int(point_hash[i : i + 8], 16) for i in range(0, len(point_hash), 8)]
     ss = np.random.SeedSequence([int(root_seed), *words, int(seed_index)])
     prog, read = ss.spawn(2)
-    return (int(prog.generate_state(1, np.uint64)[0] >> np.uint64(1)),
-            int(read.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+    return (
+        int(prog.generate_state(1, np.uint64)[0] >> np.uint64(1)),
+        int(read.generate_state(1, np.uint64)[0] >> np.uint64(1)),
+    )
 
 
 # ------------------------------------------------------------------------------ tasks
@@ -391,11 +397,24 @@ def make_tasks(spec: SweepSpec, points: Sequence[Point], *, threads: int | None 
     for point in points:
         for s in range(spec.seeds):
             program_seed, read_seed = derive_seeds(spec.root_seed, point.hash, s)
-            tasks.append(Task(
-                point.hash, point.index, s, dict(point.params), point.config, point.chip,
-                point.run, point.config["program"]["sha256"], point.config["dataset"],
-                spec.limit, spec.data_dir, program_seed, read_seed, threads,
-            ))
+            tasks.append(
+                Task(
+                    point.hash,
+                    point.index,
+                    s,
+                    dict(point.params),
+                    point.config,
+                    point.chip,
+                    point.run,
+                    point.config["program"]["sha256"],
+                    point.config["dataset"],
+                    spec.limit,
+                    spec.data_dir,
+                    program_seed,
+                    read_seed,
+                    threads,
+                )
+            )
     return tasks
 
 
@@ -425,8 +444,9 @@ def _cached_data(dataset: str, data_dir: str | None, limit: int | None) -> tuple
     return _WORKER_CACHE[key]
 
 
-def expected_calibration_error(probabilities: np.ndarray, y: np.ndarray,
-                               bins: int = ECE_BINS) -> float:
+def expected_calibration_error(
+    probabilities: np.ndarray, y: np.ndarray, bins: int = ECE_BINS
+) -> float:
     """ECE (Guo et al. 2017): Σ_b (n_b/N)·|accuracy_b − confidence_b| over ``bins`` equal-width
     bins of the top-class confidence. probabilities (N, classes), y (N,) ints."""
     prob = np.asarray(probabilities, dtype=np.float64)
@@ -484,16 +504,24 @@ def execute_task(task: Task) -> dict[str, Any]:
         program = _cached_program(task.run.program, task.program_sha256)
         x, y = _cached_data(task.dataset, task.data_dir, task.limit)
         t0 = time.perf_counter()
-        model = program_chip(program, task.chip, seed=task.program_seed,
-                             p_policy=task.run.p_policy)
+        model = program_chip(program, task.chip, seed=task.program_seed, p_policy=task.run.p_policy)
         program_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        result = model.run(x, task.run.samples, t_s=task.run.t_s, mode=task.run.mode,
-                           seed=task.read_seed, drift_compensation=task.run.drift_compensation)
+        result = model.run(
+            x,
+            task.run.samples,
+            t_s=task.run.t_s,
+            mode=task.run.mode,
+            seed=task.read_seed,
+            drift_compensation=task.run.drift_compensation,
+        )
         run_s = time.perf_counter() - t0
     accuracy, nll = accuracy_nll(result.probabilities, y)
-    adc = {name: {"conversions": int(c.adc_conversions), "saturations": int(c.adc_saturations)}
-           for name, c in result.counters.items() if c.adc_conversions}
+    adc = {
+        name: {"conversions": int(c.adc_conversions), "saturations": int(c.adc_saturations)}
+        for name, c in result.counters.items()
+        if c.adc_conversions
+    }
     extra = {
         "firing_rate": result.firing_rate,
         "drift_gain": model.drift_gain(task.run.t_s) if task.run.drift_compensation else 1.0,
@@ -594,8 +622,14 @@ def run_sweep(
         done = store.done()
         todo = [t for t in tasks if (t.point_hash, t.seed) not in done]
         summary = SweepSummary(len(points), len(tasks), len(tasks) - len(todo), 0, path, 0.0)
-        bar = tqdm(total=len(tasks), initial=summary.skipped, desc=spec.name or "sweep",
-                   unit="run", disable=not progress, smoothing=0.1)
+        bar = tqdm(
+            total=len(tasks),
+            initial=summary.skipped,
+            desc=spec.name or "sweep",
+            unit="run",
+            disable=not progress,
+            smoothing=0.1,
+        )
 
         def commit(row: dict[str, Any]) -> None:
             if store.insert(row):
@@ -641,8 +675,12 @@ def _run_dask(todo: Sequence[Task], scheduler: Any, commit: Callable) -> None:
     client = Client(scheduler) if own else scheduler
     try:
         futures = [
-            client.submit(execute_task, task, pure=False,
-                          key=f"nsmx-sweep-{task.point_hash[:16]}-{task.seed}-{os.getpid()}")
+            client.submit(
+                execute_task,
+                task,
+                pure=False,
+                key=f"nsmx-sweep-{task.point_hash[:16]}-{task.seed}-{os.getpid()}",
+            )
             for task in todo
         ]
         try:

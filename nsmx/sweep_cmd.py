@@ -26,8 +26,18 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 #: Keys of a study table in a sweep file (and of its ``[defaults]``).
-STUDY_KEYS = ("program", "chip", "set", "vary", "seeds", "dataset", "limit", "root_seed",
-              "description", "run")
+STUDY_KEYS = (
+    "program",
+    "chip",
+    "set",
+    "vary",
+    "seeds",
+    "dataset",
+    "limit",
+    "root_seed",
+    "description",
+    "run",
+)
 RUN_KEYS = ("samples", "t_s", "mode", "p_policy", "drift_compensation")
 
 
@@ -43,54 +53,110 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="nsmx sweep PROGRAM --vary FIELD=v1,v2 ... --out runs/NAME  |  "
         "nsmx sweep --file studies.toml --out runs/  |  nsmx sweep export runs/NAME -o t.csv",
     )
-    p.add_argument("target", nargs="*", metavar="PROGRAM | export RUN_DIR",
-                   help="compiled program (.nsmx), or 'export' and a run folder")
+    p.add_argument(
+        "target",
+        nargs="*",
+        metavar="PROGRAM | export RUN_DIR",
+        help="compiled program (.nsmx), or 'export' and a run folder",
+    )
     p.add_argument("--chip", default=None, help="chip preset or chip TOML file (default: ideal)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a chip field for every point (repeatable)")
-    p.add_argument("--vary", action="append", default=[], metavar="FIELD=V1,V2,...",
-                   help="a varied field and its values: chip fields by dotted path "
-                   "(periphery.adc_bits=4,6,8) or run.samples, run.t_s, run.mode, "
-                   "run.p_policy, run.drift_compensation, run.program (repeatable: a grid)")
-    p.add_argument("--seeds", type=_positive_int, default=None,
-                   help="chips programmed per point (default 1)")
-    p.add_argument("--samples", type=_positive_int, default=None,
-                   help="MC samples per example (default 100)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a chip field for every point (repeatable)",
+    )
+    p.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2,...",
+        help="a varied field and its values: chip fields by dotted path "
+        "(periphery.adc_bits=4,6,8) or run.samples, run.t_s, run.mode, "
+        "run.p_policy, run.drift_compensation, run.program (repeatable: a grid)",
+    )
+    p.add_argument(
+        "--seeds", type=_positive_int, default=None, help="chips programmed per point (default 1)"
+    )
+    p.add_argument(
+        "--samples", type=_positive_int, default=None, help="MC samples per example (default 100)"
+    )
     p.add_argument("--mode", choices=list(MODES), default=None, help="default exact")
-    p.add_argument("--t-s", type=_nonnegative_float, default=None,
-                   help="read time after programming, s (default 0)")
+    p.add_argument(
+        "--t-s",
+        type=_nonnegative_float,
+        default=None,
+        help="read time after programming, s (default 0)",
+    )
     p.add_argument("--p-policy", choices=list(P_POLICIES), default=None)
-    p.add_argument("--drift-compensation", action="store_true", default=None,
-                   help="global drift compensation (one gain for the chip)")
+    p.add_argument(
+        "--drift-compensation",
+        action="store_true",
+        default=None,
+        help="global drift compensation (one gain for the chip)",
+    )
     p.add_argument("--dataset", choices=DATASETS, default=None)
-    p.add_argument("--data-dir", default=None,
-                   help="folder of the IDX files (default: $NSMX_MNIST_DIR / "
-                   "$NSMX_FASHION_MNIST_DIR)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder of the IDX files (default: $NSMX_MNIST_DIR / $NSMX_FASHION_MNIST_DIR)",
+    )
     p.add_argument("--limit", type=_positive_int, default=None, help="first N test examples")
-    p.add_argument("--root-seed", type=_nonnegative_int, default=None,
-                   help="root of every derived seed (default 0)")
+    p.add_argument(
+        "--root-seed",
+        type=_nonnegative_int,
+        default=None,
+        help="root of every derived seed (default 0)",
+    )
     p.add_argument("--file", default=None, help="a sweep file (TOML) with named studies")
-    p.add_argument("--study", action="append", default=[],
-                   help="run only these studies of --file (repeatable; default: all)")
-    p.add_argument("--program-dir", default=None,
-                   help="folder that program names in --file are relative to (default: the "
-                   "file's folder)")
-    p.add_argument("--out", "-o", default=None,
-                   help="run folder (a sweep), parent folder (--file), or CSV path (export)")
-    p.add_argument("--workers", type=_positive_int, default=1,
-                   help="local worker processes (default 1: in this process)")
-    p.add_argument("--scheduler", default=None,
-                   help="address of a Dask distributed scheduler (tcp://host:port)")
-    p.add_argument("--task-threads", type=_positive_int, default=1,
-                   help="BLAS/numba threads per task (default 1)")
+    p.add_argument(
+        "--study",
+        action="append",
+        default=[],
+        help="run only these studies of --file (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--program-dir",
+        default=None,
+        help="folder that program names in --file are relative to (default: the file's folder)",
+    )
+    p.add_argument(
+        "--out",
+        "-o",
+        default=None,
+        help="run folder (a sweep), parent folder (--file), or CSV path (export)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="local worker processes (default 1: in this process)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        help="address of a Dask distributed scheduler (tcp://host:port)",
+    )
+    p.add_argument(
+        "--task-threads",
+        type=_positive_int,
+        default=1,
+        help="BLAS/numba threads per task (default 1)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
 
     q = subparsers.add_parser("plot", help="plot a sweep's metrics (PNG and PDF)")
     q.add_argument("run_dir", help="a sweep's run folder (holding sweep.sqlite)")
-    q.add_argument("--metric", action="append", default=[],
-                   choices=["accuracy", "error", "nll", "ece"],
-                   help="metric(s) to plot (default: accuracy)")
+    q.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        choices=["accuracy", "error", "nll", "ece"],
+        help="metric(s) to plot (default: accuracy)",
+    )
     q.add_argument("--x", default=None, help="varied field on the x axis (default: the first)")
     q.add_argument("--out", "-o", default=None, help="figure folder (default: the run folder)")
     q.add_argument("--name", default=None, help="figure file stem (default: sweep_<run name>)")
@@ -156,8 +222,9 @@ def load_sweep_file(
         raise SweepError(f"{path}: not a readable sweep file ({exc})") from None
     unknown = set(data) - {"defaults", "studies"}
     if unknown:
-        raise SweepError(f"{path}: unknown top-level tables {sorted(unknown)}; allowed: "
-                         "defaults, studies")
+        raise SweepError(
+            f"{path}: unknown top-level tables {sorted(unknown)}; allowed: defaults, studies"
+        )
     studies = data.get("studies")
     if not isinstance(studies, dict) or not studies:
         raise SweepError(f"{path}: no [studies.NAME] tables")
@@ -169,12 +236,14 @@ def load_sweep_file(
             raise SweepError(f"{path}: [{name}] must be a table")
         for key in table:
             if key not in STUDY_KEYS:
-                raise SweepError(f"{path}: [{name}] key {key!r} is unknown; allowed: "
-                                 f"{', '.join(STUDY_KEYS)}")
+                raise SweepError(
+                    f"{path}: [{name}] key {key!r} is unknown; allowed: {', '.join(STUDY_KEYS)}"
+                )
         for key in table.get("run", {}):
             if key not in RUN_KEYS:
-                raise SweepError(f"{path}: [{name}.run] key {key!r} is unknown; allowed: "
-                                 f"{', '.join(RUN_KEYS)}")
+                raise SweepError(
+                    f"{path}: [{name}.run] key {key!r} is unknown; allowed: {', '.join(RUN_KEYS)}"
+                )
     for name, table in studies.items():
         merged: dict[str, Any] = {**defaults, **table}
         merged["set"] = [*defaults.get("set", []), *table.get("set", [])]
@@ -195,8 +264,12 @@ def load_sweep_file(
         if str(chip).endswith(".toml"):
             chip = str(path.parent / chip)
         kwargs = dict(
-            program=str(base / merged["program"]), chip=chip, sets=tuple(merged["set"]),
-            vary=tuple(items), name=name, description=merged.get("description", ""),
+            program=str(base / merged["program"]),
+            chip=chip,
+            sets=tuple(merged["set"]),
+            vary=tuple(items),
+            name=name,
+            description=merged.get("description", ""),
             **{k: merged[k] for k in ("seeds", "dataset", "limit", "root_seed") if k in merged},
             **merged["run"],
         )
@@ -211,8 +284,18 @@ def _spec_from_args(args: argparse.Namespace, base: Mapping[str, Any] | None = N
     kwargs: dict[str, Any] = dict(base or {})
     if args.target:
         kwargs["program"] = args.target[0]
-    for key in ("chip", "seeds", "samples", "mode", "t_s", "p_policy", "drift_compensation",
-                "dataset", "limit", "root_seed"):
+    for key in (
+        "chip",
+        "seeds",
+        "samples",
+        "mode",
+        "t_s",
+        "p_policy",
+        "drift_compensation",
+        "dataset",
+        "limit",
+        "root_seed",
+    ):
         value = getattr(args, key)
         if value is not None:
             kwargs[key] = value
@@ -275,8 +358,9 @@ def _sweep(args: argparse.Namespace) -> int:
         names = args.study or list(studies)
         for name in names:
             if name not in studies:
-                raise UserError(f"study {name!r} is not in {args.file}; it has "
-                                f"{', '.join(studies)}")
+                raise UserError(
+                    f"study {name!r} is not in {args.file}; it has {', '.join(studies)}"
+                )
         if len(args.target) > 1:
             raise UserError("with --file give no positional arguments")
         jobs = [(_spec_from_args(args, studies[n]), Path(args.out) / n) for n in names]
@@ -295,13 +379,29 @@ def _sweep(args: argparse.Namespace) -> int:
     for spec, out, points in resolved:
         grid = " x ".join(f"{k}[{len(v)}]" for k, v in spec.vary) or "one point"
         print(f"sweep {spec.name}: {len(points)} points ({grid}) x {spec.seeds} seeds -> {out}")
-        summary = run_sweep(spec, out, workers=args.workers, scheduler=args.scheduler,
-                            threads=args.task_threads, progress=not args.no_progress)
-        print(f"  {summary.ran} run, {summary.skipped} already stored, "
-              f"{summary.wall_s:.1f} s; store {summary.store}")
-        results.append({"name": spec.name, "out": str(out), "points": summary.points,
-                        "tasks": summary.tasks, "ran": summary.ran,
-                        "skipped": summary.skipped, "wall_s": summary.wall_s})
+        summary = run_sweep(
+            spec,
+            out,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            threads=args.task_threads,
+            progress=not args.no_progress,
+        )
+        print(
+            f"  {summary.ran} run, {summary.skipped} already stored, "
+            f"{summary.wall_s:.1f} s; store {summary.store}"
+        )
+        results.append(
+            {
+                "name": spec.name,
+                "out": str(out),
+                "points": summary.points,
+                "tasks": summary.tasks,
+                "ran": summary.ran,
+                "skipped": summary.skipped,
+                "wall_s": summary.wall_s,
+            }
+        )
     if args.json:
         print(json.dumps({"sweeps": results}))
     return 0
@@ -315,9 +415,13 @@ def plot(args: argparse.Namespace) -> int:
 
     try:
         with open_store(args.run_dir) as store:
-            paths = plot_store(store, metrics=args.metric or ["accuracy"], x=args.x,
-                               out_dir=args.out or args.run_dir,
-                               stem=args.name or f"sweep_{Path(args.run_dir).name}")
+            paths = plot_store(
+                store,
+                metrics=args.metric or ["accuracy"],
+                x=args.x,
+                out_dir=args.out or args.run_dir,
+                stem=args.name or f"sweep_{Path(args.run_dir).name}",
+            )
             table = summary_table(store)
     except (StoreError, PlotError) as exc:
         raise UserError(str(exc)) from exc

@@ -111,8 +111,10 @@ def plot_store(
     chip = Path(str(sweep.get("chip"))).name
     samples = "S varied" if "run.samples" in fields else f"S={rows[0]['samples']}"
     seeds = len({r["seed"] for r in rows})
-    subtitle = (f"chip {chip} {' '.join(sweep.get('sets', []))}; {first['dataset']} "
-                f"n={rows[0]['n']}, {samples}, mode {first['run']['mode']}, {seeds} seed(s)")
+    subtitle = (
+        f"chip {chip} {' '.join(sweep.get('sets', []))}; {first['dataset']} "
+        f"n={rows[0]['n']}, {samples}, mode {first['run']['mode']}, {seeds} seed(s)"
+    )
     subtitle = "\n".join(textwrap.wrap(subtitle, 72))
     written: list[Path] = []
     for metric in metrics:
@@ -131,8 +133,9 @@ def plot_store(
             pos = np.array(xs, dtype=float) if numeric else np.array([xs_all.index(v) for v in xs])
             mean = np.array([np.mean(g[v]) for v in xs])
             std = np.array([np.std(g[v], ddof=1) if len(g[v]) > 1 else 0.0 for v in xs])
-            name = ", ".join(f"{f.split('.')[-1]}={_fmt(k)}" for f, k in zip(others, key,
-                                                                              strict=True))
+            name = ", ".join(
+                f"{f.split('.')[-1]}={_fmt(k)}" for f, k in zip(others, key, strict=True)
+            )
             line = ax.errorbar(pos, mean, yerr=std, marker="o", capsize=3, label=name or None)
             for p, v in zip(pos, xs, strict=True):
                 ax.plot([p] * len(g[v]), g[v], ".", color=line[0].get_color(), alpha=0.3)
@@ -178,8 +181,15 @@ def plot_store(
             for i, j in itertools.product(range(len(ys)), range(len(xs_all))):
                 if np.isfinite(grid[i, j]):
                     bright = hi > lo and (grid[i, j] - lo) / (hi - lo) > 0.6  # viridis: yellow
-                    ax.text(j, i, f"{grid[i, j]:.3g}", ha="center", va="center", fontsize=8,
-                            color="k" if bright else "w")
+                    ax.text(
+                        j,
+                        i,
+                        f"{grid[i, j]:.3g}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="k" if bright else "w",
+                    )
             ax.set_xlabel(axis_label(x))
             ax.set_ylabel(axis_label(y))
             fig.colorbar(im, ax=ax, label=f"{label} (mean over seeds)")
@@ -217,18 +227,33 @@ def format_markdown(table: Sequence[dict[str, Any]]) -> list[str]:
     """:func:`summary_table` as Markdown lines (accuracy and ECE in %)."""
     if not table:
         return []
-    fields = [k for k in table[0] if k not in ("seeds", "accuracy", "accuracy_std", "nll",
-                                                  "nll_std", "ece", "ece_std")]
-    lines = ["| " + " | ".join([*fields, "seeds", "accuracy (%)", "NLL", "ECE (%)"]) + " |",
-             "|" + "---|" * (len(fields) + 4)]
+    fields = [
+        k
+        for k in table[0]
+        if k not in ("seeds", "accuracy", "accuracy_std", "nll", "nll_std", "ece", "ece_std")
+    ]
+    lines = [
+        "| " + " | ".join([*fields, "seeds", "accuracy (%)", "NLL", "ECE (%)"]) + " |",
+        "|" + "---|" * (len(fields) + 4),
+    ]
     for e in table:
         cells = [_fmt(e[f]) for f in fields]
-        cells += [str(e["seeds"]), f"{100 * e['accuracy']:.2f} ± {100 * e['accuracy_std']:.2f}",
-                  f"{e['nll']:.3f} ± {e['nll_std']:.3f}",
-                  f"{100 * e['ece']:.2f} ± {100 * e['ece_std']:.2f}"]
+        cells += [
+            str(e["seeds"]),
+            f"{100 * e['accuracy']:.2f} ± {100 * e['accuracy_std']:.2f}",
+            f"{e['nll']:.3f} ± {e['nll_std']:.3f}",
+            f"{100 * e['ece']:.2f} ± {100 * e['ece_std']:.2f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-__all__ = ["METRICS", "UNITS", "PlotError", "axis_label", "format_markdown", "plot_store",
-           "summary_table"]
+__all__ = [
+    "METRICS",
+    "UNITS",
+    "PlotError",
+    "axis_label",
+    "format_markdown",
+    "plot_store",
+    "summary_table",
+]

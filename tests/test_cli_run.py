@@ -42,8 +42,19 @@ def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = main(["demo", "--out", str(out), "--epochs", "2", "--samples", "3",
-                     "--no-progress", "--json"])
+        code = main(
+            [
+                "demo",
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+                "--samples",
+                "3",
+                "--no-progress",
+                "--json",
+            ]
+        )
     assert code == 0
     return out, last_json(stdout.getvalue()), stdout.getvalue()
 
@@ -54,8 +65,12 @@ def test_demo_trains_compiles_runs_and_plots(demo):
     assert load_program(out / "model.nsmx").source["model"] == "digits-mlp"
     assert result["samples"] == [1, 3] and result["n"] == 450
     configs = [r["config"] for r in result["rows"]]
-    assert configs == ["software (torch)", "chip ideal", "chip rram-selector",
-                       "chip selector-fefet"]
+    assert configs == [
+        "software (torch)",
+        "chip ideal",
+        "chip rram-selector",
+        "chip selector-fefet",
+    ]
     for row in result["rows"]:
         assert len(row["accuracy"]) == 2
         assert all(0.3 < a <= 1.0 for a in row["accuracy"])  # trained (2 epochs), not chance
@@ -65,13 +80,36 @@ def test_demo_trains_compiles_runs_and_plots(demo):
 
 def test_run_json_ideal_chip(demo, capsys):
     out, _, _ = demo
-    code = main(["--threads", "1", "run", str(out / "model.nsmx"), "--chip", "ideal",
-                 "--samples", "10", "--limit", "200", "--no-progress", "--json"])
+    code = main(
+        [
+            "--threads",
+            "1",
+            "run",
+            str(out / "model.nsmx"),
+            "--chip",
+            "ideal",
+            "--samples",
+            "10",
+            "--limit",
+            "200",
+            "--no-progress",
+            "--json",
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     result = last_json(text)
-    for key in ("chip_accuracy", "software_accuracy", "samples", "n", "mode", "chip", "seed",
-                "t_s", "wall_s"):
+    for key in (
+        "chip_accuracy",
+        "software_accuracy",
+        "samples",
+        "n",
+        "mode",
+        "chip",
+        "seed",
+        "t_s",
+        "wall_s",
+    ):
         assert key in result
     assert result["n"] == 200 and result["samples"] == 10 and result["dataset"] == "digits"
     assert result["mode"] == "exact" and result["chip"] == "ideal"
@@ -88,10 +126,30 @@ def test_run_realistic_chip_with_sets_and_file(demo, tmp_path, capsys):
     out, _, _ = demo
     chip_file = tmp_path / "custom.toml"
     chip_file.write_text(chip_preset("selector-fefet").to_toml())
-    code = main(["run", str(out / "model.nsmx"), "--chip", str(chip_file),
-                 "--set", "periphery.partial_sums=adc", "--set", "tile.rows=64",
-                 "--samples", "3", "--limit", "100", "--mode", "clt", "--t-s", "10",
-                 "--drift-compensation", "--no-software", "--no-progress", "--json"])
+    code = main(
+        [
+            "run",
+            str(out / "model.nsmx"),
+            "--chip",
+            str(chip_file),
+            "--set",
+            "periphery.partial_sums=adc",
+            "--set",
+            "tile.rows=64",
+            "--samples",
+            "3",
+            "--limit",
+            "100",
+            "--mode",
+            "clt",
+            "--t-s",
+            "10",
+            "--drift-compensation",
+            "--no-software",
+            "--no-progress",
+            "--json",
+        ]
+    )
     assert code == 0
     result = last_json(capsys.readouterr().out)
     assert result["chip"] == "custom periphery.partial_sums=adc tile.rows=64"
@@ -116,8 +174,19 @@ def test_run_realistic_chip_with_sets_and_file(demo, tmp_path, capsys):
 def test_run_bad_chip_arguments_exit_2(demo, capsys, args, expected):
     out, _, _ = demo
     chip = [] if "--chip" in args else ["--chip", "rram-selector"]
-    code = main(["run", str(out / "model.nsmx"), *chip, *args, "--samples", "1", "--limit", "5",
-                 "--no-progress"])
+    code = main(
+        [
+            "run",
+            str(out / "model.nsmx"),
+            *chip,
+            *args,
+            "--samples",
+            "1",
+            "--limit",
+            "5",
+            "--no-progress",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("nsmx run: error: ") and err.count("\n") == 1

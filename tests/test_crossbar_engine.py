@@ -77,8 +77,9 @@ def test_ideal_chip_fires_with_the_erf_probability(mode, p, periphery):
     # sampler is also tested against an independent exact reference below.
     w, beta, bias, z = layer_problem(1, fan_in=400)
     chip = ideal_chip(p, **periphery)
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=p, chip=chip,
-                                rng=np.random.default_rng(2))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=p, chip=chip, rng=np.random.default_rng(2)
+    )
     assert len(layer.row_slices) == 13 and len(layer.col_slices) == 2  # fan-in > tile rows
     prob = layer.firing_probability(z)
     # On the ideal chip the CLT prediction for the programmed chip is the software P exactly.
@@ -96,8 +97,9 @@ def test_exact_mode_matches_an_independent_exact_reference():
     the exact distribution of Σ_j (ξ_j + a) w_j z_j + b, here sampled with numpy."""
     p = 0.25
     w, beta, bias, z = layer_problem(1, fan_in=80, batch=2)
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=p, chip=ideal_chip(p),
-                                rng=np.random.default_rng(2))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=p, chip=ideal_chip(p), rng=np.random.default_rng(2)
+    )
     samples, ref_samples = 6000, 12000
     freq = (layer.sample(z, samples, rng=np.random.default_rng(3)) == 1).mean(0)
     rng = np.random.default_rng(4)
@@ -124,8 +126,9 @@ def test_exact_mode_is_not_the_clt_in_disguise():
     """With 4 inputs the per-cell sum is visibly discrete; the exact mode must show it."""
     rng = np.random.default_rng(5)
     w = rng.uniform(0.5, 1.5, (4, 3))
-    layer = HardwareLayer.build(w, np.ones(3), None, noise="bernoulli", p=0.5,
-                                chip=ideal_chip(), rng=rng)
+    layer = HardwareLayer.build(
+        w, np.ones(3), None, noise="bernoulli", p=0.5, chip=ideal_chip(), rng=rng
+    )
     z = np.ones((1, 4), dtype=np.int8)
     u = layer.preactivation(z, 2000, rng=np.random.default_rng(6), mode="exact")
     # u = V Σ_j (ξ⁺_j + a) G⁺_j with 4 Bernoulli cells (G⁻ = 0): at most 2^4 distinct values.
@@ -141,8 +144,9 @@ def test_exact_mode_is_not_the_clt_in_disguise():
 def test_exact_and_clt_agree_in_distribution_on_a_realistic_chip(preset):
     w, beta, bias, z = layer_problem(7, fan_in=200, fan_out=6, batch=1)
     chip = ChipConfig.from_preset(preset, tile=TileConfig(128, 16))
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=chip,
-                                rng=np.random.default_rng(8))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.5, chip=chip, rng=np.random.default_rng(8)
+    )
     samples = 4000
     u_exact = layer.preactivation(z, samples, rng=np.random.default_rng(9), mode="exact")
     u_clt = layer.preactivation(z, samples, rng=np.random.default_rng(10), mode="clt")
@@ -161,8 +165,9 @@ def test_exact_and_clt_agree_in_distribution_on_a_realistic_chip(preset):
 def test_gaussian_elements_sample_their_exact_gaussian():
     w, beta, bias, z = layer_problem(11, fan_in=60, fan_out=10)
     chip = ChipConfig.from_preset("pcm-gaussian", tile=TILE)
-    layer = HardwareLayer.build(w, beta, bias, noise="gaussian", sigma=0.3, chip=chip,
-                                rng=np.random.default_rng(12))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="gaussian", sigma=0.3, chip=chip, rng=np.random.default_rng(12)
+    )
     # Per-cell Gaussian noise is exactly Gaussian given the cells: both modes are one path.
     a = layer.sample(z, 2000, rng=np.random.default_rng(13), mode="exact")
     b = layer.sample(z, 2000, rng=np.random.default_rng(13), mode="clt")
@@ -184,18 +189,19 @@ def test_per_row_elements_have_per_cell_marginals_and_predicted_correlations():
     cell_chip = ideal_chip()
     row_chip = replace_field(cell_chip, "devices.element.structure", "per_row")
     per_cell, per_row = (
-        HardwareLayer.build(w, beta, None, noise="bernoulli", p=0.5, chip=chip,
-                            rng=np.random.default_rng(15))
+        HardwareLayer.build(
+            w, beta, None, noise="bernoulli", p=0.5, chip=chip, rng=np.random.default_rng(15)
+        )
         for chip in (cell_chip, row_chip)
     )
     assert per_row.tiles[0][0].element.p_dev.shape == (32,)  # one driver per input
-    np.testing.assert_allclose(per_row.hardware_probability(z),
-                               per_cell.hardware_probability(z), atol=1e-12)
+    np.testing.assert_allclose(
+        per_row.hardware_probability(z), per_cell.hardware_probability(z), atol=1e-12
+    )
     samples = 4000
     for mode in ("exact", "clt"):  # per-row elements draw their drivers in both modes
         out = per_row.sample(z, samples, rng=np.random.default_rng(16), mode=mode)
-        assert chi_square_pvalue((out == 1).mean(0), per_row.firing_probability(z),
-                                 samples) > 1e-3
+        assert chi_square_pvalue((out == 1).mean(0), per_row.firing_probability(z), samples) > 1e-3
 
     # Correlation between neurons: Cov(u_i, u_k) = V² Σ_j p(1−p) W'_ji W'_jk (z_j² = 1).
     v = row_chip.v_read_v
@@ -220,17 +226,28 @@ def test_per_row_elements_have_per_cell_marginals_and_predicted_correlations():
     [
         (ChipConfig.from_preset("rram-selector", tile=TILE), "exact"),
         (ChipConfig.from_preset("rram-selector", tile=TILE), "clt"),
-        (replace_field(ChipConfig.from_preset("selector-fefet", tile=TILE),
-                       "periphery.partial_sums", "adc"), "exact"),
-        (replace_field(ChipConfig.from_preset("selector-fefet", tile=TILE),
-                       "devices.element.structure", "per_row"), "exact"),
+        (
+            replace_field(
+                ChipConfig.from_preset("selector-fefet", tile=TILE), "periphery.partial_sums", "adc"
+            ),
+            "exact",
+        ),
+        (
+            replace_field(
+                ChipConfig.from_preset("selector-fefet", tile=TILE),
+                "devices.element.structure",
+                "per_row",
+            ),
+            "exact",
+        ),
     ],
     ids=["cell-exact", "cell-clt", "tile-adc", "per-row"],
 )
 def test_same_seed_same_samples_for_any_chunking_and_thread_count(chip, mode):
     w, beta, bias, z = layer_problem(18, fan_in=70, fan_out=20, batch=7)
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=chip,
-                                rng=np.random.default_rng(19))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.5, chip=chip, rng=np.random.default_rng(19)
+    )
     samples = 12
     ref = layer.sample(z, samples, rng=np.random.default_rng(20), mode=mode)
     threads = numba.get_num_threads()
@@ -239,11 +256,13 @@ def test_same_seed_same_samples_for_any_chunking_and_thread_count(chip, mode):
         # 400 splits the samples only; 2**20 is one block per column-tile.
         for n_threads, chunk in [(1, 1 << 20), (1, 60), (2, 400)]:
             numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
-            got = layer.sample(z, samples, rng=np.random.default_rng(20), mode=mode,
-                               chunk_values=chunk)
+            got = layer.sample(
+                z, samples, rng=np.random.default_rng(20), mode=mode, chunk_values=chunk
+            )
             np.testing.assert_array_equal(got, ref)
-            pre = layer.preactivation(z, samples, rng=np.random.default_rng(20), mode=mode,
-                                      chunk_values=chunk)
+            pre = layer.preactivation(
+                z, samples, rng=np.random.default_rng(20), mode=mode, chunk_values=chunk
+            )
             if chunk == 1 << 20:
                 ref_pre = pre
             np.testing.assert_array_equal(pre, ref_pre)
@@ -252,17 +271,20 @@ def test_same_seed_same_samples_for_any_chunking_and_thread_count(chip, mode):
     other = layer.sample(z, samples, rng=np.random.default_rng(21), mode=mode)
     assert np.any(other != ref)
     # The same seed rebuilds the same chip.
-    again = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=chip,
-                                rng=np.random.default_rng(19))
+    again = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.5, chip=chip, rng=np.random.default_rng(19)
+    )
     np.testing.assert_array_equal(
-        again.sample(z, samples, rng=np.random.default_rng(20), mode=mode), ref)
+        again.sample(z, samples, rng=np.random.default_rng(20), mode=mode), ref
+    )
 
 
 def test_sample_equals_preactivation_compared_with_threshold():
     w, beta, bias, z = layer_problem(22)
     chip = ChipConfig.from_preset("selector-fefet", tile=TILE)
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=chip,
-                                rng=np.random.default_rng(23))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.5, chip=chip, rng=np.random.default_rng(23)
+    )
     theta = layer.threshold_ua.astype(np.float32)
     # Decisions never compute the Gaussian itself (U >= Φ(t)): the same event as the value
     # compared with θ up to float rounding at the threshold (~1e-7 per value; 24 000 here).
@@ -272,8 +294,9 @@ def test_sample_equals_preactivation_compared_with_threshold():
         assert np.count_nonzero(s != np.where(u >= theta, 1, -1)) <= 1
     # With ADCs the decision is a digital comparison of the returned sum: exactly equal.
     chip = replace_field(chip, "periphery.partial_sums", "adc")
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=chip,
-                                rng=np.random.default_rng(23))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.5, chip=chip, rng=np.random.default_rng(23)
+    )
     s = layer.sample(z, 300, rng=np.random.default_rng(26))
     u = layer.preactivation(z, 300, rng=np.random.default_rng(26))
     np.testing.assert_array_equal(s, np.where(u >= layer.threshold_ua.astype(np.float32), 1, -1))
@@ -290,8 +313,9 @@ def test_per_column_and_global_scales_fire_identically_on_the_ideal_chip():
     col = HardwareLayer.build(w, beta, bias, rng=np.random.default_rng(27), **kw)
     glob = HardwareLayer.build(w, beta, bias, rng=np.random.default_rng(27), scale="global", **kw)
     assert np.ptp(glob.kappa_us) == 0 and np.ptp(col.kappa_us) > 0
-    np.testing.assert_allclose(col.hardware_probability(z), glob.hardware_probability(z),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        col.hardware_probability(z), glob.hardware_probability(z), atol=1e-12
+    )
     a = col.sample(z, 500, rng=np.random.default_rng(28))
     b = glob.sample(z, 500, rng=np.random.default_rng(28))
     # Same element draws, currents scaled per column: identical signs except float rounding.
@@ -301,53 +325,68 @@ def test_per_column_and_global_scales_fire_identically_on_the_ideal_chip():
 def test_gain_reproduces_trained_beta_exactly_on_ideal_hardware():
     w, beta, bias, _ = layer_problem(29)
     for p in (0.25, 0.5):
-        layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=p, chip=ideal_chip(p),
-                                    rng=np.random.default_rng(30))
+        layer = HardwareLayer.build(
+            w, beta, bias, noise="bernoulli", p=p, chip=ideal_chip(p), rng=np.random.default_rng(30)
+        )
         # DESIGN §2: a = β√(2p(1−p)) − p when the hardware p is the trained p.
         np.testing.assert_allclose(layer.gain, beta * np.sqrt(2 * p * (1 - p)) - p, atol=1e-12)
         np.testing.assert_allclose(layer.effective.beta, beta, rtol=1e-10)
         np.testing.assert_allclose(layer.effective.alignment, 1.0, rtol=1e-12)
         c = np.sqrt(2 * p * (1 - p))
-        np.testing.assert_allclose(layer.effective.bias_tilde,
-                                   bias / (c * np.linalg.norm(w, axis=0)), rtol=1e-10)
+        np.testing.assert_allclose(
+            layer.effective.bias_tilde, bias / (c * np.linalg.norm(w, axis=0)), rtol=1e-10
+        )
         # The bias is a comparator threshold shift of −b κ V on the ideal chip.
         np.testing.assert_allclose(layer.threshold_ua, -bias * layer.kappa_us * 0.2, rtol=1e-10)
     # Hardware p ≠ trained p: the mapper sets a_i from the hardware's p, β and b̃ are kept.
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.25, chip=ideal_chip(0.5),
-                                rng=np.random.default_rng(30))
+    layer = HardwareLayer.build(
+        w,
+        beta,
+        bias,
+        noise="bernoulli",
+        p=0.25,
+        chip=ideal_chip(0.5),
+        rng=np.random.default_rng(30),
+    )
     np.testing.assert_allclose(layer.gain, beta * np.sqrt(0.5) - 0.5, atol=1e-12)
     np.testing.assert_allclose(layer.effective.beta, beta, rtol=1e-10)
     c = np.sqrt(2 * 0.25 * 0.75)
-    np.testing.assert_allclose(layer.effective.bias_tilde, bias / (c * np.linalg.norm(w, axis=0)),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        layer.effective.bias_tilde, bias / (c * np.linalg.norm(w, axis=0)), rtol=1e-10
+    )
 
 
 def test_gain_with_g_min_uses_the_realised_variance():
     w, beta, bias, z = layer_problem(31)
     chip = replace_field(ideal_chip(), "devices.conductance.g_min_us", 5.0)
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=chip,
-                                rng=np.random.default_rng(32))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.5, chip=chip, rng=np.random.default_rng(32)
+    )
     # g_min adds variance p(1−p)·Σ(G⁺² + G⁻²) but no mean: a larger gain restores β and b̃ ...
     assert np.all(layer.gain > beta * np.sqrt(0.5) - 0.5 + 1e-3)
     np.testing.assert_allclose(layer.effective.beta, beta, rtol=1e-10)
-    np.testing.assert_allclose(layer.hardware_probability(z), layer.firing_probability(z),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        layer.hardware_probability(z), layer.firing_probability(z), atol=1e-10
+    )
     # ... which the DESIGN §2 formula (g_min = 0) would not.
     naive = replace_field(chip, "periphery.beta_mode", "none")
-    none = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=naive,
-                               rng=np.random.default_rng(32))
+    none = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.5, chip=naive, rng=np.random.default_rng(32)
+    )
     assert np.all(none.effective.beta < 0.5 / np.sqrt(0.5))
 
 
 def test_finite_gain_resolution_bounds_the_beta_error():
     w, beta, bias, _ = layer_problem(33)
     gain_range, bits = 4.0, 6
-    chip = replace_field(replace_field(ideal_chip(), "periphery.gain_bits", bits),
-                         "periphery.gain_range", gain_range)
+    chip = replace_field(
+        replace_field(ideal_chip(), "periphery.gain_bits", bits), "periphery.gain_range", gain_range
+    )
     beta = beta.copy()
     beta[0] = 20.0  # needs a = 20·√0.5 − 0.5 ≈ 13.6: beyond the gain range, saturates
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=chip,
-                                rng=np.random.default_rng(34))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.5, chip=chip, rng=np.random.default_rng(34)
+    )
     step = gain_range / 2 ** (bits - 1)
     err = np.abs(layer.effective.beta - beta)[1:]
     assert np.all(err <= step / 2 / np.sqrt(0.5) + 1e-12)  # β = (p + a)/c: Δβ = Δa/c
@@ -359,8 +398,9 @@ def test_finite_gain_resolution_bounds_the_beta_error():
 def test_beta_mode_none_fixes_beta_by_p_and_gain_error_spreads_it():
     w, beta, bias, z = layer_problem(35)
     chip = replace_field(ideal_chip(0.25), "periphery.beta_mode", "none")
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.25, chip=chip,
-                                rng=np.random.default_rng(36))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.25, chip=chip, rng=np.random.default_rng(36)
+    )
     np.testing.assert_allclose(layer.effective.beta, 0.25 / np.sqrt(2 * 0.25 * 0.75))
     assert layer.counters.evaluations == 0
     out = layer.sample(z, 2000, rng=np.random.default_rng(37), mode="exact")
@@ -368,8 +408,9 @@ def test_beta_mode_none_fixes_beta_by_p_and_gain_error_spreads_it():
     assert layer.counters.device_reads == 2000 * 4 * 2 * 80 * 20  # one read phase only
 
     noisy = replace_field(ideal_chip(), "periphery.gain_error_sigma", 0.05)
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=noisy,
-                                rng=np.random.default_rng(38))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.5, chip=noisy, rng=np.random.default_rng(38)
+    )
     rel = layer.gain / layer.gain_set - 1
     assert 0.02 < rel.std() < 0.1
     beta_err = layer.effective.beta / beta - 1
@@ -379,8 +420,9 @@ def test_beta_mode_none_fixes_beta_by_p_and_gain_error_spreads_it():
 def test_selector_spread_keeps_beta_on_average_and_lowers_alignment():
     w, beta, bias, _ = layer_problem(39, fan_in=120)
     chip = replace_field(ideal_chip(), "devices.element", devices.SelectorConfig(sigma_d_v=0.05))
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.25, chip=chip,
-                                rng=np.random.default_rng(40))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.25, chip=chip, rng=np.random.default_rng(40)
+    )
     eff = layer.effective
     # The mapper uses the realised p: β is met along ŵ; the spread of p bends the direction,
     # most for small β, where the two-phase read cancels most of the mean (a ≈ −p).
@@ -399,11 +441,13 @@ def test_output_layer_logits_equal_the_matrix_product_within_adc_resolution(part
     b = rng.standard_normal(10)
     z = rng.choice([-1.0, 1.0], size=(50, 80))
     exact = z @ w + b
-    ideal = HardwareLayer.build(w, None, b, chip=ideal_chip(partial_sums=partial_sums),
-                                rng=rng, kind="output")
+    ideal = HardwareLayer.build(
+        w, None, b, chip=ideal_chip(partial_sums=partial_sums), rng=rng, kind="output"
+    )
     np.testing.assert_allclose(ideal.logits(z, rng=rng)[0], exact, rtol=1e-5, atol=1e-5)
-    chip = ChipConfig.ideal(tile=TILE, periphery=PeripheryConfig(partial_sums=partial_sums,
-                                                                 output_adc_bits=8))
+    chip = ChipConfig.ideal(
+        tile=TILE, periphery=PeripheryConfig(partial_sums=partial_sums, output_adc_bits=8)
+    )
     layer = HardwareLayer.build(w, None, b, chip=chip, rng=rng, kind="output")
     logits = layer.logits(z, 3, rng=rng)
     assert logits.shape == (3, 50, 10) and logits.dtype == np.float32
@@ -422,8 +466,9 @@ def test_sign_layer_is_deterministic_on_ideal_hardware():
     w, beta, bias, z = layer_problem(42)
     beta[:3] = -beta[:3]
     beta[3] = 0.0
-    layer = HardwareLayer.build(w, beta, bias, noise="none", chip=ideal_chip(),
-                                rng=np.random.default_rng(43))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="none", chip=ideal_chip(), rng=np.random.default_rng(43)
+    )
     want = np.where(beta * (z @ w) + bias >= 0, 1, -1)
     for mode in ("exact", "clt"):
         out = layer.sample(z, 5, rng=np.random.default_rng(44), mode=mode)
@@ -435,8 +480,9 @@ def test_an_all_zero_column_fires_by_its_bias_alone():
     w, beta, bias, z = layer_problem(53)
     w[:, :2] = 0.0
     bias[:2] = [0.4, -0.4]
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=ideal_chip(),
-                                rng=np.random.default_rng(54))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.5, chip=ideal_chip(), rng=np.random.default_rng(54)
+    )
     out = layer.sample(z, 20, rng=np.random.default_rng(55))
     assert np.all(out[..., 0] == 1) and np.all(out[..., 1] == -1)
     np.testing.assert_array_equal(layer.firing_probability(z)[:, :2], [[1.0, 0.0]] * 4)
@@ -452,19 +498,23 @@ def test_uniform_drift_keeps_beta_and_scales_the_bias():
     """DESIGN §3: weight normalisation makes uniform drift harmless except for the parts that do
     not drift (here the bias threshold): b̃(t) = b̃(t0)·(t/t0)^ν, β(t) = β(t0)."""
     nu = 0.05
-    base = replace_field(ideal_chip(), "devices.conductance",
-                         devices.RRAMConfig(prog_noise_scale=0.0, read_noise_rel=0.0,
-                                            nu_mean=nu, nu_sigma=0.0))
+    base = replace_field(
+        ideal_chip(),
+        "devices.conductance",
+        devices.RRAMConfig(prog_noise_scale=0.0, read_noise_rel=0.0, nu_mean=nu, nu_sigma=0.0),
+    )
     w, beta, bias, z = layer_problem(45)
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=base,
-                                rng=np.random.default_rng(46))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.5, chip=base, rng=np.random.default_rng(46)
+    )
     t = 1e4
     late = layer.effective_parameters(t_s=t)
     np.testing.assert_allclose(late.beta, layer.effective.beta, rtol=1e-10)
     np.testing.assert_allclose(late.bias_tilde, layer.effective.bias_tilde * t**nu, rtol=1e-10)
     spread = replace_field(base, "devices.conductance.nu_sigma", 0.03)
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=spread,
-                                rng=np.random.default_rng(46))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.5, chip=spread, rng=np.random.default_rng(46)
+    )
     late = layer.effective_parameters(t_s=t)
     assert np.max(np.abs(late.alignment - 1)) > 1e-3  # a spread of ν bends the weights
     assert not np.allclose(layer.hardware_probability(z, t_s=t), layer.hardware_probability(z))
@@ -478,8 +528,9 @@ def test_ir_drop_fast_mode_against_the_exact_nodal_solve():
     tile = TileConfig(rows, cols)
     chip = replace_field(ChipConfig.ideal(tile=tile), "wires.r_wire_ohm", r_wire)
     layer = HardwareLayer.build(w, None, None, chip=chip, rng=rng, kind="output")
-    ideal = HardwareLayer.build(w, None, None, chip=ChipConfig.ideal(tile=tile), rng=rng,
-                                kind="output")
+    ideal = HardwareLayer.build(
+        w, None, None, chip=ChipConfig.ideal(tile=tile), rng=rng, kind="output"
+    )
     to_ua = layer.kappa_us * chip.v_read_v
     fast = layer.logits(z, rng=rng)[0] * to_ua
     no_drop = ideal.logits(z, rng=rng)[0] * to_ua
@@ -494,8 +545,9 @@ def test_ir_drop_fast_mode_against_the_exact_nodal_solve():
     assert np.sqrt(np.mean((no_drop - exact) ** 2)) / rms > 0.01
     assert np.sqrt(np.mean((fast - exact) ** 2)) / rms < 1e-3
     # Binary layers fold the attenuation into both phases: β survives a uniform-ish drop.
-    binary = HardwareLayer.build(w, np.ones(cols), None, noise="bernoulli", p=0.5, chip=chip,
-                                 rng=np.random.default_rng(48))
+    binary = HardwareLayer.build(
+        w, np.ones(cols), None, noise="bernoulli", p=0.5, chip=chip, rng=np.random.default_rng(48)
+    )
     np.testing.assert_allclose(binary.effective.beta, 1.0, rtol=0.02)
 
 
@@ -506,8 +558,9 @@ def test_counters_count_reads_decisions_and_conversions():
     w, beta, bias, z = layer_problem(49, fan_in=80, fan_out=20, batch=4)
     z = z.copy()
     z[0, :10] = 0  # ten undriven rows in the first input
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5, chip=ideal_chip(),
-                                rng=np.random.default_rng(50))
+    layer = HardwareLayer.build(
+        w, beta, bias, noise="bernoulli", p=0.5, chip=ideal_chip(), rng=np.random.default_rng(50)
+    )
     layer.sample(z, 10, rng=np.random.default_rng(51))
     c = layer.counters
     driven = 2 * (4 * 80 - 10) * 20  # cells on driven rows, both devices of each pair
@@ -518,11 +571,22 @@ def test_counters_count_reads_decisions_and_conversions():
     assert c.per_evaluation()["comparator_decisions"] == 20.0
     assert layer.reset_counters() == c and layer.counters.evaluations == 0
 
-    fixed = PeripheryConfig(beta_mode="digital", partial_sums="adc", adc_bits=6,
-                            adc_range="fixed", adc_full_scale_ua=5.0)
-    layer = HardwareLayer.build(w, beta, bias, noise="bernoulli", p=0.5,
-                                chip=ChipConfig.ideal(tile=TILE, periphery=fixed),
-                                rng=np.random.default_rng(50))
+    fixed = PeripheryConfig(
+        beta_mode="digital",
+        partial_sums="adc",
+        adc_bits=6,
+        adc_range="fixed",
+        adc_full_scale_ua=5.0,
+    )
+    layer = HardwareLayer.build(
+        w,
+        beta,
+        bias,
+        noise="bernoulli",
+        p=0.5,
+        chip=ChipConfig.ideal(tile=TILE, periphery=fixed),
+        rng=np.random.default_rng(50),
+    )
     layer.sample(z, 10, rng=np.random.default_rng(51), mode="clt")
     c = layer.counters
     assert c.adc_conversions == 40 * 20 * 3 * 2  # both phases, three row-tiles

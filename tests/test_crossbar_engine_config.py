@@ -18,8 +18,11 @@ def test_defaults_and_constructors():
     assert chip.wires.r_wire_ohm == 0.0 and chip.v_read_v == 0.2
     ideal = ChipConfig.ideal()
     assert ideal.devices == devices.load_preset("ideal")
-    assert (ideal.periphery.gain_bits, ideal.periphery.adc_bits,
-            ideal.periphery.output_adc_bits) == (0, 0, 0)
+    assert (
+        ideal.periphery.gain_bits,
+        ideal.periphery.adc_bits,
+        ideal.periphery.output_adc_bits,
+    ) == (0, 0, 0)
     assert ChipConfig.ideal(tile=TileConfig(64, 32)).tile.rows == 64
     fefet = ChipConfig.from_preset("selector-fefet")
     assert fefet.devices == devices.load_preset("selector-fefet")
@@ -28,10 +31,17 @@ def test_defaults_and_constructors():
 @pytest.mark.parametrize("preset", sorted(devices.list_presets()))
 def test_toml_round_trip(preset, tmp_path):
     chip = ChipConfig.from_preset(
-        preset, tile=TileConfig(512, 128),
-        periphery=PeripheryConfig(beta_mode="digital", partial_sums="adc", adc_bits=9,
-                                  adc_range="fixed", adc_full_scale_ua=20.0),
-        wires=WireConfig(1.5), v_read_v=0.3,
+        preset,
+        tile=TileConfig(512, 128),
+        periphery=PeripheryConfig(
+            beta_mode="digital",
+            partial_sums="adc",
+            adc_bits=9,
+            adc_range="fixed",
+            adc_full_scale_ua=20.0,
+        ),
+        wires=WireConfig(1.5),
+        v_read_v=0.3,
     )
     text = chip.to_toml()
     assert ChipConfig.from_toml(text) == chip
@@ -42,8 +52,9 @@ def test_toml_round_trip(preset, tmp_path):
 
 
 def test_omitted_sections_take_defaults():
-    chip = ChipConfig.from_toml('format_version = 1\n[periphery]\nadc_bits = 6\n'
-                                '[devices.element]\nmodel = "selector"\n')
+    chip = ChipConfig.from_toml(
+        'format_version = 1\n[periphery]\nadc_bits = 6\n[devices.element]\nmodel = "selector"\n'
+    )
     assert chip.periphery == PeripheryConfig(adc_bits=6)
     assert chip.tile == TileConfig() and chip.devices.element == devices.SelectorConfig()
 
@@ -51,19 +62,34 @@ def test_omitted_sections_take_defaults():
 @pytest.mark.parametrize(
     ("text", "exc", "words"),
     [
-        ("format_version = 1\n[periphery]\nadc_bits = 40\n", ConfigError,
-         ["periphery.adc_bits", "40", "[0, 24]"]),
-        ("format_version = 1\n[periphery]\nbeta_mode = 'analog'\n", ConfigError,
-         ["periphery.beta_mode", "two_phase"]),
+        (
+            "format_version = 1\n[periphery]\nadc_bits = 40\n",
+            ConfigError,
+            ["periphery.adc_bits", "40", "[0, 24]"],
+        ),
+        (
+            "format_version = 1\n[periphery]\nbeta_mode = 'analog'\n",
+            ConfigError,
+            ["periphery.beta_mode", "two_phase"],
+        ),
         ("format_version = 1\n[tile]\nrows = 255\n", ConfigError, ["tile.rows", "255", "even"]),
         ("format_version = 1\n[tile]\nrows = 1.5\n", ConfigTypeError, ["tile.rows", "integer"]),
-        ("format_version = 1\n[wires]\nr_wire_ohm = -1\n", ConfigError,
-         ["wires.r_wire_ohm", "-1", "[0, 10000]"]),
+        (
+            "format_version = 1\n[wires]\nr_wire_ohm = -1\n",
+            ConfigError,
+            ["wires.r_wire_ohm", "-1", "[0, 10000]"],
+        ),
         ("format_version = 1\nv_read_v = 0\n", ConfigError, ["v_read_v", "(0, 100]"]),
-        ("format_version = 1\n[periphery]\nadc_bitz = 4\n", ConfigError,
-         ["periphery.adc_bitz", "not a known key", "adc_bits"]),
-        ("format_version = 1\n[devices.conductance]\nmodel = 'pcm'\ng_max_us = -3\n",
-         ConfigError, ["devices.conductance.g_max_us", "-3"]),
+        (
+            "format_version = 1\n[periphery]\nadc_bitz = 4\n",
+            ConfigError,
+            ["periphery.adc_bitz", "not a known key", "adc_bits"],
+        ),
+        (
+            "format_version = 1\n[devices.conductance]\nmodel = 'pcm'\ng_max_us = -3\n",
+            ConfigError,
+            ["devices.conductance.g_max_us", "-3"],
+        ),
         ("format_version = 2\n", ConfigError, ["format_version", "not supported"]),
         ("format_version = 1\n[chip]\n", ConfigError, ["chip", "not a known key"]),
     ],

@@ -60,11 +60,13 @@ def test_quantise_gain_grid_range_and_continuous_mode():
 def test_bias_threshold_scales_with_the_realised_noise():
     b = np.array([1.0, -2.0, 0.5])
     norm = np.array([2.0, 1.0, 0.0])
-    theta = bias_threshold(b, np.sqrt(0.5), norm, np.array([4.0, 1.0, 1.0]),
-                           fallback_ua=np.array([0.0, 0.0, -7.0]))
+    theta = bias_threshold(
+        b, np.sqrt(0.5), norm, np.array([4.0, 1.0, 1.0]), fallback_ua=np.array([0.0, 0.0, -7.0])
+    )
     # θ = −b √(2 Var)/(c ‖w‖); the zero column uses the fallback.
-    np.testing.assert_allclose(theta, [-1.0 * np.sqrt(8) / (np.sqrt(0.5) * 2),
-                                       2.0 * np.sqrt(2) / np.sqrt(0.5), -7.0])
+    np.testing.assert_allclose(
+        theta, [-1.0 * np.sqrt(8) / (np.sqrt(0.5) * 2), 2.0 * np.sqrt(2) / np.sqrt(0.5), -7.0]
+    )
 
 
 def test_adc_convert_quantises_clips_and_counts():
@@ -101,8 +103,16 @@ def test_gaussian_read_noise_nsm_realises_the_trained_beta(gain_bits):
     chip = replace_field(chip, "periphery.gain_bits", gain_bits)
     # The comparator noise lowers β and is not calibrated out: switch it off for this check.
     chip = replace_field(chip, "devices.neuron.noise_sigma_ua", 0.0)
-    layer = HardwareLayer.build(w, beta, None, noise="gaussian", sigma=0.4, chip=chip,
-                                rng=np.random.default_rng(3), t_cal_s=60.0)
+    layer = HardwareLayer.build(
+        w,
+        beta,
+        None,
+        noise="gaussian",
+        sigma=0.4,
+        chip=chip,
+        rng=np.random.default_rng(3),
+        t_cal_s=60.0,
+    )
     eff = layer.effective_parameters(t_s=60.0)
     assert np.all(layer.gain != 0)
     if gain_bits == 0:

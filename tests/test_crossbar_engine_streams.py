@@ -77,8 +77,9 @@ def test_cut_decisions_agree_with_the_value_path():
     # decide_gaussian is noisy_sum's decision for sample-invariant moments, bit for bit.
     assert np.count_nonzero(y != np.where(x >= theta.astype(np.float32), 1, -1)) <= 2
     np.testing.assert_array_equal(d, y)
-    np.testing.assert_array_equal(d[:, 0, :5], np.where(mean[0, :5] >= theta[:5], 1, -1)[None]
-                                  .repeat(samples, 0))
+    np.testing.assert_array_equal(
+        d[:, 0, :5], np.where(mean[0, :5] >= theta[:5], 1, -1)[None].repeat(samples, 0)
+    )
     # Frequencies match Φ((mean − θ)/sd): binomial z-scores below 5 wherever the normal
     # approximation of the binomial holds (0.02 < p < 0.98, 200 samples).
     p = stats.norm.sf((theta - mean) / np.sqrt(np.where(var > 0, var, 1)))
@@ -110,8 +111,9 @@ def test_decisions_are_exactly_the_event_u_at_least_phi_of_t():
     t_far = rng.normal(0.0, 2.0, (batch, n))
     mean = np.where(rng.random((batch, n)) < 0.5, -t_near, -t_far).astype(np.float32)
     var = np.ones((batch, n), dtype=np.float32)
-    got = decide_gaussian(mean, var, np.zeros(n), key, n_samples=samples, sample_offset=7,
-                          batch_offset=11)
+    got = decide_gaussian(
+        mean, var, np.zeros(n), key, n_samples=samples, sample_offset=7, batch_offset=11
+    )
     t = -mean.astype(np.float64)  # (θ − mean)/sd with θ = 0, sd = 1
     want = np.where(u >= 0.5 * erfc(-t / np.sqrt(2.0)), 1, -1)
     np.testing.assert_array_equal(got, want)

@@ -31,7 +31,10 @@ def test_selector_plot(tmp_path):
 
 def test_pcm_drift_plot(tmp_path):
     fig = plot_pcm_drift(
-        PCMConfig(), rng=np.random.default_rng(1), targets_us=(5.0, 20.0), n_devices=30,
+        PCMConfig(),
+        rng=np.random.default_rng(1),
+        targets_us=(5.0, 20.0),
+        n_devices=30,
         t_points=5,
     )
     (ax,) = fig.axes

@@ -36,8 +36,9 @@ def test_linear_device_counts_steps_exactly():
 
 def test_soft_bounds_follow_the_exponential_curve():
     # gamma = 1: G_k = g_max - (g_max - g_min)(1 - dg/span)^k (the soft-bound law)
-    cfg = PulseConfig(g_min_us=1.0, g_max_us=21.0, dg_up_us=1.0, dg_down_us=2.0,
-                      gamma_up=1.0, gamma_down=1.0)
+    cfg = PulseConfig(
+        g_min_us=1.0, g_max_us=21.0, dg_up_us=1.0, dg_down_us=2.0, gamma_up=1.0, gamma_down=1.0
+    )
     r = PulseDevice(cfg).response(60, 60, rng=np.random.default_rng(0))[:, 0]
     k = np.arange(61)
     np.testing.assert_allclose(r[:61], 21.0 - 20.0 * (1 - 1.0 / 20) ** k, rtol=1e-12)
@@ -113,8 +114,9 @@ def test_response_plot(tmp_path):
     pytest.importorskip("matplotlib")
     from devices.pulse import plot_pulse_response
 
-    fig = plot_pulse_response(load_pulse_preset("rram"), rng=np.random.default_rng(0),
-                              n_up=50, n_down=50, n_devices=10)
+    fig = plot_pulse_response(
+        load_pulse_preset("rram"), rng=np.random.default_rng(0), n_up=50, n_down=50, n_devices=10
+    )
     (ax,) = fig.axes
     assert "pulse" in ax.get_xlabel()
     path = tmp_path / "r.png"
@@ -125,8 +127,15 @@ def test_response_plot(tmp_path):
 def test_pulse_trains_equal_single_pulses():
     # pulse() (devices sorted by count, prefix slices) equals one-pulse-at-a-time stepping
     # for a noise-free soft-bound, asymmetric device with device-to-device variation.
-    cfg = PulseConfig(g_min_us=0.0, g_max_us=10.0, dg_up_us=0.7, dg_down_us=0.4,
-                      gamma_up=1.3, gamma_down=0.6, d2d_sigma=0.2)
+    cfg = PulseConfig(
+        g_min_us=0.0,
+        g_max_us=10.0,
+        dg_up_us=0.7,
+        dg_down_us=0.4,
+        gamma_up=1.3,
+        gamma_down=0.6,
+        d2d_sigma=0.2,
+    )
     rng = np.random.default_rng(7)
     g0 = rng.uniform(0, 10, (6, 5))
     n_up, n_down = rng.integers(0, 9, (6, 5)), rng.integers(0, 9, (6, 5))

@@ -56,8 +56,14 @@ def test_non_ideal_devices_run_and_count_pulses(digits, pulse, update):
     x_tr, y_tr, x_te, y_te = digits
     # lr_pulses=4 (not the default 0.1 µS per update) so that SET-only pairs saturate
     # within the 30 updates and the refresh is exercised
-    cfg = LearningConfig(update=update, batch_size=20, refresh_every=5, refresh_level=0.5,
-                         lr_pulses=4.0, eval_samples=3)
+    cfg = LearningConfig(
+        update=update,
+        batch_size=20,
+        refresh_every=5,
+        refresh_level=0.5,
+        lr_pulses=4.0,
+        eval_samples=3,
+    )
     net = OnChipNetwork(cfg, ChipConfig.ideal(), load_pulse_preset(pulse))
     trainer = Trainer(net, x_tr[:600], y_tr[:600], x_te[:200], y_te[:200])
     row = trainer.run_epoch()
@@ -89,8 +95,21 @@ def _cli(argv):
 
 
 def test_cli_learn_resume_and_run(tmp_path):
-    common = ["learn", "--model", "digits-mlp", "--train-subset", "300", "--test-subset", "100",
-              "--eval-samples", "3", "--no-progress", "--estimator", "window", "--json"]
+    common = [
+        "learn",
+        "--model",
+        "digits-mlp",
+        "--train-subset",
+        "300",
+        "--test-subset",
+        "100",
+        "--eval-samples",
+        "3",
+        "--no-progress",
+        "--estimator",
+        "window",
+        "--json",
+    ]
     full, part = tmp_path / "full", tmp_path / "part"
     code, out, _ = _cli([*common, "--epochs", "2", "--out", str(full)])
     assert code == 0
@@ -107,8 +126,21 @@ def test_cli_learn_resume_and_run(tmp_path):
     rows = (full / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and rows[0].startswith("epoch,train_loss")
     # the learned program runs on a chip with nsmx run
-    code, out, _ = _cli(["run", str(full / "program.nsmx"), "--chip", "ideal", "--samples", "3",
-                         "--limit", "100", "--no-software", "--no-progress", "--json"])
+    code, out, _ = _cli(
+        [
+            "run",
+            str(full / "program.nsmx"),
+            "--chip",
+            "ideal",
+            "--samples",
+            "3",
+            "--limit",
+            "100",
+            "--no-software",
+            "--no-progress",
+            "--json",
+        ]
+    )
     assert code == 0
     assert json.loads(out.strip().splitlines()[-1])["chip_accuracy"] > 0.3
 

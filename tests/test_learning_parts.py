@@ -32,8 +32,7 @@ def test_window_estimator_converges_to_density(m_over_sigma):
         se = est.std() / np.sqrt(n)
         assert abs(est.mean() - window_mean(m[:1], sigma, delta)[0]) < 4 * se
         errors.append(abs(window_mean(m[:1], sigma, delta)[0] - target) / target)
-        assert abs(est.mean() - target) < abs(window_mean(m[:1], sigma, delta)[0] - target) \
-            + 4 * se
+        assert abs(est.mean() - target) < abs(window_mean(m[:1], sigma, delta)[0] - target) + 4 * se
     assert errors[0] > errors[1] > errors[2] and errors[2] < 0.01
 
 
@@ -45,8 +44,9 @@ def test_other_estimators_are_unbiased(estimator):
     rng = np.random.default_rng(12)
     m = np.full(n, 0.4 * sigma)
     est = estimate_density(estimator, m, sigma, delta=0.2, rng=rng)
-    expect = (exact_density(m[:1], sigma) if estimator == "score"
-              else window_mean(m[:1], sigma, 0.2))[0]
+    expect = (
+        exact_density(m[:1], sigma) if estimator == "score" else window_mean(m[:1], sigma, 0.2)
+    )[0]
     assert abs(est.mean() - expect) < 4 * est.std() / np.sqrt(n)
 
 
@@ -63,14 +63,16 @@ def test_transposed_read_equals_wt_x_on_an_ideal_chip():
     rng = np.random.default_rng(0)
     w = rng.normal(size=(70, 30))
     chip = ChipConfig.ideal()
-    layer = HardwareLayer.build(w, np.ones(30), noise="bernoulli", p=0.5, chip=chip,
-                                rng=np.random.default_rng(1))
+    layer = HardwareLayer.build(
+        w, np.ones(30), noise="bernoulli", p=0.5, chip=chip, rng=np.random.default_rng(1)
+    )
     delta = rng.normal(size=(5, 30))
     e = layer_transposed_read(layer, delta)
     np.testing.assert_allclose(e, chip.v_read_v * delta @ (layer.kappa_us * w).T, rtol=1e-10)
     gp, gm = np.maximum(w, 0) + 1.0, np.maximum(-w, 0) + 1.0
-    np.testing.assert_allclose(transposed_read(gp, gm, delta, v_read_v=0.3),
-                               0.3 * delta @ w.T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        transposed_read(gp, gm, delta, v_read_v=0.3), 0.3 * delta @ w.T, rtol=1e-10, atol=1e-12
+    )
 
 
 def test_transposed_read_noise_variance():
@@ -79,15 +81,29 @@ def test_transposed_read_noise_variance():
     rng = np.random.default_rng(3)
     gp, gm = np.full((4, 6), 2.0), np.ones((4, 6))
     delta = np.tile(np.linspace(-1, 1, 6), (20000, 1))
-    e = transposed_read(gp, gm, delta, v_read_v=0.5, read_sigma_plus_us=0.1 * gp,
-                        read_sigma_minus_us=0.1 * gm, rng=rng)
+    e = transposed_read(
+        gp,
+        gm,
+        delta,
+        v_read_v=0.5,
+        read_sigma_plus_us=0.1 * gp,
+        read_sigma_minus_us=0.1 * gm,
+        rng=rng,
+    )
     expect = 0.25 * np.sum((0.04 + 0.01) * delta[0] ** 2)
     np.testing.assert_allclose(e.var(axis=0), expect, rtol=0.05)
     np.testing.assert_allclose(e.mean(axis=0), 0.5 * (delta[0] @ (gp - gm).T), atol=0.01)
 
 
-@pytest.mark.parametrize("update,norm", [("deterministic", "max"), ("stochastic", "max"),
-                                         ("deterministic", "rms"), ("stochastic", "rms")])
+@pytest.mark.parametrize(
+    "update,norm",
+    [
+        ("deterministic", "max"),
+        ("stochastic", "max"),
+        ("deterministic", "rms"),
+        ("stochastic", "rms"),
+    ],
+)
 def test_pulse_counts_have_the_managed_mean(update, norm):
     # E[n_inc − n_dec] = −lr Σ_b x_bj d_bi / N, N the max (or rms) over columns of
     # Σ_b |d_bi|; averaged over 1500 draws the net count is within 5 standard errors of it
@@ -121,13 +137,24 @@ def test_chip_layer_moments_match_the_engine(preset):
 
     chip = resolve_chip(preset)
     w0 = np.random.default_rng(5).uniform(-0.1, 0.1, (20, 7))
-    layer = ChipLayer(w0, chip=chip, pulse=load_pulse_preset("ideal"),
-                      pair_update="bidirectional", beta_init=1.0, init_fill=0.5,
-                      rng=np.random.default_rng(6))
+    layer = ChipLayer(
+        w0,
+        chip=chip,
+        pulse=load_pulse_preset("ideal"),
+        pair_update="bidirectional",
+        beta_init=1.0,
+        init_fill=0.5,
+        rng=np.random.default_rng(6),
+    )
     elem = chip.devices.element_model()
     state = elem.program((40, 7), rng=np.random.default_rng(6).spawn(4)[2])
-    tile = Tile(rows=slice(0, 20), cols=slice(0, 7), g_plus=_as_state(layer.g_plus.g_us),
-                g_minus=_as_state(layer.g_minus.g_us), element=state)
+    tile = Tile(
+        rows=slice(0, 20),
+        cols=slice(0, 7),
+        g_plus=_as_state(layer.g_plus.g_us),
+        g_minus=_as_state(layer.g_minus.g_us),
+        element=state,
+    )
     ta = read_arrays(tile, conductance=layer.cond, element=elem, t_s=0.0, r_wire_ohm=0.0)
     mom = layer.moments()
     for name in ("m_s", "m_d", "v_el", "v_rd", "v_d"):
@@ -137,8 +164,9 @@ def test_chip_layer_moments_match_the_engine(preset):
 def test_exact_estimator_gradient_matches_mean_field_gradient():
     # On the ideal chip with the exact estimator, the hardware gradient differs from the
     # mean-field gradient only by the omitted dσ/dG term: cosine > 0.98 per layer.
-    net = OnChipNetwork(LearningConfig(estimator="exact"), ChipConfig.ideal(),
-                        load_pulse_preset("ideal"))
+    net = OnChipNetwork(
+        LearningConfig(estimator="exact"), ChipConfig.ideal(), load_pulse_preset("ideal")
+    )
     rng = np.random.default_rng(7)
     x = rng.random((64, 1, 8, 8))
     y = rng.integers(0, 10, 64)
@@ -172,9 +200,15 @@ def test_bidirectional_pairs_start_unbiased_on_a_level_grid():
     # FeFET: 32 levels. The reference G⁻ sits on a level and G⁺ = G⁻ + w on the same grid, so
     # zero weights are exactly zero (a reference rounded apart from G⁺ biased every weight).
     chip = ChipConfig.ideal()
-    layer = ChipLayer(np.zeros((30, 4)), chip=chip, pulse=load_pulse_preset("fefet"),
-                      pair_update="bidirectional", beta_init=1.0, init_fill=0.3,
-                      rng=np.random.default_rng(0))
+    layer = ChipLayer(
+        np.zeros((30, 4)),
+        chip=chip,
+        pulse=load_pulse_preset("fefet"),
+        pair_update="bidirectional",
+        beta_init=1.0,
+        init_fill=0.3,
+        rng=np.random.default_rng(0),
+    )
     np.testing.assert_array_equal(layer.g_plus.g_us, layer.g_minus.g_us)
 
 

@@ -42,8 +42,9 @@ def randomise(model: nn.Module, seed: int) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, (nsm.NSMLinear, nsm.NSMConv2d, nsm.SignLinear, nsm.SignConv2d,
-                                   nn.Linear)):
+            if isinstance(
+                module, (nsm.NSMLinear, nsm.NSMConv2d, nsm.SignLinear, nsm.SignConv2d, nn.Linear)
+            ):
                 module.weight.copy_(torch.randn(module.weight.shape, generator=g))
                 norm = module.weight.flatten(1).norm(dim=1)
                 if module.bias is not None:
@@ -104,8 +105,16 @@ def test_compile_every_model_and_rule(name: str, rule: str, tmp_path) -> None:
     program = compile_model(model, spec.input_shape, source={"model": name, "rule": rule})
     kinds = [layer.kind for layer in program.layers]
     if name == "mnist-conv":
-        assert kinds == ["binarize", "conv", "maxpool", "conv", "maxpool", "flatten", "dense",
-                         "output"]
+        assert kinds == [
+            "binarize",
+            "conv",
+            "maxpool",
+            "conv",
+            "maxpool",
+            "flatten",
+            "dense",
+            "output",
+        ]
     else:
         assert kinds == ["binarize", "flatten"] + ["dense"] * (len(kinds) - 3) + ["output"]
     deterministic = rule in ("bn", "bd", "wbd")
@@ -135,16 +144,18 @@ def test_weight_layout_and_im2col_order_on_real_conv_outputs() -> None:
     torch.manual_seed(0)
     conv = nsm.NSMConv2d(3, 5, (3, 2), stride=(2, 1), padding=(1, 1), p=0.3)
     dense = nsm.NSMLinear(5 * 4 * 6, 7)
-    model = randomise(nn.Sequential(nsm.BinarizeInput(), conv, nn.Flatten(), dense,
-                                    nn.Linear(7, 4)), seed=3)
+    model = randomise(
+        nn.Sequential(nsm.BinarizeInput(), conv, nn.Flatten(), dense, nn.Linear(7, 4)), seed=3
+    )
     program = compile_model(model, (3, 7, 5))
     layer = program.layers[1]
     assert layer.out_shape == (5, 4, 6) and layer.weight.shape == (3 * 3 * 2, 5)
     w_t = conv.weight.detach()
     np.testing.assert_array_equal(layer.weight, w_t.reshape(5, -1).T.numpy())
     np.testing.assert_array_equal(program.layers[3].weight, dense.weight.detach().T.numpy())
-    z = torch.where(torch.rand(4, 3, 7, 5, generator=torch.Generator().manual_seed(2)) < 0.5,
-                    1.0, -1.0).double()
+    z = torch.where(
+        torch.rand(4, 3, 7, 5, generator=torch.Generator().manual_seed(2)) < 0.5, 1.0, -1.0
+    ).double()
     m_np = ref.fold(layer, ref.patches(layer, z.numpy()) @ layer.weight.astype(np.float64))
     m_t = F.conv2d(z, w_t.double(), stride=(2, 1), padding=(1, 1)).numpy()
     np.testing.assert_allclose(m_np, m_t, rtol=0, atol=1e-12)
@@ -156,18 +167,40 @@ def test_weight_layout_and_im2col_order_on_real_conv_outputs() -> None:
 def test_gaussian_per_input_per_location_padding_and_no_bias() -> None:
     """Options beyond the reference models: Gaussian noise, per-input structure, β per location,
     zero padding (border neurons reach a smaller ‖w‖), layers without bias."""
-    conv1 = nsm.NSMConv2d(2, 3, 3, stride=2, padding=1, noise="gaussian", sigma=0.7,
-                          beta_per="location", input_size=(7, 6))
+    conv1 = nsm.NSMConv2d(
+        2,
+        3,
+        3,
+        stride=2,
+        padding=1,
+        noise="gaussian",
+        sigma=0.7,
+        beta_per="location",
+        input_size=(7, 6),
+    )
     conv2 = nsm.NSMConv2d(3, 4, (2, 3), padding=(1, 0), structure="per_input", p=0.3)
     dense = nsm.NSMLinear(48, 5, bias=False)
-    model = randomise(nn.Sequential(
-        nsm.BinarizeInput(), conv1, conv2, nn.MaxPool2d(2, stride=1, padding=1), nn.Flatten(),
-        dense, nn.Linear(5, 3, bias=False),
-    ), seed=7)
+    model = randomise(
+        nn.Sequential(
+            nsm.BinarizeInput(),
+            conv1,
+            conv2,
+            nn.MaxPool2d(2, stride=1, padding=1),
+            nn.Flatten(),
+            dense,
+            nn.Linear(5, 3, bias=False),
+        ),
+        seed=7,
+    )
     program = compile_model(model, (2, 7, 6))
     c1, c2, d, out = program.layers[1], program.layers[2], program.layers[5], program.layers[6]
     assert (c1.noise, c1.sigma, c1.p, c1.beta_per, c1.beta.shape) == (
-        "gaussian", 0.7, None, "location", (3, 4, 3))
+        "gaussian",
+        0.7,
+        None,
+        "location",
+        (3, 4, 3),
+    )
     assert (c2.structure, c2.p, c2.beta_per) == ("per_input", 0.3, "channel")
     assert not d.bias.any() and not out.bias.any()
     # β by location: (L, C_out) with l = h'·W' + w'.
@@ -180,15 +213,30 @@ def test_gaussian_per_input_per_location_padding_and_no_bias() -> None:
 def test_compile_checkpoint_records_source(tmp_path) -> None:
     model = randomise(build_model("digits-mlp", "nsm"), seed=1)
     ckpt = tmp_path / "checkpoint.pt"
-    save_checkpoint(ckpt, {"model": "digits-mlp", "rule": "nsm", "state_dict": model.state_dict(),
-                           "epoch": 7, "config": {}})
+    save_checkpoint(
+        ckpt,
+        {
+            "model": "digits-mlp",
+            "rule": "nsm",
+            "state_dict": model.state_dict(),
+            "epoch": 7,
+            "config": {},
+        },
+    )
     program = compile_checkpoint(ckpt)
-    assert program.source == {"checkpoint": str(ckpt), "model": "digits-mlp", "rule": "nsm",
-                              "epochs": 7}
+    assert program.source == {
+        "checkpoint": str(ckpt),
+        "model": "digits-mlp",
+        "rule": "nsm",
+        "epochs": 7,
+    }
     assert program == compile_model(model, (1, 8, 8), source=program.source)
     glob = compile_checkpoint(ckpt, scale_policy="global", encoding="reference_column")
-    assert all(layer.scale_policy == "global" and layer.encoding == "reference_column"
-               for layer in glob.layers if hasattr(layer, "encoding"))
+    assert all(
+        layer.scale_policy == "global" and layer.encoding == "reference_column"
+        for layer in glob.layers
+        if hasattr(layer, "encoding")
+    )
     with pytest.raises(ValueError, match="scale_policy='per_row'"):
         compile_checkpoint(ckpt, scale_policy="per_row")
 
@@ -211,27 +259,66 @@ def test_sn_baseline_fails_with_clear_error() -> None:
 @pytest.mark.parametrize(
     ("modules", "fragments"),
     [
-        ([nsm.BinarizeInput(), nn.Flatten(), nsm.NSMLinear(16, 8), nn.ReLU(), nn.Linear(8, 2)],
-         ["module 3 (ReLU)", "not supported", "supported modules"]),
-        ([nsm.BinarizeInput(), nn.Flatten(), nsm.NSMLinear(16, 8), nn.BatchNorm1d(8),
-          nn.Linear(8, 2)], ["module 3 (BatchNorm1d)"]),
-        ([nsm.BinarizeInput(), nn.Flatten(), nn.Linear(16, 8), nsm.NSMLinear(8, 8),
-          nn.Linear(8, 2)], ["module 2 (Linear)", "only as the final output layer",
-                             "followed by module 3 (NSMLinear)"]),
-        ([nn.Flatten(), nsm.NSMLinear(16, 8), nn.Linear(8, 2)],
-         ["module 1 (NSMLinear)", "put nsm.BinarizeInput before it"]),
-        ([nsm.BinarizeInput(), nn.Flatten(), nsm.NSMLinear(16, 8)],
-         ["must end with a real-valued nn.Linear", "module 2 (NSMLinear)"]),
-        ([nsm.BinarizeInput(), nsm.NSMLinear(16, 8), nn.Linear(8, 2)],
-         ["module 1 (NSMLinear) expects 16 input features", "nn.Flatten"]),
-        ([nsm.BinarizeInput(), nn.Flatten(start_dim=2), nsm.NSMLinear(16, 8), nn.Linear(8, 2)],
-         ["module 1 (Flatten)", "start_dim=1"]),
-        ([nsm.BinarizeInput(), nn.MaxPool2d(2, dilation=2), nn.Flatten(), nn.Linear(4, 2)],
-         ["module 1 (MaxPool2d)", "dilation=1"]),
-        ([nsm.BinarizeInput(), nn.Sequential(nn.Flatten(), nn.ModuleDict({"a": nn.ReLU()})),
-          nn.Linear(16, 2)], ["module 1.1 (ModuleDict)", "unsupported container"]),
-        ([nsm.BinarizeInput(), nsm.NSMConv2d(2, 4, 3), nn.Flatten(), nn.Linear(16, 2)],
-         ["module 1 (NSMConv2d) expects (C=2, H, W)"]),
+        (
+            [nsm.BinarizeInput(), nn.Flatten(), nsm.NSMLinear(16, 8), nn.ReLU(), nn.Linear(8, 2)],
+            ["module 3 (ReLU)", "not supported", "supported modules"],
+        ),
+        (
+            [
+                nsm.BinarizeInput(),
+                nn.Flatten(),
+                nsm.NSMLinear(16, 8),
+                nn.BatchNorm1d(8),
+                nn.Linear(8, 2),
+            ],
+            ["module 3 (BatchNorm1d)"],
+        ),
+        (
+            [
+                nsm.BinarizeInput(),
+                nn.Flatten(),
+                nn.Linear(16, 8),
+                nsm.NSMLinear(8, 8),
+                nn.Linear(8, 2),
+            ],
+            [
+                "module 2 (Linear)",
+                "only as the final output layer",
+                "followed by module 3 (NSMLinear)",
+            ],
+        ),
+        (
+            [nn.Flatten(), nsm.NSMLinear(16, 8), nn.Linear(8, 2)],
+            ["module 1 (NSMLinear)", "put nsm.BinarizeInput before it"],
+        ),
+        (
+            [nsm.BinarizeInput(), nn.Flatten(), nsm.NSMLinear(16, 8)],
+            ["must end with a real-valued nn.Linear", "module 2 (NSMLinear)"],
+        ),
+        (
+            [nsm.BinarizeInput(), nsm.NSMLinear(16, 8), nn.Linear(8, 2)],
+            ["module 1 (NSMLinear) expects 16 input features", "nn.Flatten"],
+        ),
+        (
+            [nsm.BinarizeInput(), nn.Flatten(start_dim=2), nsm.NSMLinear(16, 8), nn.Linear(8, 2)],
+            ["module 1 (Flatten)", "start_dim=1"],
+        ),
+        (
+            [nsm.BinarizeInput(), nn.MaxPool2d(2, dilation=2), nn.Flatten(), nn.Linear(4, 2)],
+            ["module 1 (MaxPool2d)", "dilation=1"],
+        ),
+        (
+            [
+                nsm.BinarizeInput(),
+                nn.Sequential(nn.Flatten(), nn.ModuleDict({"a": nn.ReLU()})),
+                nn.Linear(16, 2),
+            ],
+            ["module 1.1 (ModuleDict)", "unsupported container"],
+        ),
+        (
+            [nsm.BinarizeInput(), nsm.NSMConv2d(2, 4, 3), nn.Flatten(), nn.Linear(16, 2)],
+            ["module 1 (NSMConv2d) expects (C=2, H, W)"],
+        ),
     ],
 )
 def test_unsupported_models_name_the_module(modules, fragments) -> None:
@@ -255,8 +342,16 @@ def test_non_finite_weights_are_refused() -> None:
 def test_nsmx_compile_cli(tmp_path, capsys) -> None:
     model = randomise(build_model("mnist-conv", "nsm"), seed=2)
     ckpt = tmp_path / "run" / "checkpoint.pt"
-    save_checkpoint(ckpt, {"model": "mnist-conv", "rule": "nsm", "state_dict": model.state_dict(),
-                           "epoch": 3, "config": {}})
+    save_checkpoint(
+        ckpt,
+        {
+            "model": "mnist-conv",
+            "rule": "nsm",
+            "state_dict": model.state_dict(),
+            "epoch": 3,
+            "config": {},
+        },
+    )
     out = tmp_path / "model.nsmx"
     assert main(["compile", str(ckpt), "-o", str(out), "--json"]) == 0
     text = capsys.readouterr().out
@@ -279,8 +374,16 @@ def test_nsmx_compile_cli(tmp_path, capsys) -> None:
 def test_nsmx_compile_cli_errors(tmp_path, capsys) -> None:
     sn = build_model("digits-mlp", "sn")
     ckpt = tmp_path / "sn.pt"
-    save_checkpoint(ckpt, {"model": "digits-mlp", "rule": "sn", "state_dict": sn.state_dict(),
-                           "epoch": 1, "config": {}})
+    save_checkpoint(
+        ckpt,
+        {
+            "model": "digits-mlp",
+            "rule": "sn",
+            "state_dict": sn.state_dict(),
+            "epoch": 1,
+            "config": {},
+        },
+    )
     assert main(["compile", str(ckpt), "-o", str(tmp_path / "x.nsmx")]) == 2
     err = capsys.readouterr().err
     assert "nsmx compile: error:" in err and "NoisyReLU" in err and "Traceback" not in err
@@ -295,8 +398,9 @@ def test_probability_on_real_valued_states_matches_torch() -> None:
     """The reach n² = (x ⊙ x)(W ⊙ W) also for states that are not ±1 (e.g. relaxed BinConcrete
     states or zeros), where torch uses z² per example; the method on the layer is the same."""
     conv = nsm.NSMConv2d(2, 3, 3, padding=1, noise="gaussian", sigma=0.5)
-    model = randomise(nn.Sequential(nsm.BinarizeInput(), conv, nn.Flatten(),
-                                    nn.Linear(3 * 5 * 4, 2)), seed=5)
+    model = randomise(
+        nn.Sequential(nsm.BinarizeInput(), conv, nn.Flatten(), nn.Linear(3 * 5 * 4, 2)), seed=5
+    )
     layer = compile_model(model, (2, 5, 4)).layers[1]
     z = torch.rand(3, 2, 5, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     z = 2 * z - 1

@@ -71,21 +71,36 @@ def make_program(seed: int = 0) -> Program:
             p=0.3,
             structure="per_input",
         ),
-        MaxPoolLayer(name="3", in_shape=(4, 5, 1), kernel_size=(2, 2), stride=(1, 1),
-                     padding=(1, 1)),
+        MaxPoolLayer(
+            name="3", in_shape=(4, 5, 1), kernel_size=(2, 2), stride=(1, 1), padding=(1, 1)
+        ),
         FlattenLayer(name="4", in_shape=(4, 6, 2)),
         DenseLayer(
-            name="5", in_shape=(48,), weight=rng.normal(size=(48, 6)),
-            beta=rng.uniform(0.3, 2.0, size=6), bias=rng.normal(size=6), noise="bernoulli", p=0.5,
+            name="5",
+            in_shape=(48,),
+            weight=rng.normal(size=(48, 6)),
+            beta=rng.uniform(0.3, 2.0, size=6),
+            bias=rng.normal(size=6),
+            noise="bernoulli",
+            p=0.5,
         ),
         DenseLayer(
-            name="6", in_shape=(6,), weight=rng.normal(size=(6, 5)), beta=np.ones(5),
-            bias=rng.normal(size=5), noise="none", structure="none", deterministic=True,
-            weight_norm=False, rule="sign_ste", scale_policy="global",
+            name="6",
+            in_shape=(6,),
+            weight=rng.normal(size=(6, 5)),
+            beta=np.ones(5),
+            bias=rng.normal(size=5),
+            noise="none",
+            structure="none",
+            deterministic=True,
+            weight_norm=False,
+            rule="sign_ste",
+            scale_policy="global",
             encoding="reference_column",
         ),
-        OutputLayer(name="7", in_shape=(5,), weight=rng.normal(size=(5, 3)),
-                    bias=rng.normal(size=3)),
+        OutputLayer(
+            name="7", in_shape=(5,), weight=rng.normal(size=(5, 3)), bias=rng.normal(size=3)
+        ),
     ]
     return Program(tuple(layers), (2, 7, 6), source={"model": "hand-made", "epochs": 0})
 
@@ -190,7 +205,14 @@ def test_summary_params_and_cells() -> None:
     prog = make_program()
     rows = prog.summary()
     assert [r["kind"] for r in rows] == [
-        "binarize", "conv", "conv", "maxpool", "flatten", "dense", "dense", "output"
+        "binarize",
+        "conv",
+        "conv",
+        "maxpool",
+        "flatten",
+        "dense",
+        "dense",
+        "output",
     ]
     # Differential pairs: 2·K·N cells; reference column: K·(N + 1).
     expected_cells = 2 * 18 * 3 + 2 * 18 * 4 + 2 * 48 * 6 + 6 * (5 + 1) + 2 * 5 * 3
@@ -362,9 +384,7 @@ def test_inconsistent_out_shape_even_with_valid_checksum(program_file: Path) -> 
 def test_invalid_record_fields_even_with_valid_checksum(
     program_file: Path, layer: int, field: str, value: object, fragment: str
 ) -> None:
-    rewrite(
-        program_file, lambda m, a: m["layers"][layer].update({field: value}), fix_checksum=True
-    )
+    rewrite(program_file, lambda m, a: m["layers"][layer].update({field: value}), fix_checksum=True)
     assert_program_error(program_file, fragment)
 
 
@@ -445,34 +465,101 @@ print("ok", prog.n_classes)
 def test_layer_validation_messages() -> None:
     w = np.zeros((4, 2))
     with pytest.raises(ValueError, match=r"p=0\.0 is out of range"):
-        DenseLayer(name="d", in_shape=(4,), weight=w, beta=np.ones(2), bias=np.zeros(2),
-                   noise="bernoulli", p=0.0)
+        DenseLayer(
+            name="d",
+            in_shape=(4,),
+            weight=w,
+            beta=np.ones(2),
+            bias=np.zeros(2),
+            noise="bernoulli",
+            p=0.0,
+        )
     with pytest.raises(ValueError, match=r"beta has shape \(3,\)"):
-        DenseLayer(name="d", in_shape=(4,), weight=w, beta=np.ones(3), bias=np.zeros(2),
-                   noise="bernoulli", p=0.5)
+        DenseLayer(
+            name="d",
+            in_shape=(4,),
+            weight=w,
+            beta=np.ones(3),
+            bias=np.zeros(2),
+            noise="bernoulli",
+            p=0.5,
+        )
     with pytest.raises(ValueError, match="does not match weight rows 4"):
-        DenseLayer(name="d", in_shape=(5,), weight=w, beta=np.ones(2), bias=np.zeros(2),
-                   noise="bernoulli", p=0.5)
+        DenseLayer(
+            name="d",
+            in_shape=(5,),
+            weight=w,
+            beta=np.ones(2),
+            bias=np.zeros(2),
+            noise="bernoulli",
+            p=0.5,
+        )
     with pytest.raises(ValueError, match="non-finite"):
-        DenseLayer(name="d", in_shape=(4,), weight=w + np.inf, beta=np.ones(2),
-                   bias=np.zeros(2), noise="bernoulli", p=0.5)
+        DenseLayer(
+            name="d",
+            in_shape=(4,),
+            weight=w + np.inf,
+            beta=np.ones(2),
+            bias=np.zeros(2),
+            noise="bernoulli",
+            p=0.5,
+        )
     with pytest.raises(ValueError, match=r"p=0\.5 must be null"):
-        DenseLayer(name="d", in_shape=(4,), weight=w, beta=np.ones(2), bias=np.zeros(2),
-                   noise="gaussian", p=0.5, sigma=1.0)
+        DenseLayer(
+            name="d",
+            in_shape=(4,),
+            weight=w,
+            beta=np.ones(2),
+            bias=np.zeros(2),
+            noise="gaussian",
+            p=0.5,
+            sigma=1.0,
+        )
     with pytest.raises(ValueError, match="weight_norm=true"):
-        DenseLayer(name="d", in_shape=(4,), weight=w, beta=np.ones(2), bias=np.zeros(2),
-                   noise="bernoulli", p=0.5, weight_norm=False)
+        DenseLayer(
+            name="d",
+            in_shape=(4,),
+            weight=w,
+            beta=np.ones(2),
+            bias=np.zeros(2),
+            noise="bernoulli",
+            p=0.5,
+            weight_norm=False,
+        )
     with pytest.raises(ValueError, match="structure='per_synapse' is not allowed"):
-        DenseLayer(name="d", in_shape=(4,), weight=w, beta=np.ones(2), bias=np.zeros(2),
-                   noise="none", deterministic=True)
+        DenseLayer(
+            name="d",
+            in_shape=(4,),
+            weight=w,
+            beta=np.ones(2),
+            bias=np.zeros(2),
+            noise="none",
+            deterministic=True,
+        )
     with pytest.raises(ValueError, match="scale_policy='per_row'"):
         OutputLayer(name="o", in_shape=(4,), weight=w, bias=np.zeros(2), scale_policy="per_row")
     with pytest.raises(ValueError, match="C_in·kH·kW = 18"):
-        ConvLayer(name="c", in_shape=(2, 5, 5), weight=np.zeros((9, 3)), beta=np.ones(3),
-                  bias=np.zeros(3), kernel_size=3, noise="bernoulli", p=0.5)
+        ConvLayer(
+            name="c",
+            in_shape=(2, 5, 5),
+            weight=np.zeros((9, 3)),
+            beta=np.ones(3),
+            bias=np.zeros(3),
+            kernel_size=3,
+            noise="bernoulli",
+            p=0.5,
+        )
     with pytest.raises(ValueError, match="smaller than kernel_size"):
-        ConvLayer(name="c", in_shape=(1, 2, 2), weight=np.zeros((9, 3)), beta=np.ones(3),
-                  bias=np.zeros(3), kernel_size=3, noise="bernoulli", p=0.5)
+        ConvLayer(
+            name="c",
+            in_shape=(1, 2, 2),
+            weight=np.zeros((9, 3)),
+            beta=np.ones(3),
+            bias=np.zeros(3),
+            kernel_size=3,
+            noise="bernoulli",
+            p=0.5,
+        )
     with pytest.raises(ValueError, match=r"padding=\(2, 2\) must be at most half"):
         MaxPoolLayer(name="m", in_shape=(1, 4, 4), kernel_size=2, stride=2, padding=2)
 
@@ -480,8 +567,15 @@ def test_layer_validation_messages() -> None:
 def test_program_validation_messages() -> None:
     rng = np.random.default_rng(0)
     out = OutputLayer(name="o", in_shape=(4,), weight=rng.normal(size=(4, 2)), bias=np.zeros(2))
-    dense = DenseLayer(name="d", in_shape=(4,), weight=rng.normal(size=(4, 4)), beta=np.ones(4),
-                       bias=np.zeros(4), noise="bernoulli", p=0.5)
+    dense = DenseLayer(
+        name="d",
+        in_shape=(4,),
+        weight=rng.normal(size=(4, 4)),
+        beta=np.ones(4),
+        bias=np.zeros(4),
+        noise="bernoulli",
+        p=0.5,
+    )
     binz = BinarizeLayer(name="b", in_shape=(4,))
     assert Program((binz, dense, out), (4,)).n_classes == 2
     with pytest.raises(ValueError, match="put a binarize layer before it"):
@@ -493,9 +587,22 @@ def test_program_validation_messages() -> None:
     with pytest.raises(ValueError, match=r"in_shape \(4,\) does not match the shape \(5,\)"):
         Program((BinarizeLayer(name="b", in_shape=(5,)), dense, out), (5,))
     with pytest.raises(ValueError, match="duplicate layer name"):
-        Program((binz, DenseLayer(name="o", in_shape=(4,), weight=np.ones((4, 4)),
-                                  beta=np.ones(4), bias=np.zeros(4), noise="bernoulli", p=0.5),
-                 out), (4,))
+        Program(
+            (
+                binz,
+                DenseLayer(
+                    name="o",
+                    in_shape=(4,),
+                    weight=np.ones((4, 4)),
+                    beta=np.ones(4),
+                    bias=np.zeros(4),
+                    noise="bernoulli",
+                    p=0.5,
+                ),
+                out,
+            ),
+            (4,),
+        )
 
 
 # ------------------------------------------------------------------------- reference semantics
@@ -533,15 +640,20 @@ def test_reference_dense_probability_formula() -> None:
     """P = ½[1 + erf(β v̂·z + b/(c‖w‖))] written out by hand (DESIGN §2)."""
     rng = np.random.default_rng(4)
     w, beta, b = rng.normal(size=(30, 5)), rng.uniform(0.5, 2, 5), rng.normal(size=5)
-    for noise, kw, c in [("bernoulli", {"p": 0.25}, np.sqrt(2 * 0.25 * 0.75)),
-                         ("gaussian", {"sigma": 0.4}, np.sqrt(2) * 0.4)]:
-        layer = DenseLayer(name="d", in_shape=(30,), weight=w, beta=beta, bias=b, noise=noise,
-                           **kw)
+    for noise, kw, c in [
+        ("bernoulli", {"p": 0.25}, np.sqrt(2 * 0.25 * 0.75)),
+        ("gaussian", {"sigma": 0.4}, np.sqrt(2) * 0.4),
+    ]:
+        layer = DenseLayer(name="d", in_shape=(30,), weight=w, beta=beta, bias=b, noise=noise, **kw)
         z = np.where(rng.random((7, 30)) < 0.5, 1.0, -1.0)
         w32 = layer.weight.astype(float)
         norm = np.linalg.norm(w32, axis=0)
-        expected = 0.5 * (1 + special.erf(beta.astype(np.float32) * (z @ w32) / norm
-                                          + b.astype(np.float32) / (c * norm)))
+        expected = 0.5 * (
+            1
+            + special.erf(
+                beta.astype(np.float32) * (z @ w32) / norm + b.astype(np.float32) / (c * norm)
+            )
+        )
         np.testing.assert_allclose(ref.firing_probability(layer, z), expected, rtol=0, atol=1e-12)
 
 

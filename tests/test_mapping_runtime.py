@@ -150,10 +150,17 @@ def test_list_chips_has_ideal_and_device_presets():
 def test_resolve_chip_file_and_sets(tmp_path):
     path = tmp_path / "my.toml"
     path.write_text(ChipConfig.from_preset("rram-selector").to_toml())
-    chip = resolve_chip(str(path), ["periphery.adc_bits=6", "devices.element.sigma_d_v=0.05",
-                                    "tile.rows=128", "wires.r_wire_ohm=1",
-                                    "periphery.beta_mode=digital",
-                                    'periphery.partial_sums="adc"'])
+    chip = resolve_chip(
+        str(path),
+        [
+            "periphery.adc_bits=6",
+            "devices.element.sigma_d_v=0.05",
+            "tile.rows=128",
+            "wires.r_wire_ohm=1",
+            "periphery.beta_mode=digital",
+            'periphery.partial_sums="adc"',
+        ],
+    )
     assert chip.periphery.adc_bits == 6
     assert chip.devices.element.sigma_d_v == 0.05
     assert chip.tile.rows == 128
@@ -205,18 +212,35 @@ def test_bad_chip_specs(tmp_path):
 
 def test_int8_steps_equal_reference():
     rng = np.random.default_rng(0)
-    conv = ConvLayer(name="c", in_shape=(3, 9, 7), weight=rng.standard_normal((3 * 3 * 2, 4)),
-                     beta=np.ones(4), bias=np.zeros(4), noise="bernoulli", p=0.5,
-                     kernel_size=(3, 2), stride=(2, 1), padding=(1, 1))
+    conv = ConvLayer(
+        name="c",
+        in_shape=(3, 9, 7),
+        weight=rng.standard_normal((3 * 3 * 2, 4)),
+        beta=np.ones(4),
+        bias=np.zeros(4),
+        noise="bernoulli",
+        p=0.5,
+        kernel_size=(3, 2),
+        stride=(2, 1),
+        padding=(1, 1),
+    )
     z = np.where(rng.random((5, 3, 9, 7)) < 0.5, 1, -1).astype(np.int8)
     np.testing.assert_array_equal(patches_int8(conv, z), ref.patches(conv, z))
     y = rng.integers(-1, 2, size=(5, conv.n_locations, 4)).astype(np.int8)
     np.testing.assert_array_equal(fold_int8(conv, y), ref.fold(conv, y))
-    pool = MaxPoolLayer(name="p", in_shape=(3, 9, 7), kernel_size=(3, 3), stride=(2, 2),
-                        padding=(1, 1))
+    pool = MaxPoolLayer(
+        name="p", in_shape=(3, 9, 7), kernel_size=(3, 3), stride=(2, 2), padding=(1, 1)
+    )
     np.testing.assert_array_equal(maxpool_int8(pool, z), ref.maxpool(pool, z))
-    dense = DenseLayer(name="d", in_shape=(6,), weight=np.ones((6, 2)), beta=np.ones(2),
-                       bias=np.zeros(2), noise="bernoulli", p=0.5)
+    dense = DenseLayer(
+        name="d",
+        in_shape=(6,),
+        weight=np.ones((6, 2)),
+        beta=np.ones(2),
+        bias=np.zeros(2),
+        noise="bernoulli",
+        p=0.5,
+    )
     zd = z.reshape(5, -1)[:, :6]
     np.testing.assert_array_equal(patches_int8(dense, zd), ref.patches(dense, zd))
 
@@ -248,11 +272,16 @@ def test_read_conditions_per_policy(conv):
 def test_structure_mismatch_is_noted():
     """Per-input noise (one driver per row) trained, per-cell elements on chip: same marginals,
     the chip runs as it is and the read conditions say so."""
-    model = nn.Sequential(nsm.BinarizeInput(), nn.Flatten(),
-                          nsm.NSMLinear(64, 8, structure="per_input"), nn.Linear(8, 10)).eval()
+    model = nn.Sequential(
+        nsm.BinarizeInput(),
+        nn.Flatten(),
+        nsm.NSMLinear(64, 8, structure="per_input"),
+        nn.Linear(8, 10),
+    ).eval()
     program = compile_model(model, (1, 8, 8))
     assert program_chip(program, chip_preset("ideal")).layers[0].read == (
-        "p=0.5 (per_cell elements; trained per_input)")
+        "p=0.5 (per_cell elements; trained per_input)"
+    )
     per_row = resolve_chip("ideal", ["devices.element.structure=per_row"])
     assert program_chip(program, per_row).layers[0].read == "p=0.5"
 
@@ -296,9 +325,12 @@ def test_bad_arguments(mlp, digits_test):
 
 def test_unsupported_layers_are_named():
     torch.manual_seed(0)
-    model = nn.Sequential(nsm.BinarizeInput(),
-                          nsm.NSMConv2d(1, 2, 3, beta_per="location", input_size=(8, 8)),
-                          nn.Flatten(), nn.Linear(72, 10)).eval()
+    model = nn.Sequential(
+        nsm.BinarizeInput(),
+        nsm.NSMConv2d(1, 2, 3, beta_per="location", input_size=(8, 8)),
+        nn.Flatten(),
+        nn.Linear(72, 10),
+    ).eval()
     program = compile_model(model, (1, 8, 8))
     with pytest.raises(MappingError, match=r"'1'.*per-location beta"):
         program_chip(program, chip_preset("ideal"))
@@ -357,9 +389,13 @@ def test_hidden_firing_frequencies_match_torch(mlp, digits_test, mode):
     z1 = states[2]  # (S, B, 48)
     with torch.no_grad():
         p1 = model[2].firing_probability(z0).double().numpy()
-        p2 = model[3].firing_probability(
-            torch.from_numpy(z1.reshape(-1, 48).astype(np.float32))
-        ).double().numpy().reshape(samples, len(x), 32)
+        p2 = (
+            model[3]
+            .firing_probability(torch.from_numpy(z1.reshape(-1, 48).astype(np.float32)))
+            .double()
+            .numpy()
+            .reshape(samples, len(x), 32)
+        )
     k1 = (z1 > 0).sum(axis=0)
     pval, dof = _chi_square_p(k1, samples * p1, samples * p1 * (1 - p1))
     assert pval > 1e-3 and dof > 50, (pval, dof)
@@ -408,8 +444,12 @@ def test_conv_model_on_ideal_chip(conv, digits_test):
         states = chip.sample_states(x[:3], samples, mode=mode, seed=3)
         if mode == "clt":
             with torch.no_grad():
-                p1 = model[1].firing_probability(torch.from_numpy(states[0][0].astype(
-                    np.float32))).double().numpy()  # (B, 6, 8, 8)
+                p1 = (
+                    model[1]
+                    .firing_probability(torch.from_numpy(states[0][0].astype(np.float32)))
+                    .double()
+                    .numpy()
+                )  # (B, 6, 8, 8)
         else:
             p1 = _exact_conv_probability(chip.layers[0], states[0][0])
         k1 = (states[1] > 0).sum(axis=0)
@@ -438,9 +478,12 @@ def test_gaussian_nsm_on_gaussian_element(digits_test):
     the cells' read noise and a_i compensates as far as the 8-bit gain allows."""
     x, _ = digits_test
     torch.manual_seed(0)
-    model = nn.Sequential(nsm.BinarizeInput(), nn.Flatten(),
-                          nsm.NSMLinear(64, 32, noise="gaussian", sigma=0.7),
-                          nn.Linear(32, 10)).eval()
+    model = nn.Sequential(
+        nsm.BinarizeInput(),
+        nn.Flatten(),
+        nsm.NSMLinear(64, 32, noise="gaussian", sigma=0.7),
+        nn.Linear(32, 10),
+    ).eval()
     with torch.no_grad():
         model[2].beta.uniform_(0.5, 2.0)
         model[2].bias.normal_(0.0, 0.5)
@@ -452,8 +495,12 @@ def test_gaussian_nsm_on_gaussian_element(digits_test):
     samples = 2000
     states = chip.sample_states(x[:3], samples, mode="exact", seed=1)
     with torch.no_grad():
-        p = model[2].firing_probability(torch.from_numpy(states[1][0].astype(
-            np.float32))).double().numpy()
+        p = (
+            model[2]
+            .firing_probability(torch.from_numpy(states[1][0].astype(np.float32)))
+            .double()
+            .numpy()
+        )
     k = (states[2] > 0).sum(axis=0)
     pval, dof = _chi_square_p(k, samples * p, samples * p * (1 - p))
     assert pval > 1e-3 and dof > 30, (pval, dof)
@@ -474,8 +521,12 @@ def test_per_column_scaling_changes_nothing_on_ideal_chip(mlp, digits_test):
         np.testing.assert_allclose(a.hardware.effective.beta, a.record.beta, rtol=1e-9)
         np.testing.assert_allclose(b.hardware.effective.beta, b.record.beta, rtol=1e-9)
         z = zin[:, : a.hardware.fan_in]
-        np.testing.assert_allclose(a.hardware.hardware_probability(z),
-                                   b.hardware.hardware_probability(z), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            a.hardware.hardware_probability(z),
+            b.hardware.hardware_probability(z),
+            rtol=0,
+            atol=1e-12,
+        )
     # The same draws decide the same way: identical MC probabilities in clt mode (one uniform
     # per decision, compared with the same Φ up to rounding).
     pa = per_column.predict(x[:200], 20, mode="clt", seed=3)
@@ -527,15 +578,17 @@ def test_results_do_not_depend_on_chunking_or_threads(mlp, digits_test):
     # run's firing counts are those of sample_states on the same stream.
     states = chip.sample_states(x[:150], 15, mode="exact", seed=9)
     for pl in chip.binary_layers:
-        np.testing.assert_array_equal(base.firing_counts[pl.name],
-                                      (states[pl.index] > 0).sum(axis=(0, 1)))
+        np.testing.assert_array_equal(
+            base.firing_counts[pl.name], (states[pl.index] > 0).sum(axis=(0, 1))
+        )
 
 
 def test_report_on_realistic_chip(mlp, digits_test):
     _, program = mlp
     x, y = digits_test
-    chip = resolve_chip("rram-selector", ["periphery.partial_sums=adc", "tile.rows=64",
-                                          "periphery.adc_bits=5"])
+    chip = resolve_chip(
+        "rram-selector", ["periphery.partial_sums=adc", "tile.rows=64", "periphery.adc_bits=5"]
+    )
     model = program_chip(program, chip, seed=0)
     run = model.run(x[:100], 10, mode="clt", seed=0, progress=False)
     report = chip_report(model, run, y[:100])

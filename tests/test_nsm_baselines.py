@@ -58,8 +58,8 @@ def test_weight_normalised_sign_layers(backward):
     layer.eval()
     assert torch.equal(layer(z), y)
     y.sum().backward()
-    slope = (s.abs() <= 1).float() if backward == "ste" else 2 * torch.exp(-s * s) / math.sqrt(
-        math.pi
+    slope = (
+        (s.abs() <= 1).float() if backward == "ste" else 2 * torch.exp(-s * s) / math.sqrt(math.pi)
     )
     torch.testing.assert_close(layer.beta.grad, (slope * (z @ w.T) / norm).sum(0))
     # Invariance: scaling a neuron's weights and bias together changes nothing.
@@ -144,8 +144,18 @@ def test_hardware_params_common_interface():
         nsm.SignLinear(6, 4, weight_norm=True, backward="erf"),
         nsm.SignConv2d(2, 4, 3, weight_norm=True, bias=False),
     ]
-    keys = {"kind", "op", "weight", "beta", "bias", "noise", "p", "sigma", "structure",
-            "weight_norm"}
+    keys = {
+        "kind",
+        "op",
+        "weight",
+        "beta",
+        "bias",
+        "noise",
+        "p",
+        "sigma",
+        "structure",
+        "weight_norm",
+    }
     for layer in layers:
         assert isinstance(layer, nsm.BinaryLayer)
         hp = layer.hardware_params()

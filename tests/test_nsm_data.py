@@ -161,9 +161,7 @@ def test_no_folder_given_explains_argument_and_env(no_data_env: None) -> None:
     assert "root=" in str(info.value) and "NSMX_MNIST_DIR" in str(info.value)
 
 
-def test_env_variable_selects_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_env_variable_selects_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     images, labels = small_set(n=2)
     write_split(tmp_path, images, labels, compress=True)
     monkeypatch.setenv("NSMX_MNIST_DIR", str(tmp_path))
@@ -553,8 +551,11 @@ def test_download_incomplete_transfer_then_next_mirror(
         progress=False,
     )
     assert paths == [dest / remote.name] and _leftovers(dest) == []
-    assert requests[-3:] == [f"/missing/{remote.name}", f"/short/good/{remote.name}",
-                             f"/good/{remote.name}"]
+    assert requests[-3:] == [
+        f"/missing/{remote.name}",
+        f"/short/good/{remote.name}",
+        f"/good/{remote.name}",
+    ]
 
 
 @pytest.mark.mnist

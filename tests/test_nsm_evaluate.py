@@ -19,7 +19,9 @@ def pm1(shape: tuple[int, ...], seed: int) -> torch.Tensor:
 def small_model(seed: int = 0, rule: str = "sample") -> nn.Sequential:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nsm.BinarizeInput(), nsm.NSMLinear(16, 12, rule=rule), nsm.NSMLinear(12, 12, rule=rule),
+        nsm.BinarizeInput(),
+        nsm.NSMLinear(16, 12, rule=rule),
+        nsm.NSMLinear(12, 12, rule=rule),
         nn.Linear(12, 3),
     )
 

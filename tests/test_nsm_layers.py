@@ -59,8 +59,9 @@ NOISE_CASES = [("bernoulli", 0.25, 1.0), ("bernoulli", 0.5, 1.0), ("gaussian", 0
 @pytest.mark.parametrize(("noise", "p", "sigma"), NOISE_CASES)
 def test_firing_frequencies_match_erf(noise, p, sigma, structure, mode):
     fan_in, out, inputs, repeats = 400, 6, 3, 3000
-    layer = nsm.NSMLinear(fan_in, out, noise=noise, p=p, sigma=sigma, structure=structure,
-                          mode=mode).eval()
+    layer = nsm.NSMLinear(
+        fan_in, out, noise=noise, p=p, sigma=sigma, structure=structure, mode=mode
+    ).eval()
     randomise(layer, seed=1)
     layer.generator = torch.Generator().manual_seed(2)
     z = pm1((inputs, fan_in), seed=3)
@@ -69,8 +70,13 @@ def test_firing_frequencies_match_erf(noise, p, sigma, structure, mode):
         p_layer = layer.firing_probability(z).numpy()
     assert set(torch.unique(y).tolist()) <= {-1.0, 1.0}
     c = math.sqrt(2 * p * (1 - p)) if noise == "bernoulli" else math.sqrt(2) * sigma
-    p_formula = erf_formula(z.numpy(), layer.weight.detach().numpy(),
-                            layer.beta.detach().numpy(), layer.bias.detach().numpy(), c)
+    p_formula = erf_formula(
+        z.numpy(),
+        layer.weight.detach().numpy(),
+        layer.beta.detach().numpy(),
+        layer.bias.detach().numpy(),
+        c,
+    )
     np.testing.assert_allclose(p_layer, p_formula, rtol=1e-5, atol=1e-6)
     assert p_formula.min() > 0.02 and p_formula.max() < 0.98  # a non-degenerate test
     freq = (y == 1).double().mean(0).numpy()
@@ -98,8 +104,9 @@ def test_pm1_states_are_required():
         freq = (layer(z01.repeat(repeats, 1)) == 1).double().mean(0).numpy()
         p_true = layer.firing_probability(z01)[0].numpy()
     c = math.sqrt(2 * 0.25)
-    p_premise = erf_formula(z01.numpy(), w.numpy(), layer.beta.detach().numpy(),
-                            layer.bias.detach().numpy(), c)[0]
+    p_premise = erf_formula(
+        z01.numpy(), w.numpy(), layer.beta.detach().numpy(), layer.bias.detach().numpy(), c
+    )[0]
     assert np.abs(zscores(freq, p_true, repeats)).max() < Z_MAX
     # The ‖w‖ formula misses by > 8 standard errors (the {0,1} variant fails the test above).
     assert np.abs(zscores(freq, p_premise, repeats)).max() > 8.0
@@ -141,8 +148,7 @@ def test_sample_rule_gradients_equal_design_formulas(noise, p, sigma, with_bias)
     torch.testing.assert_close(layer.weight.grad, d_w, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(z.grad, d_z, rtol=1e-9, atol=1e-12)
     if with_bias:
-        torch.testing.assert_close(layer.bias.grad, (k / (c * norm)).sum(0), rtol=1e-9,
-                                   atol=1e-12)
+        torch.testing.assert_close(layer.bias.grad, (k / (c * norm)).sum(0), rtol=1e-9, atol=1e-12)
     assert set(torch.unique(y.detach()).tolist()) <= {-1.0, 1.0}
 
 
@@ -154,13 +160,19 @@ def test_ste_rule_gradient_is_clipped_identity_of_s():
     z = pm1((16, 40), seed=11).requires_grad_()
     y = layer(z)
     y.sum().backward()
-    s = layer.beta.detach() * (z.detach() @ layer.weight.detach().T) / layer.weight.detach().norm(
-        dim=1
+    s = (
+        layer.beta.detach()
+        * (z.detach() @ layer.weight.detach().T)
+        / layer.weight.detach().norm(dim=1)
     )
     inside = (s.abs() <= 1).double()
     assert 0 < inside.mean() < 1
-    torch.testing.assert_close(layer.beta.grad.double(), (inside * s / layer.beta.detach()).sum(0)
-                               .double(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        layer.beta.grad.double(),
+        (inside * s / layer.beta.detach()).sum(0).double(),
+        rtol=1e-4,
+        atol=1e-5,
+    )
     assert set(torch.unique(y.detach()).tolist()) <= {-1.0, 1.0}
 
 
@@ -179,8 +191,9 @@ def test_weight_normalisation_invariance_linear_and_conv():
         before = layer.firing_probability(z).detach()
         with torch.no_grad():
             layer.weight[2] *= 0.05
-        torch.testing.assert_close(layer.firing_probability(z).detach(), before, rtol=1e-5,
-                                   atol=1e-6)
+        torch.testing.assert_close(
+            layer.firing_probability(z).detach(), before, rtol=1e-5, atol=1e-6
+        )
 
 
 def _two_correlated_neurons(structure: str, mode: str) -> nsm.NSMLinear:
@@ -195,8 +208,9 @@ def _two_correlated_neurons(structure: str, mode: str) -> nsm.NSMLinear:
     return layer
 
 
-@pytest.mark.parametrize(("structure", "mode"),
-                         [("per_input", "clt"), ("per_synapse", "clt"), ("per_synapse", "exact")])
+@pytest.mark.parametrize(
+    ("structure", "mode"), [("per_input", "clt"), ("per_synapse", "clt"), ("per_synapse", "exact")]
+)
 def test_per_input_correlates_neurons_per_synapse_does_not(structure, mode):
     n = 20000
     layer = _two_correlated_neurons(structure, mode)
@@ -215,7 +229,8 @@ def test_per_input_correlates_neurons_per_synapse_does_not(structure, mode):
     # Same marginals in both structures.
     assert np.abs(zscores(y.mean(0), np.array([p1, p2]), n)).max() < Z_MAX
     expected, other = (
-        (p_joint_input, p_joint_synapse) if structure == "per_input"
+        (p_joint_input, p_joint_synapse)
+        if structure == "per_input"
         else (p_joint_synapse, p_joint_input)
     )
     assert abs(p_joint_input - p_joint_synapse) > 0.1  # the two predictions differ a lot
@@ -275,8 +290,9 @@ def test_conv_padding_reaches_the_variance_exactly():
     reach = torch.sqrt((patches**2) @ (w**2).T)
     b = layer.bias.detach().double()
     s = m / reach + b / (c * reach)
-    torch.testing.assert_close(p, (0.5 * (1 + torch.erf(s))).T.reshape(3, 5, 5), rtol=1e-5,
-                               atol=1e-6)
+    torch.testing.assert_close(
+        p, (0.5 * (1 + torch.erf(s))).T.reshape(3, 5, 5), rtol=1e-5, atol=1e-6
+    )
     s_norm = m / w.norm(dim=1) + b / (c * w.norm(dim=1))
     gap = (0.5 * (1 + torch.erf(s)) - 0.5 * (1 + torch.erf(s_norm))).abs()
     assert gap.max() > 0.05  # using ‖w‖ at the borders would be measurably wrong
@@ -319,8 +335,9 @@ def test_exact_noise_term_moments_with_padding():
     zz = z.repeat(n, 1, 1, 1)
     m = op.apply(zz, w)
     reach = fn.weight_reach(zz, w, op)
-    t = fn.sample_noise_term(zz, w, m, reach, op, noise, structure="per_synapse", mode="exact",
-                             generator=g)
+    t = fn.sample_noise_term(
+        zz, w, m, reach, op, noise, structure="per_synapse", mode="exact", generator=g
+    )
     mean = noise.mean * m[0]
     var = noise.var * reach[0] ** 2
     # Mean within 4 standard errors √(Var/n); variance within 5 % (the sample variance of n =
@@ -482,8 +499,9 @@ def test_real_valued_inputs_get_the_full_gradient():
     finally:
         torch.set_default_dtype(torch.float32)
     randomise(layer, seed=39)
-    z = (torch.rand(2, 7, generator=torch.Generator().manual_seed(40), dtype=torch.float64)
-         * 2 - 1).requires_grad_()
+    z = (
+        torch.rand(2, 7, generator=torch.Generator().manual_seed(40), dtype=torch.float64) * 2 - 1
+    ).requires_grad_()
     assert torch.autograd.gradcheck(layer.firing_probability, (z,))
 
 

@@ -61,14 +61,13 @@ def train_digits_program(path, *, rule: str = "nsm", epochs: int = 4, seed: int 
     x, y = load_dataset("digits", split="train")
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = nn.Sequential(nsm.BinarizeInput(), nn.Flatten(), hidden(64, 32),
-                              nn.Linear(32, 10))
+        model = nn.Sequential(nsm.BinarizeInput(), nn.Flatten(), hidden(64, 32), nn.Linear(32, 10))
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         model.train()
         for _ in range(epochs):
             perm = torch.randperm(len(x))
             for i in range(0, len(x), 50):
-                idx = perm[i:i + 50]
+                idx = perm[i : i + 50]
                 loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
                 opt.zero_grad()
                 loss.backward()
@@ -84,14 +83,20 @@ def program(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bn_program(tmp_path_factory):
-    return str(train_digits_program(tmp_path_factory.mktemp("prog") / "digits-bn.nsmx",
-                                    rule="bn"))
+    return str(train_digits_program(tmp_path_factory.mktemp("prog") / "digits-bn.nsmx", rule="bn"))
 
 
 def small_spec(program: str, **changes) -> SweepSpec:
     kwargs = dict(
-        program=program, chip="rram-selector", dataset="digits", limit=100, samples=4,
-        mode="clt", seeds=2, root_seed=7, name="t",
+        program=program,
+        chip="rram-selector",
+        dataset="digits",
+        limit=100,
+        samples=4,
+        mode="clt",
+        seeds=2,
+        root_seed=7,
+        name="t",
         vary=(("devices.element.sigma_d_v", (0.0, 0.08)), ("periphery.adc_bits", (4, 8))),
         sets=("periphery.partial_sums=adc",),
     )
@@ -103,8 +108,16 @@ def table(run_dir) -> list[tuple]:
     """The comparable content of a store: one tuple per row, sorted."""
     with open_store(run_dir) as store:
         return sorted(
-            (r["point_hash"], r["seed"], r["program_seed"], r["read_seed"], r["accuracy"],
-             r["nll"], r["ece"], json.dumps(r["params"], sort_keys=True))
+            (
+                r["point_hash"],
+                r["seed"],
+                r["program_seed"],
+                r["read_seed"],
+                r["accuracy"],
+                r["nll"],
+                r["ece"],
+                json.dumps(r["params"], sort_keys=True),
+            )
             for r in store.rows()
         )
 
@@ -133,17 +146,28 @@ def test_grid_points_configs_and_seeds(program):
     assert p.chip.devices.element.sigma_d_v == 0.08 and p.chip.periphery.adc_bits == 8
     assert p.chip.periphery.partial_sums == "adc"
     assert p.config["chip"]["periphery"]["adc_bits"] == 8
-    assert p.config["run"] == {"samples": 4, "t_s": 0.0, "mode": "clt", "p_policy": "trained",
-                               "drift_compensation": False}
+    assert p.config["run"] == {
+        "samples": 4,
+        "t_s": 0.0,
+        "mode": "clt",
+        "p_policy": "trained",
+        "drift_compensation": False,
+    }
     assert len({q.hash for q in points}) == 4
     # Adding a value to the grid changes neither the other points' hashes nor their seeds.
-    grown = resolve_points(small_spec(program, vary=(
-        ("devices.element.sigma_d_v", (0.0, 0.04, 0.08)), ("periphery.adc_bits", (4, 8)))))
+    grown = resolve_points(
+        small_spec(
+            program,
+            vary=(("devices.element.sigma_d_v", (0.0, 0.04, 0.08)), ("periphery.adc_bits", (4, 8))),
+        )
+    )
     assert {q.hash for q in points} < {q.hash for q in grown}
-    tasks = {(t.point_hash, t.seed): (t.program_seed, t.read_seed)
-             for t in make_tasks(spec, points)}
-    grown_tasks = {(t.point_hash, t.seed): (t.program_seed, t.read_seed)
-                   for t in make_tasks(spec, grown)}
+    tasks = {
+        (t.point_hash, t.seed): (t.program_seed, t.read_seed) for t in make_tasks(spec, points)
+    }
+    grown_tasks = {
+        (t.point_hash, t.seed): (t.program_seed, t.read_seed) for t in make_tasks(spec, grown)
+    }
     assert all(grown_tasks[k] == v for k, v in tasks.items())
     # Every (point, seed) has its own seeds; another root seed gives others.
     assert len(set(tasks.values())) == len(tasks) == 8
@@ -179,15 +203,20 @@ def test_bad_fields_fail_before_any_work(program, tmp_path, vary, expected):
 
 def test_program_that_cannot_run_on_the_chip_is_refused(program, tmp_path):
     with pytest.raises(SweepError, match="trained with bernoulli"):
-        run_sweep(small_spec(program, chip="pcm-gaussian", sets=(), vary=()), tmp_path / "r",
-                  progress=False)
+        run_sweep(
+            small_spec(program, chip="pcm-gaussian", sets=(), vary=()),
+            tmp_path / "r",
+            progress=False,
+        )
 
 
 def test_parse_vary():
     assert parse_vary("periphery.adc_bits=4,6, 8") == ("periphery.adc_bits", (4, 6, 8))
     assert parse_vary("run.mode=exact,clt") == ("run.mode", ("exact", "clt"))
     assert parse_vary("run.drift_compensation=false,true") == (
-        "run.drift_compensation", (False, True))
+        "run.drift_compensation",
+        (False, True),
+    )
     for bad in ("periphery.adc_bits", "=4", "periphery.adc_bits=", "a=1,,2"):
         with pytest.raises(SweepError, match="FIELD=V1,V2"):
             parse_vary(bad)
@@ -230,8 +259,11 @@ def test_serial_run_fills_store_and_resume_skips(program, serial_run):
 def test_same_seeds_same_results_and_grown_grid(program, serial_run, tmp_path):
     out, _ = serial_run
     # A fresh run of a grown grid in another folder reproduces the shared points exactly.
-    grown = small_spec(program, vary=(("devices.element.sigma_d_v", (0.0, 0.08)),
-                                      ("periphery.adc_bits", (4, 6, 8))), seeds=1)
+    grown = small_spec(
+        program,
+        vary=(("devices.element.sigma_d_v", (0.0, 0.08)), ("periphery.adc_bits", (4, 6, 8))),
+        seeds=1,
+    )
     run_sweep(grown, tmp_path / "g", progress=False)
     shared = {(r[0], r[1]): r for r in table(out)}
     rows = table(tmp_path / "g")
@@ -259,8 +291,10 @@ def test_store_refuses_other_sweep_foreign_and_damaged_files(program, serial_run
     with pytest.raises(StoreError, match=r"not an nsmx sweep store \(tables: \['users'\]"):
         run_sweep(small_spec(program), foreign, progress=False)
     # Our layout, but another format name / a newer version.
-    for key, value, message in (("format", "other-tool", "meta format 'other-tool'"),
-                                ("version", "99", "version '99' is not supported")):
+    for key, value, message in (
+        ("format", "other-tool", "meta format 'other-tool'"),
+        ("version", "99", "version '99' is not supported"),
+    ):
         path = tmp_path / f"{key}.sqlite"
         SweepStore.create(path, {"seeds": 1}).close()
         with sqlite3.connect(path) as conn:
@@ -280,10 +314,23 @@ def test_store_refuses_other_sweep_foreign_and_damaged_files(program, serial_run
 def test_store_rows_are_unique(tmp_path):
     store = SweepStore.create(tmp_path / "s.sqlite", {"seeds": 1})
     row = {
-        "point_hash": "ab" * 32, "seed": 0, "point_index": 0, "params_json": {"x": 1},
-        "config_json": {}, "program_seed": 1, "read_seed": 2, "accuracy": 0.5, "nll": 1.0,
-        "ece": 0.1, "n": 10, "samples": 2, "program_s": 0.1, "run_s": 0.2,
-        "finished_at": "now", "versions_json": {}, "extra_json": {},
+        "point_hash": "ab" * 32,
+        "seed": 0,
+        "point_index": 0,
+        "params_json": {"x": 1},
+        "config_json": {},
+        "program_seed": 1,
+        "read_seed": 2,
+        "accuracy": 0.5,
+        "nll": 1.0,
+        "ece": 0.1,
+        "n": 10,
+        "samples": 2,
+        "program_s": 0.1,
+        "run_s": 0.2,
+        "finished_at": "now",
+        "versions_json": {},
+        "extra_json": {},
     }
     assert store.insert(row) is True
     assert store.insert({**row, "accuracy": 0.9}) is False  # UNIQUE(point_hash, seed)
@@ -307,11 +354,17 @@ def test_dask_local_cluster_equals_serial(program, serial_run, tmp_path):
     distributed = pytest.importorskip("distributed")
     out, _ = serial_run
     # A real scheduler on loopback; the sweep connects to its address like --scheduler does.
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  protocol="tcp://", host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
-        summary = run_sweep(small_spec(program), tmp_path / "d",
-                            scheduler=cluster.scheduler_address, progress=False)
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp://",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        summary = run_sweep(
+            small_spec(program), tmp_path / "d", scheduler=cluster.scheduler_address, progress=False
+        )
     assert summary.ran == 8
     assert table(tmp_path / "d") == table(out)
 
@@ -322,44 +375,105 @@ def test_dask_local_cluster_equals_serial(program, serial_run, tmp_path):
 def test_cli_sweep_export_plot(program, serial_run, tmp_path, capsys):
     out, _ = serial_run
     run_dir = tmp_path / "cli"
-    args = ["--threads", "1", "sweep", program, "--chip", "rram-selector",
-            "--set", "periphery.partial_sums=adc", "--vary", "devices.element.sigma_d_v=0,0.08",
-            "--vary", "periphery.adc_bits=4,8", "--seeds", "2", "--samples", "4", "--mode",
-            "clt", "--dataset", "digits", "--limit", "100", "--root-seed", "7",
-            "--out", str(run_dir), "--no-progress", "--json"]
+    args = [
+        "--threads",
+        "1",
+        "sweep",
+        program,
+        "--chip",
+        "rram-selector",
+        "--set",
+        "periphery.partial_sums=adc",
+        "--vary",
+        "devices.element.sigma_d_v=0,0.08",
+        "--vary",
+        "periphery.adc_bits=4,8",
+        "--seeds",
+        "2",
+        "--samples",
+        "4",
+        "--mode",
+        "clt",
+        "--dataset",
+        "digits",
+        "--limit",
+        "100",
+        "--root-seed",
+        "7",
+        "--out",
+        str(run_dir),
+        "--no-progress",
+        "--json",
+    ]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["sweeps"][0]["ran"] == 8
     # The CLI's sweep (name aside) is the API's sweep: same rows.
     assert table(run_dir) == table(out)
     assert main(args) == 0  # resume: nothing to do
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sweeps"][0][
-        "skipped"] == 8
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sweeps"][0]["skipped"] == 8
 
     csv_path = tmp_path / "table.csv"
     assert main(["sweep", "export", str(run_dir), "-o", str(csv_path)]) == 0
     with open(csv_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 8
-    assert {"devices.element.sigma_d_v", "periphery.adc_bits", "accuracy", "nll", "ece",
-            "seed"} <= set(rows[0])
+    assert {
+        "devices.element.sigma_d_v",
+        "periphery.adc_bits",
+        "accuracy",
+        "nll",
+        "ece",
+        "seed",
+    } <= set(rows[0])
 
     capsys.readouterr()
-    assert main(["plot", str(run_dir), "--metric", "accuracy", "--metric", "ece",
-                 "-o", str(tmp_path / "fig")]) == 0
+    assert (
+        main(
+            [
+                "plot",
+                str(run_dir),
+                "--metric",
+                "accuracy",
+                "--metric",
+                "ece",
+                "-o",
+                str(tmp_path / "fig"),
+            ]
+        )
+        == 0
+    )
     names = sorted(p.name for p in (tmp_path / "fig").iterdir())
-    assert names == sorted(f"sweep_cli_{m}{h}.{f}" for m in ("accuracy", "ece")
-                           for h in ("", "_heatmap") for f in ("png", "pdf"))
+    assert names == sorted(
+        f"sweep_cli_{m}{h}.{f}"
+        for m in ("accuracy", "ece")
+        for h in ("", "_heatmap")
+        for f in ("png", "pdf")
+    )
     assert (tmp_path / "fig" / "sweep_cli_accuracy.png").stat().st_size > 10_000
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == ("| devices.element.sigma_d_v | periphery.adc_bits | seeds | "
-                        "accuracy (%) | NLL | ECE (%) |")
+    assert lines[0] == (
+        "| devices.element.sigma_d_v | periphery.adc_bits | seeds | accuracy (%) | NLL | ECE (%) |"
+    )
     assert len([ln for ln in lines if ln.startswith("| 0.08 | 8 | 2 | ")]) == 1
 
     # Errors: one line, exit 2, before any work.
     bad = tmp_path / "bad"
-    assert main(["sweep", program, "--vary", "periphery.adc_bitz=3", "--dataset", "digits",
-                 "--out", str(bad)]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                program,
+                "--vary",
+                "periphery.adc_bitz=3",
+                "--dataset",
+                "digits",
+                "--out",
+                str(bad),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("nsmx sweep: error: --vary periphery.adc_bitz=3")
     assert err.count("\n") == 1 and not bad.exists()
@@ -384,10 +498,24 @@ def test_sweep_file_studies(program, bn_program, tmp_path, capsys):
     studies = load_sweep_file(sweep_file)
     assert list(studies) == ["samples", "drift"]
     assert studies["drift"]["sets"] == ("devices.conductance.read_noise_rel=0.02",)
-    assert studies["drift"]["vary"][1][1] == (str(tmp_path / "digits.nsmx"),
-                                             str(tmp_path / "digits-bn.nsmx"))
-    assert main(["sweep", "--file", str(sweep_file), "--out", str(tmp_path / "runs"),
-                 "--no-progress", "--json"]) == 0
+    assert studies["drift"]["vary"][1][1] == (
+        str(tmp_path / "digits.nsmx"),
+        str(tmp_path / "digits-bn.nsmx"),
+    )
+    assert (
+        main(
+            [
+                "sweep",
+                "--file",
+                str(sweep_file),
+                "--out",
+                str(tmp_path / "runs"),
+                "--no-progress",
+                "--json",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert [(s["name"], s["ran"]) for s in result["sweeps"]] == [("samples", 2), ("drift", 8)]
     with open_store(tmp_path / "runs" / "drift") as store:
@@ -396,8 +524,9 @@ def test_sweep_file_studies(program, bn_program, tmp_path, capsys):
     assert len(bn) == 4 and all(r["config"]["program"]["name"] == "digits-bn.nsmx" for r in bn)
     # RRAM does not drift in this preset: the compensation gain is exactly 1.
     assert all(r["extra"]["drift_gain"] == 1.0 for r in rows)
-    paths = plot_store(open_store(tmp_path / "runs" / "drift"), out_dir=tmp_path / "f",
-                       stem="d", formats=("png",))
+    paths = plot_store(
+        open_store(tmp_path / "runs" / "drift"), out_dir=tmp_path / "f", stem="d", formats=("png",)
+    )
     assert [p.name for p in paths] == ["d_accuracy.png"]
     # Bad sweep files are named.
     sweep_file.write_text('[studies.a]\nprogram = "digits.nsmx"\nvary = {x = 1}\nbogus = 1\n')

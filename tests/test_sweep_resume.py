@@ -40,12 +40,13 @@ def digits_program(path):
     x, y = load_dataset("digits", split="train")
     with torch.random.fork_rng():
         torch.manual_seed(3)
-        model = nn.Sequential(nsm.BinarizeInput(), nn.Flatten(), nsm.NSMLinear(64, 32, p=0.5),
-                              nn.Linear(32, 10))
+        model = nn.Sequential(
+            nsm.BinarizeInput(), nn.Flatten(), nsm.NSMLinear(64, 32, p=0.5), nn.Linear(32, 10)
+        )
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         for _ in range(2):
             for i in range(0, len(x), 50):
-                loss = nn.functional.cross_entropy(model(x[i:i + 50]), y[i:i + 50])
+                loss = nn.functional.cross_entropy(model(x[i : i + 50]), y[i : i + 50])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -61,25 +62,58 @@ SEEDS = 2
 
 
 def cli_args(program: str, out) -> list[str]:
-    args = ["--threads", "1", "sweep", program, "--chip", "rram-selector", "--dataset", "digits",
-            "--limit", "200", "--mode", "exact", "--seeds", str(SEEDS), "--root-seed", "11",
-            "--out", str(out), "--no-progress"]
+    args = [
+        "--threads",
+        "1",
+        "sweep",
+        program,
+        "--chip",
+        "rram-selector",
+        "--dataset",
+        "digits",
+        "--limit",
+        "200",
+        "--mode",
+        "exact",
+        "--seeds",
+        str(SEEDS),
+        "--root-seed",
+        "11",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     for field, values in GRID.items():
         args += ["--vary", f"{field}={','.join(map(str, values))}"]
     return args
 
 
 def spec(program: str) -> SweepSpec:
-    return SweepSpec(program=program, chip="rram-selector", dataset="digits", limit=200,
-                     mode="exact", seeds=SEEDS, root_seed=11,
-                     vary=tuple((k, v) for k, v in GRID.items()))
+    return SweepSpec(
+        program=program,
+        chip="rram-selector",
+        dataset="digits",
+        limit=200,
+        mode="exact",
+        seeds=SEEDS,
+        root_seed=11,
+        vary=tuple((k, v) for k, v in GRID.items()),
+    )
 
 
 def table(out) -> list[tuple]:
     with open_store(out) as store:
         return sorted(
-            (r["point_hash"], r["seed"], r["program_seed"], r["read_seed"], r["accuracy"],
-             r["nll"], r["ece"], json.dumps(r["params"], sort_keys=True))
+            (
+                r["point_hash"],
+                r["seed"],
+                r["program_seed"],
+                r["read_seed"],
+                r["accuracy"],
+                r["nll"],
+                r["ece"],
+                json.dumps(r["params"], sort_keys=True),
+            )
             for r in store.rows()
         )
 
@@ -98,8 +132,12 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     killed = tmp_path / "killed"
     db = killed / STORE_NAME
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "nsmx.cli", *cli_args(program, killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsmx.cli", *cli_args(program, killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 120
         while stored_rows(db) < 3:
@@ -156,7 +194,8 @@ def test_sigint_with_worker_processes_stops_workers_and_keeps_rows(tmp_path):
     db = out / STORE_NAME
     proc = subprocess.Popen(
         [sys.executable, "-m", "nsmx.cli", *cli_args(program, out), "--workers", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 120
