@@ -1,0 +1,80 @@
+"""The settings of one Monte-Carlo run on a programmed chip, as data.
+
+A :class:`RunConfig` is to a run what :class:`crossbar.ChipConfig` is to a chip: a frozen,
+validated dataclass whose fields carry their unit in the name and their range in
+:func:`devices.fields.param`. :class:`mapping.runtime.ChipModel` (``run``, ``predict``,
+``sample_states``), :func:`mapping.runtime.program_chip` (``p_policy``), the sweep (its ``run.*``
+fields go through the same :func:`replace_run_field`) and the CLI (``nsmx run``/``sweep`` flags)
+all take it, so each setting is spelled, defaulted and validated in exactly one place.
+
+Fields:
+
+``samples``             MC samples per example (fresh element draws, read and comparator noise).
+``mode``                ``"exact"``: every cell's stochastic element drawn; ``"clt"``: one
+                        Gaussian per neuron from the exact column mean and variance (the same
+                        engine, see ``docs/crossbar.md``).
+``t_s``                 read time after programming (s): drift and read noise at t.
+``p_policy``            ``"trained"``: each layer's read conditions set to its trained p/σ;
+                        ``"chip"``: the chip as configured, the β gain compensates. Used when
+                        the program is programmed onto the chip.
+``drift_compensation``  every column signal passes through the chip's noiseless global drift
+                        gain at ``t_s`` before comparators and ADCs.
+``seed``                seed of the read randomness (programming has its own seed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from devices.errors import ConfigError
+from devices.fields import param, validate_config
+
+Mode = Literal["exact", "clt"]
+PPolicy = Literal["trained", "chip"]
+
+MODES: tuple[str, ...] = ("exact", "clt")
+P_POLICIES: tuple[str, ...] = ("trained", "chip")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One MC run's settings (module docstring); validated at construction."""
+
+    samples: int = param(100, ge=1, le=1 << 20)  # paper: S = 100 test samples (DESIGN §2)
+    mode: Mode = "exact"
+    t_s: float = param(0.0, ge=0.0, unit="s")
+    p_policy: PPolicy = "trained"
+    drift_compensation: bool = False
+    seed: int = param(0, ge=0, lt=1 << 63)
+
+    def __post_init__(self) -> None:
+        validate_config(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict (field name -> value)."""
+        return dataclasses.asdict(self)
+
+
+def run_field_names() -> tuple[str, ...]:
+    """The names of the run fields, in declaration order (``run.<name>`` in a sweep)."""
+    return tuple(f.name for f in fields(RunConfig))
+
+
+def replace_run_field(config: RunConfig, name: str, value: Any) -> RunConfig:
+    """``config`` with field ``name`` (``"samples"`` or ``"run.samples"``) set to ``value``.
+
+    Goes through the same validation as construction; an unknown name is a
+    :class:`~devices.errors.ConfigError` listing the known ones.
+    """
+    key = name.removeprefix("run.")
+    if key not in run_field_names():
+        allowed = ", ".join(f"run.{n}" for n in run_field_names())
+        raise ConfigError(f"run.{key}", value, allowed, "is not a run field")
+    try:
+        return dataclasses.replace(config, **{key: value})
+    except (ConfigError, TypeError) as exc:
+        if hasattr(exc, "with_path"):
+            raise exc.with_path(f"run.{key}") from None
+        raise
