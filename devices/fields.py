@@ -54,16 +54,20 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def interval_text(meta: dict[str, Any], *, integer: bool = False) -> str:
     """Human-readable allowed interval, e.g. ``'(0, inf) µS'`` or ``'integer in [0, 100]'``."""
+    def num(x: float) -> str:
+        # Integer bounds print exactly (65536, not 6.5536e+04); real bounds compactly.
+        return str(int(x)) if integer and float(x).is_integer() else f"{x:g}"
+
     if meta.get("ge") is not None:
-        lo = f"[{meta['ge']:g}"
+        lo = f"[{num(meta['ge'])}"
     elif meta.get("gt") is not None:
-        lo = f"({meta['gt']:g}"
+        lo = f"({num(meta['gt'])}"
     else:
         lo = "(-inf"
     if meta.get("le") is not None:
-        hi = f"{meta['le']:g}]"
+        hi = f"{num(meta['le'])}]"
     elif meta.get("lt") is not None:
-        hi = f"{meta['lt']:g})"
+        hi = f"{num(meta['lt'])})"
     else:
         hi = "inf)"
     text = f"{lo}, {hi}"
