@@ -24,7 +24,7 @@ from .conductance import (
 )
 from .config import DeviceConfig, from_dict, from_toml, replace_field, to_dict, to_toml
 from .elements import StochasticElement, as_cells
-from .errors import ConfigError, ConfigTypeError
+from .errors import ArgumentError, ArgumentTypeError, ConfigError, ConfigTypeError
 from .fefet import FeFET, FeFETConfig
 from .fields import param, validate_config
 from .gaussian import GaussianElement, GaussianElementConfig, GaussianState
@@ -42,6 +42,8 @@ __all__ = [
     "RRAM",
     "STUCK_OFF",
     "STUCK_ON",
+    "ArgumentError",
+    "ArgumentTypeError",
     "BernoulliConfig",
     "BernoulliElement",
     "BernoulliState",

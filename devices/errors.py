@@ -42,3 +42,22 @@ class ConfigTypeError(TypeError):
     def with_path(self, path: str) -> ConfigTypeError:
         """The same error, naming the field by ``path``."""
         return type(self)(path, self.value, self.allowed, self.problem)
+
+
+class ArgumentError(ConfigError):
+    """A function argument is out of range (a ``ValueError``): ``name=value is ...; allowed: ...``.
+
+    The same pieces as :class:`ConfigError`, written the way the argument is spelled in a call.
+    """
+
+    def __init__(self, field: str, value: Any, allowed: str, problem: str = "is out of range"):
+        super().__init__(field, value, allowed, problem)
+        ValueError.__init__(self, f"{field}={value!r} {problem}; allowed: {allowed}")
+
+
+class ArgumentTypeError(ConfigTypeError):
+    """A function argument has the wrong type (a ``TypeError``), worded like ArgumentError."""
+
+    def __init__(self, field: str, value: Any, allowed: str, problem: str = "has the wrong type"):
+        super().__init__(field, value, allowed, problem)
+        TypeError.__init__(self, f"{field}={value!r} {problem}; allowed: {allowed}")

@@ -18,7 +18,9 @@ import typing
 from functools import cache
 from typing import Any, Literal, get_args, get_origin
 
-from .errors import ConfigError, ConfigTypeError
+import numpy as np
+
+from .errors import ArgumentError, ArgumentTypeError, ConfigError, ConfigTypeError
 
 _META_KEY = "devices"
 
@@ -54,6 +56,7 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def interval_text(meta: dict[str, Any], *, integer: bool = False) -> str:
     """Human-readable allowed interval, e.g. ``'(0, inf) µS'`` or ``'integer in [0, 100]'``."""
+
     def num(x: float) -> str:
         # Integer bounds print exactly (65536, not 6.5536e+04); real bounds compactly.
         return str(int(x)) if integer and float(x).is_integer() else f"{x:g}"
@@ -177,3 +180,86 @@ def check_fault_rates(owner: str, p_stuck_on: float, p_stuck_off: float) -> None
             f"[0, 1 - p_stuck_on = {1.0 - p_stuck_on:g}]",
             "is out of range",
         )
+
+
+# ------------------------------------------------------------------ argument validators
+# The same ranges and wording as the config fields, for plain function arguments (engine and
+# runtime calls, file records, CLI values): one way to validate outside ``nsm``.
+
+
+def check_int(name: str, value: Any, *, ge: int | None = None, le: int | None = None) -> int:
+    """``value`` as an ``int`` in ``[ge, le]`` (bools refused), or :class:`ArgumentError`."""
+    meta = {"ge": ge, "le": le}
+    allowed = interval_text(meta, integer=True)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArgumentTypeError(name, value, allowed)
+    if not _in_interval(float(value), meta):
+        raise ArgumentError(name, value, allowed)
+    return int(value)
+
+
+def check_real(
+    name: str,
+    value: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    unit: str = "",
+) -> float:
+    """``value`` as a finite ``float`` inside the interval, or :class:`ArgumentError`."""
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "unit": unit}
+    allowed = interval_text(meta)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArgumentTypeError(name, value, "a real number in " + allowed)
+    if not _in_interval(float(value), meta):
+        raise ArgumentError(name, value, allowed)
+    return float(value)
+
+
+def check_choice(name: str, value: Any, allowed: typing.Sequence[str]) -> str:
+    """``value`` if it is one of ``allowed``, else :class:`ArgumentError` listing them."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ArgumentError(
+            name, value, "one of " + ", ".join(map(repr, allowed)), "is not a known choice"
+        )
+    return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` as a ``bool`` (numpy bools accepted), else :class:`ArgumentTypeError`."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentTypeError(name, value, "true or false")
+    return bool(value)
+
+
+def check_array(
+    name: str,
+    value: Any,
+    *,
+    ndim: int | None = None,
+    shape: tuple[int, ...] | None = None,
+    dtype: Any = np.float64,
+    allow_empty: bool = False,
+) -> np.ndarray:
+    """``value`` as a finite real array of ``dtype`` (a copy only where needed).
+
+    Refuses bool/object/complex arrays (:class:`ArgumentTypeError`), a wrong ``ndim``/``shape``,
+    an empty array unless ``allow_empty``, and NaN/inf (:class:`ArgumentError`).
+    """
+    arr = np.asarray(value)
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise ArgumentTypeError(name, f"<array of {arr.dtype}>", "a real numeric array")
+    if (ndim is not None and arr.ndim != ndim) or (shape is not None and arr.shape != shape):
+        want = str(shape) if shape is not None else f"a {ndim}-D array"
+        raise ArgumentError(name, f"<array of shape {arr.shape}>", want, "has the wrong shape")
+    if arr.size == 0 and not allow_empty:
+        raise ArgumentError(name, "<empty array>", "at least one element", "is empty")
+    arr = arr.astype(dtype, copy=False)
+    if not np.all(np.isfinite(arr)):
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise ArgumentError(name, f"<{bad} non-finite values>", "finite values", "is not finite")
+    return arr
