@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nsm.models import MODELS, RULES, build_model
+from nsm.models import MODELS, RULES, ModelOptions, build_model
 
 FORMAT = "nsmx-checkpoint"
 VERSION = 1
@@ -64,8 +64,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 def model_from_checkpoint(
     ckpt: dict[str, Any], *, path: str | os.PathLike = "<checkpoint>"
 ) -> nn.Sequential:
-    """Rebuild the model named in ``ckpt`` and load its weights strictly."""
-    model = build_model(ckpt["model"], ckpt["rule"])
+    """Rebuild the model named in ``ckpt`` (with its recorded layer variants) and load its weights
+    strictly."""
+    config = ckpt["config"] if isinstance(ckpt.get("config"), dict) else {}
+    try:
+        options = ModelOptions.from_config(config)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: invalid model options in the config: {exc}") from exc
+    model = build_model(ckpt["model"], ckpt["rule"], options)
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:

@@ -22,6 +22,9 @@ from torch import Tensor, nn
 
 from nsm import functional as fn
 
+#: Initialisations of the raw bias b_i: "zero" (default) or "uniform" in ±1/√fan_in.
+BIAS_INITS = ("zero", "uniform")
+
 
 @runtime_checkable
 class Stochastic(Protocol):
@@ -104,13 +107,20 @@ class _NSMBase(nn.Module):
             raise ValueError(f"beta_init={beta_init!r} must be a finite real number")
         self.generator: torch.Generator | None = None
 
-    def _reset(self, beta_init: float) -> None:
+    def _reset(self, beta_init: float, bias_init: str = "zero") -> None:
         # Same initialisation as nn.Linear / nn.Conv2d; the scale is irrelevant to the forward
         # pass (weight normalisation) but sets the effective step size of the optimiser.
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         nn.init.constant_(self.beta, float(beta_init))
-        if self.bias is not None:
+        if self.bias is None:
+            return
+        if fn.check_choice("bias_init", bias_init, BIAS_INITS) == "zero":
             nn.init.zeros_(self.bias)
+        else:
+            # "uniform": U(±1/√fan_in), nn.Linear's bias initialisation (the authors' code).
+            fan_in = self.weight[0].numel()
+            bound = 1.0 / math.sqrt(fan_in)
+            nn.init.uniform_(self.bias, -bound, bound)
 
     # The shapes β and b need to broadcast against F(z, w); set by the subclasses.
     def _beta_b(self) -> tuple[Tensor, Tensor | None]:
@@ -193,6 +203,7 @@ class NSMLinear(_NSMBase):
     crossbar cell) or "per_input" (ξ_j shared along a row). ``rule``: "sample" (the paper's),
     "ste" or "binconcrete" (``temperature`` λ). ``mode``: "clt" (one Gaussian per neuron from the
     exact mean and variance; default) or "exact" (every ξ_ij drawn; small layers and tests).
+    ``bias_init``: "zero" (default) or "uniform" in ±1/√fan_in (``nn.Linear``'s initialisation).
     """
 
     def __init__(
@@ -209,6 +220,7 @@ class NSMLinear(_NSMBase):
         bias: bool = True,
         temperature: float = 1.0,
         beta_init: float = 1.0,
+        bias_init: str = "zero",
     ) -> None:
         super().__init__()
         self.in_features = fn.check_count("in_features", in_features)
@@ -226,7 +238,7 @@ class NSMLinear(_NSMBase):
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.beta = nn.Parameter(torch.empty(out_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
-        self._reset(beta_init)
+        self._reset(beta_init, bias_init)
 
     def _op(self) -> fn.LinearOp:
         return fn.DenseOp()
@@ -279,6 +291,7 @@ class NSMConv2d(_NSMBase):
         bias: bool = True,
         temperature: float = 1.0,
         beta_init: float = 1.0,
+        bias_init: str = "zero",
         beta_per: str = "channel",
         input_size: tuple[int, int] | None = None,
     ) -> None:
@@ -310,7 +323,7 @@ class NSMConv2d(_NSMBase):
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *self.kernel_size))
         self.beta = nn.Parameter(torch.empty(beta_shape))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        self._reset(beta_init)
+        self._reset(beta_init, bias_init)
 
     def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
         """(H', W') for an input of (H, W)."""

@@ -15,12 +15,12 @@ Every model starts with the input binariser sign(2x - 1) and ends in a real-valu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from torch import nn
 
 from nsm.baselines import NoisyReLU, SignConv2d, SignLinear
-from nsm.layers import BinarizeInput, NSMConv2d, NSMLinear
+from nsm.layers import BIAS_INITS, BinarizeInput, NSMConv2d, NSMLinear
 
 #: Training rules, as named on the command line (``nsmx train --rule``).
 RULES: dict[str, str] = {
@@ -69,13 +69,58 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def _hidden_linear(rule: str, n_in: int, n_out: int, p: float) -> nn.Module:
-    if rule == "nsm":
-        return NSMLinear(n_in, n_out, p=p)
-    if rule == "nsm-ste":
-        return NSMLinear(n_in, n_out, p=p, rule="ste")
-    if rule == "binconcrete":
-        return NSMLinear(n_in, n_out, p=p, rule="binconcrete")
+@dataclass(frozen=True)
+class ModelOptions:
+    """Variants of the NSM hidden layers of a named architecture (baselines ignore them).
+
+    ``beta_per``: "channel" (one β per conv output channel; what the chip's periphery holds) or
+    "location" (one β per channel and output location, as the authors' MNIST code).
+    ``bias_init``: "zero" or "uniform" in ±1/√fan_in (the authors' code).
+    ``structure``: the training noise, "per_synapse" (independent ξ_ij) or "per_input" (one ξ_j
+    per input, shared by all neurons; the authors' code). ``mode``: "clt" (one Gaussian per
+    neuron) or "exact" (every ξ drawn; the authors' code).
+    """
+
+    beta_per: str = "channel"
+    bias_init: str = "zero"
+    structure: str = "per_synapse"
+    mode: str = "clt"
+
+    def __post_init__(self) -> None:
+        allowed = {
+            "beta_per": ("channel", "location"),
+            "bias_init": BIAS_INITS,
+            "structure": ("per_synapse", "per_input"),
+            "mode": ("clt", "exact"),
+        }
+        for name, choices in allowed.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise ValueError(f"{name}={value!r} is not one of {list(choices)}")
+
+    @classmethod
+    def from_config(cls, config: dict) -> ModelOptions:
+        """The options recorded in a training config (``nsm.train.TrainConfig`` as a dict, where
+        the noise mode is ``noise_mode``); missing keys take the defaults (old checkpoints)."""
+        keys = {"beta_per": "beta_per", "bias_init": "bias_init", "structure": "structure"}
+        keys["mode"] = "noise_mode"
+        return cls(**{f.name: config[keys[f.name]] for f in fields(cls) if keys[f.name] in config})
+
+    def nsm_kwargs(self) -> dict[str, str]:
+        """Keyword arguments of NSMLinear/NSMConv2d (``beta_per`` is conv-only)."""
+        return {"bias_init": self.bias_init, "structure": self.structure, "mode": self.mode}
+
+
+def _nsm_rule(rule: str) -> str | None:
+    """The NSM layer rule of a training rule, or None for the baselines."""
+    return {"nsm": "sample", "nsm-ste": "ste", "binconcrete": "binconcrete"}.get(rule)
+
+
+def _hidden_linear(
+    rule: str, n_in: int, n_out: int, p: float, options: ModelOptions = ModelOptions()
+) -> nn.Module:
+    if _nsm_rule(rule) is not None:
+        return NSMLinear(n_in, n_out, p=p, rule=_nsm_rule(rule), **options.nsm_kwargs())
     if rule == "bd":
         return SignLinear(n_in, n_out, weight_norm=False, backward="ste")
     if rule == "wbd":
@@ -87,13 +132,26 @@ def _hidden_linear(rule: str, n_in: int, n_out: int, p: float) -> nn.Module:
     raise ValueError(f"rule={rule!r} is not one of {sorted(RULES)}")
 
 
-def _hidden_conv(rule: str, c_in: int, c_out: int, k: int, p: float) -> nn.Module:
-    if rule == "nsm":
-        return NSMConv2d(c_in, c_out, k, p=p)
-    if rule == "nsm-ste":
-        return NSMConv2d(c_in, c_out, k, p=p, rule="ste")
-    if rule == "binconcrete":
-        return NSMConv2d(c_in, c_out, k, p=p, rule="binconcrete")
+def _hidden_conv(
+    rule: str,
+    c_in: int,
+    c_out: int,
+    k: int,
+    p: float,
+    input_size: tuple[int, int],
+    options: ModelOptions = ModelOptions(),
+) -> nn.Module:
+    if _nsm_rule(rule) is not None:
+        return NSMConv2d(
+            c_in,
+            c_out,
+            k,
+            p=p,
+            rule=_nsm_rule(rule),
+            beta_per=options.beta_per,
+            input_size=input_size,
+            **options.nsm_kwargs(),
+        )
     if rule == "bd":
         return SignConv2d(c_in, c_out, k, weight_norm=False, backward="ste")
     if rule == "wbd":
@@ -105,11 +163,13 @@ def _hidden_conv(rule: str, c_in: int, c_out: int, k: int, p: float) -> nn.Modul
     raise ValueError(f"rule={rule!r} is not one of {sorted(RULES)}")
 
 
-def build_model(name: str, rule: str = "nsm") -> nn.Sequential:
+def build_model(name: str, rule: str = "nsm", options: ModelOptions | None = None) -> nn.Sequential:
     """Build the named architecture with hidden layers of the given training rule.
 
+    ``options`` selects NSM layer variants (:class:`ModelOptions`; default: the project's).
     Input: images (N, 1, H, W) in [0, 1]; output: logits (N, 10).
     """
+    o = ModelOptions() if options is None else options
     if name not in MODELS:
         raise ValueError(f"model={name!r} is not one of {sorted(MODELS)}")
     if rule not in RULES:
@@ -118,27 +178,27 @@ def build_model(name: str, rule: str = "nsm") -> nn.Sequential:
         return nn.Sequential(
             BinarizeInput(),
             nn.Flatten(),
-            _hidden_linear(rule, 64, 128, 0.5),
-            _hidden_linear(rule, 128, 128, 0.5),
+            _hidden_linear(rule, 64, 128, 0.5, o),
+            _hidden_linear(rule, 128, 128, 0.5, o),
             nn.Linear(128, 10),
         )
     if name == "mnist-mlp":
         return nn.Sequential(
             BinarizeInput(),
             nn.Flatten(),
-            _hidden_linear(rule, 784, 300, 0.5),
-            _hidden_linear(rule, 300, 300, 0.5),
-            _hidden_linear(rule, 300, 300, 0.5),
+            _hidden_linear(rule, 784, 300, 0.5, o),
+            _hidden_linear(rule, 300, 300, 0.5, o),
+            _hidden_linear(rule, 300, 300, 0.5, o),
             nn.Linear(300, 10),
         )
     # mnist-conv: 28 -> conv5 -> 24 -> pool -> 12 -> conv5 -> 8 -> pool -> 4; 64 * 4 * 4 = 1024.
     return nn.Sequential(
         BinarizeInput(),
-        _hidden_conv(rule, 1, 32, 5, 0.25),
+        _hidden_conv(rule, 1, 32, 5, 0.25, (28, 28), o),
         nn.MaxPool2d(2),
-        _hidden_conv(rule, 32, 64, 5, 0.25),
+        _hidden_conv(rule, 32, 64, 5, 0.25, (12, 12), o),
         nn.MaxPool2d(2),
         nn.Flatten(),
-        _hidden_linear(rule, 1024, 512, 0.5),
+        _hidden_linear(rule, 1024, 512, 0.5, o),
         nn.Linear(512, 10),
     )

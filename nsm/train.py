@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from nsm.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
 from nsm.evaluate import accuracy_nll, mc_predict
 from nsm.layers import use_generator
-from nsm.models import MODELS, RULES, build_model
+from nsm.models import MODELS, RULES, ModelOptions, build_model
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -49,6 +49,12 @@ class TrainConfig:
     batch_size: int | None = None
     lr_step_epochs: int | None = None
     eval_samples: int = 10  # MC samples for the per-epoch test metric (final evaluation: 100)
+    # NSM layer variants (nsm.models.ModelOptions): the authors' MNIST code uses β per location,
+    # uniform bias initialisation and exact per-input noise; the project defaults differ.
+    beta_per: str = "channel"
+    bias_init: str = "zero"
+    structure: str = "per_synapse"
+    noise_mode: str = "clt"
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -61,6 +67,7 @@ class TrainConfig:
             raise ValueError(f"seed={self.seed} must be >= 0")
         if self.eval_samples < 1:
             raise ValueError(f"eval_samples={self.eval_samples} must be >= 1")
+        self.model_options()  # validates the variant fields
         spec = MODELS[self.model]
         # Resolve the paper defaults so a checkpoint records the values actually used.
         for name in ("lr", "weight_decay", "batch_size", "lr_step_epochs"):
@@ -75,10 +82,35 @@ class TrainConfig:
         if self.lr_step_epochs < 1:
             raise ValueError(f"lr_step_epochs={self.lr_step_epochs} must be >= 1")
 
+    def model_options(self) -> ModelOptions:
+        """The NSM layer variants of this run."""
+        return ModelOptions.from_config(asdict(self))
 
-def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str | torch.device = "cpu") -> torch.device:
+    """``"auto"``: CUDA when torch sees a GPU, else the CPU; ``"cpu"``/``"cuda"`` as named.
+
+    Raises ``ValueError`` for an unknown name and for ``"cuda"`` on a machine without a GPU.
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device not in DEVICES:
+        raise ValueError(f"device={device!r} is not one of {list(DEVICES)}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but torch sees no GPU here; use --device cpu or auto")
+    return torch.device(device)
+
+
+def _generator(
+    seed: int, epoch: int, stream: int, device: torch.device | str = "cpu"
+) -> torch.Generator:
     state = np.random.SeedSequence([seed, epoch, stream]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    return torch.Generator(device=device).manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
 def _make_optimizer(model: nn.Module, cfg: TrainConfig):
@@ -92,6 +124,14 @@ def _resumable_fields(cfg: TrainConfig) -> dict[str, Any]:
     return {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name != "epochs"}
 
 
+def _saved_value(saved: dict[str, Any], name: str) -> Any:
+    # Fields added after a checkpoint was written take their default (the behaviour then).
+    if name in saved:
+        return saved[name]
+    default = next(f.default for f in fields(TrainConfig) if f.name == name)
+    return default
+
+
 def train(
     cfg: TrainConfig,
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
@@ -99,6 +139,7 @@ def train(
     *,
     resume: bool = False,
     progress: bool = True,
+    device: str | torch.device = "cpu",
     log: Callable[[str], None] = print,
 ) -> list[dict[str, float]]:
     """Train ``cfg.model`` with ``cfg.rule`` on ``data = (x_train, y_train, x_test, y_test)``.
@@ -106,16 +147,18 @@ def train(
     Images are float tensors (N, 1, H, W) in [0, 1]; labels int64 (N,). Writes to ``out_dir``:
     ``checkpoint.pt`` after every epoch (atomic), ``metrics.csv`` and ``metrics.json``. Returns
     the per-epoch metrics (train loss and accuracy of the single-sample forward, test MC accuracy
-    and NLL with ``cfg.eval_samples`` samples, learning rate, wall time).
+    and NLL with ``cfg.eval_samples`` samples, learning rate, wall time). ``device``: where the
+    model trains (:func:`resolve_device`); checkpoints always hold CPU tensors.
     """
     x_train, y_train, x_test, y_test = data
+    dev = resolve_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT_NAME
 
     with torch.random.fork_rng():  # initialise from the seed without touching global RNG state
         torch.manual_seed(cfg.seed)
-        model = build_model(cfg.model, cfg.rule)
+        model = build_model(cfg.model, cfg.rule, cfg.model_options()).to(dev)
     optimizer, scheduler = _make_optimizer(model, cfg)
     history: list[dict[str, float]] = []
     start_epoch = 0
@@ -127,7 +170,9 @@ def train(
         ckpt = load_checkpoint(ckpt_path)
         saved = ckpt["config"]
         mismatched = {
-            k: (saved.get(k), v) for k, v in _resumable_fields(cfg).items() if saved.get(k) != v
+            k: (_saved_value(saved, k), v)
+            for k, v in _resumable_fields(cfg).items()
+            if _saved_value(saved, k) != v
         }
         if mismatched:
             detail = ", ".join(
@@ -139,7 +184,7 @@ def train(
                 f"{ckpt_path}: a slim (weights-only) checkpoint cannot be resumed: it has no "
                 "optimizer state"
             )
-        model = model_from_checkpoint(ckpt, path=ckpt_path)
+        model = model_from_checkpoint(ckpt, path=ckpt_path).to(dev)
         optimizer, scheduler = _make_optimizer(model, cfg)
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -164,10 +209,11 @@ def train(
             disable=not progress,
             leave=False,
         )
-        with use_generator(model, _generator(cfg.seed, epoch, _NOISE)):
+        # Shuffling stays on the CPU (the same order on every device); noise on the device.
+        with use_generator(model, _generator(cfg.seed, epoch, _NOISE, dev)):
             for start in bar:
                 idx = order[start : start + cfg.batch_size]
-                xb, yb = x_train[idx], y_train[idx]
+                xb, yb = x_train[idx].to(dev), y_train[idx].to(dev)
                 logits = model(xb)
                 loss = F.cross_entropy(logits, yb)
                 optimizer.zero_grad(set_to_none=True)
@@ -200,7 +246,7 @@ def train(
             {
                 "model": cfg.model,
                 "rule": cfg.rule,
-                "state_dict": model.state_dict(),
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "epoch": epoch + 1,
