@@ -227,6 +227,13 @@ def check_choice(name: str, value: Any, allowed: typing.Sequence[str]) -> str:
     return value
 
 
+def check_name(name: str, value: Any) -> str:
+    """``value`` if it is a non-empty string (a name, a label), else :class:`ArgumentError`."""
+    if not isinstance(value, str) or not value:
+        raise ArgumentError(name, value, "a non-empty string", "is invalid")
+    return value
+
+
 def check_bool(name: str, value: Any) -> bool:
     """``value`` as a ``bool`` (numpy bools accepted), else :class:`ArgumentTypeError`."""
     if not isinstance(value, (bool, np.bool_)):
