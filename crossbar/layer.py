@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import erf, ndtr
+from scipy.special import ndtr
 
 from devices.conductance import check_time
 
-from . import periphery
+from . import periphery, unit
 from .config import ChipConfig
 from .counters import Counters
 from .sampling import sample_cells, sample_row_currents
@@ -509,11 +509,8 @@ class HardwareLayer:
         if not self.stochastic:
             return (self.beta * m + self.bias >= 0).astype(np.float64)
         n = np.sqrt(np.square(zf) @ np.square(self.weight))
-        ok = n > 0
-        n_safe = np.where(ok, n, 1.0)
-        s = self.beta * m / n_safe + self.bias / (self.noise_scale * n_safe)
-        s = np.where(ok, s, np.where(self.bias >= 0, 10.0, -10.0))  # as nsm.functional
-        return 0.5 * (1.0 + erf(s))
+        s = unit.normalised_preactivation(m, n, self.beta, self.bias, self.noise_scale)
+        return unit.firing_probability(s)
 
     def _moments(self, z8: np.ndarray, t_s: float) -> tuple[np.ndarray, np.ndarray]:
         """E and Var (µA, µA²) of the value compared with θ, without ADCs (batch, fan_out)."""

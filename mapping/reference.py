@@ -10,7 +10,8 @@ convolution) and W the (K, N) matrix::
 
 (n = ‖W_:,i‖ for ±1 inputs; smaller at a convolution's zero-padded border, as in torch). Where
 n = 0 no input reaches the neuron and u = b is deterministic: s = ±10 by the sign of b (sign(0)
-= +1), exactly as :func:`nsm.functional.normalized_preactivation`. Deterministic sign layers fire
+= +1), exactly as :func:`nsm.functional.normalized_preactivation` (the numpy unit is
+:mod:`crossbar.unit`). Deterministic sign layers fire
 1{s ≥ 0} with s = β m/‖W_:,i‖ + b/‖W_:,i‖ (weight-normalised) or s = β m + b.
 
 :func:`program_forward_reference` samples each binary layer from its analytic P with independent
@@ -24,6 +25,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import special
 
+from crossbar.unit import S_UNREACHED as S_UNREACHED  # re-exported: the reference's name
+from crossbar.unit import firing_probability as _firing_probability
+from crossbar.unit import normalised_preactivation
 from mapping.program import (
     BinarizeLayer,
     ConvLayer,
@@ -34,9 +38,6 @@ from mapping.program import (
     OutputLayer,
     Program,
 )
-
-#: |s| used where no input reaches a neuron (erf(10) = 1 in double precision), as in nsm.
-S_UNREACHED = 10.0
 
 
 def _check_input(layer: Layer, z: np.ndarray) -> np.ndarray:
@@ -142,13 +143,7 @@ def normalized_preactivation(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np
         return fold(layer, beta * m / norm + b / norm)
     n = np.sqrt(_reach_squared(layer, z, x, w))
     c = np.sqrt(2.0 * layer.noise_var)
-    reached = n > 0
-    n_safe = np.where(reached, n, 1.0)
-    s = beta * m / n_safe + b / (c * n_safe)
-    if not reached.all():
-        unreached = np.where(np.broadcast_to(b, s.shape) >= 0, S_UNREACHED, -S_UNREACHED)
-        s = np.where(reached, s, unreached)
-    return fold(layer, s)
+    return fold(layer, normalised_preactivation(m, n, beta, b, c))
 
 
 def firing_probability(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarray:
@@ -162,7 +157,7 @@ def firing_probability(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarr
     s = normalized_preactivation(layer, z)
     if layer.deterministic:
         return (s >= 0).astype(np.float64)
-    return 0.5 * (1.0 + special.erf(s))
+    return _firing_probability(s)
 
 
 def binarize(layer: BinarizeLayer, x: np.ndarray) -> np.ndarray:
