@@ -8,6 +8,7 @@ data")::
       tile       TileConfig            (rows x cols physical cells per tile)
       periphery  PeripheryConfig       (beta gain, partial sums, ADCs)
       wires      WireConfig            (wire resistance per cell segment)
+      cost       crossbar.cost.CostConfig (energy, latency and area per operation)
       v_read_v   row read voltage (V)
       description
 
@@ -51,6 +52,8 @@ import tomli_w
 import devices
 from devices import ConfigError, ConfigTypeError, DeviceConfig
 from devices.fields import param, validate_config
+
+from .cost import CostConfig
 
 FORMAT_VERSION = 1
 
@@ -143,6 +146,7 @@ class ChipConfig:
     tile: TileConfig = field(default_factory=TileConfig)
     periphery: PeripheryConfig = field(default_factory=PeripheryConfig)
     wires: WireConfig = field(default_factory=WireConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
     # Illustrative: array read voltages are typically 0.1-0.3 V, below any switching threshold.
     # The row voltage scales every current (µA = µS x V); with a selector element its own
     # ``element.v_read_v`` (the voltage across the selector) sets p.
@@ -190,7 +194,7 @@ class ChipConfig:
             "description": self.description,
             "v_read_v": self.v_read_v,
         }
-        for name in ("tile", "periphery", "wires"):
+        for name in ("tile", "periphery", "wires", "cost"):
             out[name] = dataclasses.asdict(getattr(self, name))
         out["devices"] = devices.to_dict(self.devices)
         return out
@@ -215,7 +219,7 @@ class ChipConfig:
                 kwargs[key] = data[key]
         if "devices" in data:
             kwargs["devices"] = _devices_from_dict(data["devices"])
-        for name in ("tile", "periphery", "wires"):
+        for name in ("tile", "periphery", "wires", "cost"):
             if name in data:
                 kwargs[name] = _section_from_dict(name, data[name])
         return cls(**kwargs)
@@ -235,6 +239,7 @@ _SECTIONS: dict[str, type] = {
     "tile": TileConfig,
     "periphery": PeripheryConfig,
     "wires": WireConfig,
+    "cost": CostConfig,
 }
 
 
