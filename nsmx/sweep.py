@@ -330,7 +330,7 @@ def resolve_points(spec: SweepSpec) -> list[Point]:
                     raise SweepError(f"{settings.program}: {exc}") from None
         config = {
             "program": {"sha256": info.sha256, "name": Path(info.path).name},
-            "chip": chip.to_dict(),
+            "chip": _chip_identity(chip),
             "run": {k: v for k, v in asdict(settings).items() if k != "program"},
             "dataset": info.dataset,
             "limit": spec.limit,
@@ -343,6 +343,18 @@ def resolve_points(spec: SweepSpec) -> list[Point]:
     if len({p.hash for p in points}) != len(points):
         raise SweepError("the grid has duplicate points (a value is repeated)")
     return points
+
+
+def _chip_identity(chip: Any) -> dict[str, Any]:
+    """The chip as a point's configuration holds it: its dict form, without the ``cost`` section
+    when that holds the defaults (cost parameters change no simulated number; leaving the
+    default section out keeps the hashes, and so the seeds, of points defined before it)."""
+    from crossbar.cost import CostConfig
+
+    out = chip.to_dict()
+    if chip.cost == CostConfig():
+        out.pop("cost")
+    return out
 
 
 def _field_value(chip: Any, settings: RunSettings, name: str, given: Any) -> Any:
