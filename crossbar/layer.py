@@ -34,6 +34,7 @@ from devices.conductance import check_time
 from . import periphery, unit
 from .config import ChipConfig
 from .counters import Counters
+from .moments import column_moments, layer_moments, stack_coefficients
 from .sampling import sample_cells, sample_row_currents
 from .streams import Streams, decide_gaussian, noisy_sum, standard_normals
 from .tile import Tile, TileArrays, program_tile, read_arrays, scale_arrays
@@ -356,8 +357,7 @@ class HardwareLayer:
             a = self.gain[cs] if self.reads_deterministic else np.zeros(cs.stop - cs.start)
             v = self.chip.v_read_v
             col = [row[c] for row in self._arrays(t_s, read_gain)]
-            m = v * np.vstack([ta.m_s + a * ta.m_d for ta in col])
-            q = v**2 * np.vstack([ta.v_el + ta.v_rd + a**2 * ta.v_d for ta in col])
+            m, q = column_moments(col, a, v)
             if len(self._coef_cache) >= 4 * len(self.col_slices):  # bounded, as _arrays
                 self._coef_cache.pop(next(iter(self._coef_cache)))
             self._coef_cache[key] = (m, q)
@@ -385,9 +385,12 @@ class HardwareLayer:
         per = self.chip.periphery
         v = self.chip.v_read_v
         arrays = self._arrays(self.t_cal_s)
-        m_s, m_d = self._stack(arrays, "m_s"), self._stack(arrays, "m_d")
-        var_s = v**2 * (self._stack(arrays, "v_el") + self._stack(arrays, "v_rd")).sum(axis=0)
-        var_d = v**2 * self._stack(arrays, "v_d").sum(axis=0)
+        # The stochastic read alone (a = 0) and the deterministic read alone, per volt: the
+        # gain solver weighs the two phases against each other.
+        m_s, q_s = layer_moments(arrays, 0.0, 1.0)
+        m_d = stack_coefficients(arrays, "m_d")
+        var_s = v**2 * q_s.sum(axis=0)
+        var_d = v**2 * stack_coefficients(arrays, "v_d").sum(axis=0)
         norm = np.linalg.norm(self.weight, axis=0)
         w_hat = self.weight / np.where(norm > 0, norm, 1.0)
         fallback = -self.bias * self.kappa_us * v
@@ -451,10 +454,10 @@ class HardwareLayer:
             return out
 
         def u_coef(ta, ac):
-            return ta.m_s + ac * ta.m_d, ta.v_el + ta.v_rd + ac**2 * ta.v_d
+            return column_moments(ta, ac, 1.0)
 
         def s_coef(ta, ac):
-            return ta.m_s, ta.v_el + ta.v_rd
+            return column_moments(ta, 0.0, 1.0)
 
         def d_coef(ta, ac):
             return ta.m_d, ta.v_d
@@ -554,12 +557,9 @@ class HardwareLayer:
         v = self.chip.v_read_v
         arrays = self._arrays(t)
         a = self.gain
-        mu = v * (self._stack(arrays, "m_s") + a * self._stack(arrays, "m_d"))
-        var = v**2 * (
-            self._stack(arrays, "v_el")
-            + self._stack(arrays, "v_rd")
-            + a**2 * self._stack(arrays, "v_d")
-        ).sum(axis=0)
+        m, q = layer_moments(arrays, a, 1.0)  # per volt: V and V² applied after the sums
+        mu = v * m
+        var = v**2 * q.sum(axis=0)
         offset = np.zeros(self.fan_out)
         if self.analog_comparator:
             var = var + self._neuron.config.noise_sigma_ua**2
