@@ -3,11 +3,25 @@
 A checkpoint is data, never code: ``torch.load(..., weights_only=True)`` refuses pickled objects,
 and every field is validated on load so a checkpoint of another model or rule, or a damaged file,
 fails with a message naming the file and the problem.
+
+Integrity, in the order it is checked on load:
+
+1. the zip container's CRC-32 of every member (``torch.save`` writes a zip archive), so a flipped
+   bit anywhere in the stored weights is refused before anything is unpickled;
+2. version 2 checkpoints (written since the content hash was added) carry ``content_sha256``, a
+   SHA-256 over the model, rule, epoch, config and every state-dict tensor (name, dtype, shape,
+   bytes), recomputed on load; version 1 files (the committed checkpoints among them) have none
+   and are read as before;
+3. semantic ranges: ``epoch`` an integer >= 0, ``config`` a dict, every floating-point weight
+   finite (a NaN or inf weight would evaluate to chance level without a word).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +31,85 @@ from torch import nn
 from nsm.models import MODELS, RULES, ModelOptions, build_model
 
 FORMAT = "nsmx-checkpoint"
-VERSION = 1
+VERSION = 2
+#: Versions this code reads: 1 (no content hash) and 2.
+SUPPORTED_VERSIONS = (1, 2)
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, damaged, of another format/version, or of another model."""
 
 
+def content_hash(ckpt: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a checkpoint's content: model, rule, epoch, config and the state dict.
+
+    Tensors enter as name, dtype, shape and raw bytes in sorted name order, so the hash does not
+    depend on how ``torch.save`` laid the archive out.
+    """
+    h = hashlib.sha256()
+    head = {k: ckpt.get(k) for k in ("model", "rule", "epoch", "config")}
+    h.update(json.dumps(head, sort_keys=True, default=str).encode())
+    for name in sorted(ckpt["state_dict"]):
+        t = ckpt["state_dict"][name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """Write ``payload`` (plus format and version) atomically: a crash never leaves half a file."""
+    """Write ``payload`` (plus format, version and content hash) atomically: a crash never leaves
+    half a file, and a failed write removes its temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
-    os.replace(tmp, path)
+    ckpt = {"format": FORMAT, "version": VERSION, **payload}
+    ckpt["content_sha256"] = content_hash(ckpt)
+    try:
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _check_zip(path: Path) -> None:
+    """Refuse a damaged archive before unpickling: every member's CRC-32 is verified."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except zipfile.BadZipFile as exc:
+        raise CheckpointError(f"{path}: not a readable nsmx checkpoint ({exc})") from exc
+    except (OSError, RuntimeError, ValueError, EOFError) as exc:
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc})") from exc
+    if bad is not None:
+        raise CheckpointError(
+            f"{path}: damaged checkpoint: member {bad!r} fails its CRC check (the file was "
+            "corrupted after it was written)"
+        )
+
+
+def _check_content(path: Path, ckpt: dict[str, Any]) -> None:
+    epoch = ckpt["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise CheckpointError(f"{path}: epoch = {epoch!r} is invalid; allowed: an integer >= 0")
+    if not isinstance(ckpt["config"], dict):
+        raise CheckpointError(f"{path}: config is {type(ckpt['config']).__name__}, not a dict")
+    state = ckpt["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: state_dict is not a dict of tensors")
+    for name, t in state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(
+                f"{path}: weight {name!r} has {bad} non-finite values (NaN or inf); "
+                "allowed: finite values"
+            )
+    if ckpt["version"] >= 2:
+        stored = ckpt.get("content_sha256")
+        if not isinstance(stored, str) or stored != content_hash(ckpt):
+            raise CheckpointError(
+                f"{path}: content hash mismatch: the checkpoint was modified after it was written"
+            )
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -38,6 +117,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
+    _check_zip(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for damaged / foreign files
@@ -46,10 +126,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an nsmx checkpoint (missing format tag {FORMAT!r})")
-    if ckpt.get("version") != VERSION:
+    if ckpt.get("version") not in SUPPORTED_VERSIONS:
         raise CheckpointError(
             f"{path}: checkpoint version {ckpt.get('version')!r} is not supported "
-            f"(this nsm-crossbar reads version {VERSION})"
+            f"(this nsm-crossbar reads versions {list(SUPPORTED_VERSIONS)})"
         )
     for key in ("model", "rule", "state_dict", "epoch", "config"):
         if key not in ckpt:
@@ -58,6 +138,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path}: model {ckpt['model']!r} is not one of {sorted(MODELS)}")
     if ckpt["rule"] not in RULES:
         raise CheckpointError(f"{path}: rule {ckpt['rule']!r} is not one of {sorted(RULES)}")
+    _check_content(path, ckpt)
     return ckpt
 
 
@@ -87,9 +168,8 @@ def save_slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None
     The result evaluates and compiles like the original but cannot be resumed.
     """
     ckpt = load_checkpoint(src)
-    keep = {
-        k: v for k, v in ckpt.items() if k not in ("format", "version", "optimizer", "scheduler")
-    }
+    drop = ("format", "version", "content_sha256", "optimizer", "scheduler")
+    keep = {k: v for k, v in ckpt.items() if k not in drop}
     save_checkpoint(dst, keep)
 
 
