@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,7 +52,9 @@ from crossbar.cost import (
     line_charge_energy_j,
     output_logit_energy_j,
 )
-from mapping.runtime import ChipModel, ChipRun
+
+if TYPE_CHECKING:
+    from mapping.runtime import ChipModel, ChipRun
 
 #: Energy components, in report order.
 ENERGY_COMPONENTS = (
@@ -367,6 +369,8 @@ def layer_cost(
 def cost_report(model: ChipModel, run: ChipRun, cost: CostConfig | None = None) -> CostReport:
     """The cost per classification of ``run`` (a :meth:`ChipModel.run` of ``model``) with the
     cost parameters ``cost`` (default: the chip's ``cost`` section)."""
+    from mapping.runtime import ChipModel, ChipRun
+
     if not isinstance(model, ChipModel):
         raise TypeError(f"model must be a mapping.runtime.ChipModel, got {type(model).__name__}")
     if not isinstance(run, ChipRun):
