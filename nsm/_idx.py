@@ -224,6 +224,8 @@ def read_image_label_pair(
             f"{images_path}: wrong image size: expected {tuple(image_shape)}, "
             f"found {tuple(images.shape[1:])}"
         )
+    if images.shape[0] == 0:
+        raise DatasetError(f"{images_path}: holds 0 images; expected at least one example")
     if images.shape[0] != labels.shape[0]:
         raise DatasetError(
             f"image/label count mismatch: {images_path} holds {images.shape[0]} images, "
