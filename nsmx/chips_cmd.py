@@ -9,6 +9,8 @@ import argparse
 import json
 from typing import Any
 
+from nsmx.args import UserError
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``chips`` on an ``argparse`` subparsers object; returns its parser."""
@@ -33,7 +35,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from mapping.chips import ChipError, chip_toml, list_chips, resolve_chip
-    from nsmx.cli import UserError
 
     if args.show is None:
         if args.sets:

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nsmx.args import UserError
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``compile`` on an ``argparse`` subparsers object; returns its parser."""
@@ -81,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
     from mapping.compiler import CompileError, compile_checkpoint
     from mapping.program import ProgramError, save_program
     from nsm.checkpoint import CheckpointError
-    from nsmx.cli import UserError
 
     output = Path(args.output) if args.output else Path(args.checkpoint).with_suffix(".nsmx")
     try:

@@ -21,26 +21,26 @@ from typing import Any
 
 import numpy as np
 
+from nsmx.args import UserError, add_output_args, add_samples_arg, add_seed_arg, positive_int
+from nsmx.threads import blas_threads
+
 DEFAULT_CHIPS = ("ideal", "rram-selector", "selector-fefet")
 SAMPLE_COUNTS = (1, 3, 10, 30, 100)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``demo`` on an ``argparse`` subparsers object; returns its parser."""
-    from nsmx.cli import _nonnegative_int, _positive_int
+    from mapping.run_config import MODES
 
     p = subparsers.add_parser(
         "demo", help="train, compile and run an NSM on virtual chips (bundled 8x8 digits, offline)"
     )
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    p.add_argument("--epochs", type=_positive_int, default=30)
-    p.add_argument(
-        "--samples",
-        type=_positive_int,
-        default=100,
-        help="largest number of MC samples (the curve uses 1, 3, 10, 30, 100 up to it)",
+    p.add_argument("--epochs", type=positive_int, default=30, help="training epochs (default: 30)")
+    add_samples_arg(
+        p, help="largest number of MC samples (the curve uses 1, 3, 10, 30, 100 up to it)"
     )
-    p.add_argument("--seed", type=_nonnegative_int, default=0)
+    add_seed_arg(p, help="seed of training, programming and sampling")
     p.add_argument(
         "--chips",
         nargs="+",
@@ -50,12 +50,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--mode",
-        choices=["exact", "clt"],
+        choices=list(MODES),
         default="exact",
         help="chip sampling mode (default: exact, every cell drawn)",
     )
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
+    add_output_args(p)
     return p
 
 
@@ -110,8 +109,6 @@ def run(args: argparse.Namespace) -> int:
     import numba
     import torch
 
-    from nsmx.run_cmd import blas_threads
-
     threads = getattr(args, "threads", None)
     if threads is not None:  # nsmx --threads N: the CLI has set torch and numba already
         with blas_threads(threads):
@@ -142,7 +139,6 @@ def _run(args: argparse.Namespace) -> int:
     from nsm.data import load_dataset
     from nsm.evaluate import mc_predict
     from nsm.train import CHECKPOINT_NAME, TrainConfig, train
-    from nsmx.cli import UserError
 
     try:  # resolve the chips first: a typo fails now, not after training
         chips = [(chip_label(spec), resolve_chip(spec)) for spec in args.chips]

@@ -17,7 +17,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nsmx.argtypes import positive_int as _positive_int
+from nsmx.args import (
+    UserError,
+    add_chip_args,
+    add_data_args,
+    add_output_args,
+    add_seed_arg,
+    load_split,
+    positive_int,
+)
 
 DATASET_OF = {"digits-mlp": "digits", "mnist-mlp": "mnist"}
 
@@ -28,26 +36,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from mapping.updates import NORMS, PAIR_UPDATES, UPDATES
 
     p = subparsers.add_parser("learn", help="train in situ on a virtual chip (pulse updates)")
-    p.add_argument(
-        "--chip",
-        default="ideal",
-        help="chip preset (nsmx chips lists them) or chip TOML file (default: ideal)",
-    )
-    p.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a chip field, e.g. devices.neuron.noise_sigma_ua=0.2",
+    add_chip_args(
+        p,
+        program_seed=False,
+        set_help="override a chip field, e.g. devices.neuron.noise_sigma_ua=0.2 (repeatable)",
     )
     p.add_argument(
         "--pulse",
         default="ideal",
-        help="pulse-response preset (ideal, fefet, rram, pcm) or pulse TOML file",
+        help="pulse-response preset (ideal, fefet, rram, pcm) or pulse TOML file "
+        "(default: %(default)s)",
     )
-    p.add_argument("--model", choices=sorted(DATASET_OF), default="digits-mlp")
-    p.add_argument("--epochs", type=_positive_int, default=10, help="total epochs to reach")
+    p.add_argument(
+        "--model", choices=sorted(DATASET_OF), default="digits-mlp", help="(default: %(default)s)"
+    )
+    p.add_argument(
+        "--epochs", type=positive_int, default=10, help="total epochs to reach (default: 10)"
+    )
     p.add_argument(
         "--estimator",
         choices=list(ESTIMATORS),
@@ -60,15 +65,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=0.5,
         help="window half-width Δ in units of the pre-activation std (default 0.5)",
     )
-    p.add_argument("--update", choices=list(UPDATES), default="deterministic")
+    p.add_argument(
+        "--update", choices=list(UPDATES), default="deterministic", help="(default: %(default)s)"
+    )
     p.add_argument(
         "--update-norm",
         choices=list(NORMS),
         default="max",
         help="update management scale: max (default) or rms of the column errors",
     )
-    p.add_argument("--pair-update", choices=["auto", *PAIR_UPDATES], default="auto")
-    p.add_argument("--batch-size", type=_positive_int, default=50, help="1 = online learning")
+    p.add_argument(
+        "--pair-update",
+        choices=["auto", *PAIR_UPDATES],
+        default="auto",
+        help="(default: %(default)s: the pulse device's)",
+    )
+    p.add_argument(
+        "--batch-size", type=positive_int, default=50, help="1 = online learning (default: 50)"
+    )
     p.add_argument(
         "--lr-us",
         type=float,
@@ -82,23 +96,34 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="max expected pulses per device per update (overrides --lr-us)",
     )
-    p.add_argument("--lr-decay", type=float, default=0.9, help="per-epoch factor on lr-pulses")
-    p.add_argument("--lr-periphery", type=float, default=0.01, help="Adam lr of the periphery")
     p.add_argument(
-        "--eval-samples", type=_positive_int, default=20, help="MC samples per test example"
+        "--lr-decay", type=float, default=0.9, help="per-epoch factor on lr-pulses (default: 0.9)"
     )
     p.add_argument(
-        "--train-subset", type=_positive_int, default=None, help="first N training examples only"
+        "--lr-periphery", type=float, default=0.01, help="Adam lr of the periphery (default: 0.01)"
     )
     p.add_argument(
-        "--test-subset", type=_positive_int, default=None, help="first N test examples only"
+        "--eval-samples",
+        type=positive_int,
+        default=20,
+        help="MC samples per test example (default: 20)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", default=None, help="MNIST IDX folder (default $NSMX_MNIST_DIR)")
+    p.add_argument(
+        "--train-subset", type=positive_int, default=None, help="first N training examples only"
+    )
+    p.add_argument(
+        "--test-subset", type=positive_int, default=None, help="first N test examples only"
+    )
+    add_seed_arg(p, help="seed of programming, sampling and updates")
+    add_data_args(
+        p,
+        dataset=False,
+        limit=False,
+        data_dir_help="MNIST IDX folder (default: $NSMX_MNIST_DIR)",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.npz")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
+    add_output_args(p)
     return p
 
 
@@ -149,7 +174,6 @@ def run(args: argparse.Namespace) -> int:
     from mapping.chips import ChipError, resolve_chip
     from mapping.learning import LearningConfig, OnChipNetwork, Trainer
     from mapping.program import save_program
-    from nsmx.cli import UserError, _load_split
 
     try:
         chip = resolve_chip(args.chip, args.sets)
@@ -177,8 +201,8 @@ def run(args: argparse.Namespace) -> int:
     if ckpt.exists() and not args.resume:
         raise UserError(f"{ckpt} exists; pass --resume to continue or choose another --out")
     dataset = DATASET_OF[args.model]
-    x_tr, y_tr = _load_split(dataset, "train", args.data_dir)
-    x_te, y_te = _load_split(dataset, "test", args.data_dir)
+    x_tr, y_tr = load_split(dataset, "train", args.data_dir)
+    x_te, y_te = load_split(dataset, "test", args.data_dir)
     x_tr, y_tr = x_tr.numpy(), y_tr.numpy()
     x_te, y_te = x_te.numpy(), y_te.numpy()
     if args.train_subset:

@@ -20,6 +20,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nsmx.args import (
+    UserError,
+    add_chip_args,
+    add_data_args,
+    add_output_args,
+    add_run_args,
+    nonnegative_int,
+    positive_int,
+)
+
 try:  # Python >= 3.11
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
@@ -43,10 +53,6 @@ RUN_KEYS = ("samples", "t_s", "mode", "p_policy", "drift_compensation")
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``sweep`` and ``plot`` on an ``argparse`` subparsers object."""
-    from mapping.runtime import MODES, P_POLICIES
-    from nsmx.cli import _nonnegative_int, _positive_int
-    from nsmx.run_cmd import DATASETS, _nonnegative_float
-
     p = subparsers.add_parser(
         "sweep",
         help="sweep chip / run fields over a grid (resumable store); 'sweep export' writes CSV",
@@ -59,14 +65,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="PROGRAM | export RUN_DIR",
         help="compiled program (.nsmx), or 'export' and a run folder",
     )
-    p.add_argument("--chip", default=None, help="chip preset or chip TOML file (default: ideal)")
-    p.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a chip field for every point (repeatable)",
+    # Defaults None: a flag overrides a sweep file's setting only when given.
+    add_chip_args(
+        p,
+        default=None,
+        program_seed=False,
+        set_help="override a chip field for every point (repeatable)",
     )
     p.add_argument(
         "--vary",
@@ -78,37 +82,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "run.p_policy, run.drift_compensation, run.program (repeatable: a grid)",
     )
     p.add_argument(
-        "--seeds", type=_positive_int, default=None, help="chips programmed per point (default 1)"
+        "--seeds", type=positive_int, default=None, help="chips programmed per point (default: 1)"
     )
-    p.add_argument(
-        "--samples", type=_positive_int, default=None, help="MC samples per example (default 100)"
-    )
-    p.add_argument("--mode", choices=list(MODES), default=None, help="default exact")
-    p.add_argument(
-        "--t-s",
-        type=_nonnegative_float,
-        default=None,
-        help="read time after programming, s (default 0)",
-    )
-    p.add_argument("--p-policy", choices=list(P_POLICIES), default=None)
-    p.add_argument(
-        "--drift-compensation",
-        action="store_true",
-        default=None,
-        help="global drift compensation (one gain for the chip)",
-    )
-    p.add_argument("--dataset", choices=DATASETS, default=None)
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help="folder of the IDX files (default: $NSMX_MNIST_DIR / $NSMX_FASHION_MNIST_DIR)",
-    )
-    p.add_argument("--limit", type=_positive_int, default=None, help="first N test examples")
+    add_run_args(p, defaults=False, seed=False)
+    add_data_args(p)
     p.add_argument(
         "--root-seed",
-        type=_nonnegative_int,
+        type=nonnegative_int,
         default=None,
-        help="root of every derived seed (default 0)",
+        help="root of every derived seed (default: 0)",
     )
     p.add_argument("--file", default=None, help="a sweep file (TOML) with named studies")
     p.add_argument(
@@ -130,9 +112,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
-        help="local worker processes (default 1: in this process)",
+        help="local worker processes (default: 1, in this process)",
     )
     p.add_argument(
         "--scheduler",
@@ -141,12 +123,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--task-threads",
-        type=_positive_int,
+        type=positive_int,
         default=1,
-        help="BLAS/numba threads per task (default 1)",
+        help="BLAS/numba threads per task (default: %(default)s)",
     )
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
+    add_output_args(p)
 
     q = subparsers.add_parser("plot", help="plot a sweep's metrics (PNG and PDF)")
     q.add_argument("run_dir", help="a sweep's run folder (holding sweep.sqlite)")
@@ -306,8 +287,6 @@ def _spec_from_args(args: argparse.Namespace, base: Mapping[str, Any] | None = N
         kwargs["vary"] = (*kwargs.get("vary", ()), *extra)
     kwargs["data_dir"] = args.data_dir
     if "program" not in kwargs:
-        from nsmx.cli import UserError
-
         raise UserError("give a program (nsmx sweep model.nsmx ...) or --file")
     return SweepSpec(**kwargs)
 
@@ -317,7 +296,6 @@ def _spec_from_args(args: argparse.Namespace, base: Mapping[str, Any] | None = N
 
 def run(args: argparse.Namespace) -> int:
     """``nsmx sweep``."""
-    from nsmx.cli import UserError
     from nsmx.store import StoreError
     from nsmx.sweep import SweepError
 
@@ -336,7 +314,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from nsmx.cli import UserError
     from nsmx.store import open_store
 
     if len(args.target) != 2 or not args.out:
@@ -348,7 +325,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from nsmx.cli import UserError
     from nsmx.sweep import resolve_points, run_sweep
 
     if not args.out:
@@ -409,7 +385,6 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def plot(args: argparse.Namespace) -> int:
     """``nsmx plot``."""
-    from nsmx.cli import UserError
     from nsmx.store import StoreError, open_store
     from nsmx.sweep_plots import PlotError, format_markdown, plot_store, summary_table
 

@@ -1,0 +1,243 @@
+"""What the ``nsmx`` subcommands share: the user-error type, argparse value types, the argument
+groups (chip, run, data, output), the run settings built from them and the dataset loader.
+
+Every subcommand module imports from here, never from :mod:`nsmx.cli` (which is the parser and
+the dispatch only), so no subcommand depends on another one or on the front door.
+
+Argument groups and the subcommands that take them:
+
+* chip: ``--chip``, ``--set`` and ``--program-seed`` (run; sweep and learn without the seed);
+* run: ``--samples``, ``--mode``, ``--t-s``, ``--p-policy``, ``--drift-compensation`` and
+  ``--seed`` (run; sweep without the seed; evaluate and demo take ``--samples``/``--seed``);
+* data: ``--dataset``, ``--data-dir`` and ``--limit`` (run, sweep, evaluate; train and learn
+  take ``--data-dir``);
+* output: ``--no-progress`` and ``--json``.
+
+The run flags build one :class:`mapping.run_config.RunConfig` (:func:`run_config`), so each run
+setting is defaulted and validated where the Python API defines it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from devices.errors import ConfigError, ConfigTypeError
+from devices.fields import check_int, check_real
+
+#: The test sets ``--dataset`` accepts (:func:`nsm.data.load_dataset`).
+DATASETS = ("digits", "mnist", "fashion-mnist")
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit status 2."""
+
+
+# ------------------------------------------------------------------------------ value types
+
+
+def _value_type(parse: Callable[[str], Any], check: Callable[[Any], Any], doc: str):
+    """An argparse ``type=``: ``parse`` the text (left as text if it does not parse, so the
+    check names it), then ``check`` it with a :mod:`devices.fields` validator; its error
+    becomes argparse's one-line ``argument --flag: VALUE problem; allowed: RANGE``."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            value = text
+        try:
+            return check(value)
+        except (ConfigError, ConfigTypeError) as exc:
+            raise argparse.ArgumentTypeError(
+                f"{exc.value!r} {exc.problem}; allowed: {exc.allowed}"
+            ) from None
+
+    convert.__doc__ = doc
+    return convert
+
+
+positive_int = _value_type(int, lambda v: check_int("value", v, ge=1), "An integer >= 1.")
+nonnegative_int = _value_type(int, lambda v: check_int("value", v, ge=0), "An integer >= 0.")
+nonnegative_float = _value_type(
+    float, lambda v: check_real("value", v, ge=0.0), "A finite real number >= 0."
+)
+
+
+# ------------------------------------------------------------------------------ argument groups
+
+
+def add_chip_args(
+    p: argparse.ArgumentParser,
+    *,
+    default: str | None = "ideal",
+    program_seed: bool = True,
+    set_help: str = "override a chip field, e.g. periphery.adc_bits=6 (repeatable)",
+) -> None:
+    """``--chip`` (preset or TOML file), ``--set FIELD=VALUE`` (into ``args.sets``) and, with
+    ``program_seed``, ``--program-seed`` (default: ``--seed``). ``default=None`` leaves the chip
+    to a later source (a sweep file); the help still names ``ideal`` as the final default."""
+    p.add_argument(
+        "--chip",
+        default=default,
+        help="chip preset (nsmx chips lists them) or a chip TOML file (default: ideal)",
+    )
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help=set_help,
+    )
+    if program_seed:
+        p.add_argument(
+            "--program-seed",
+            type=nonnegative_int,
+            default=None,
+            help="seed of the device-to-device randomness drawn at programming (default: --seed)",
+        )
+
+
+def add_run_args(p: argparse.ArgumentParser, *, defaults: bool = True, seed: bool = True) -> None:
+    """The run settings of :class:`~mapping.run_config.RunConfig` as flags: ``--samples``,
+    ``--mode``, ``--t-s``, ``--p-policy``, ``--drift-compensation`` and, with ``seed``,
+    ``--seed``. With ``defaults=False`` every flag defaults to None (not given), so a sweep
+    file's settings are overridden only by the flags the user typed; the help shows the
+    RunConfig defaults either way."""
+    from mapping.run_config import MODES, P_POLICIES, RunConfig
+
+    base = RunConfig()
+
+    def default(value: Any) -> Any:
+        return value if defaults else None
+
+    p.add_argument(
+        "--samples",
+        type=positive_int,
+        default=default(base.samples),
+        help=f"MC samples per example (default: {base.samples})",
+    )
+    p.add_argument(
+        "--mode",
+        choices=list(MODES),
+        default=default(base.mode),
+        help="exact: every cell's stochastic element drawn; clt: one Gaussian per neuron from "
+        f"the exact moments (fast) (default: {base.mode})",
+    )
+    p.add_argument(
+        "--t-s",
+        type=nonnegative_float,
+        default=default(base.t_s),
+        help=f"read time after programming in seconds (drift) (default: {base.t_s:g})",
+    )
+    p.add_argument(
+        "--p-policy",
+        choices=list(P_POLICIES),
+        default=default(base.p_policy),
+        help="trained: set each layer's read conditions to its trained p; chip: the chip as "
+        f"configured, the beta gain compensates (default: {base.p_policy})",
+    )
+    p.add_argument(
+        "--drift-compensation",
+        action="store_true",
+        default=default(base.drift_compensation),
+        help="scale every column signal by the chip's global drift gain at --t-s "
+        "(one calibration read; after Joshi et al. 2020)",
+    )
+    if seed:
+        add_seed_arg(p, help="seed of the MC reads (and of programming unless --program-seed)")
+
+
+def add_seed_arg(p: argparse.ArgumentParser, *, help: str = "random seed") -> None:
+    """``--seed`` (an integer >= 0, default 0)."""
+    p.add_argument("--seed", type=nonnegative_int, default=0, help=f"{help} (default: 0)")
+
+
+def add_samples_arg(p: argparse.ArgumentParser, *, default: int = 100, help: str = "") -> None:
+    """``--samples`` alone (subcommands without the other run settings: evaluate, demo)."""
+    text = help or "MC samples per example"
+    p.add_argument(
+        "--samples", type=positive_int, default=default, help=f"{text} (default: {default})"
+    )
+
+
+def add_data_args(
+    p: argparse.ArgumentParser,
+    *,
+    dataset: bool = True,
+    limit: bool = True,
+    data_dir_help: str = "folder of the IDX files (default: $NSMX_MNIST_DIR or "
+    "$NSMX_FASHION_MNIST_DIR)",
+) -> None:
+    """``--dataset`` (default: the one the model was trained on), ``--data-dir`` and ``--limit``
+    (first N test examples)."""
+    if dataset:
+        p.add_argument(
+            "--dataset",
+            choices=list(DATASETS),
+            default=None,
+            help="test set (default: the one the model was trained on)",
+        )
+    p.add_argument("--data-dir", default=None, help=data_dir_help)
+    if limit:
+        p.add_argument(
+            "--limit", type=positive_int, default=None, help="first N test examples only"
+        )
+
+
+def add_output_args(p: argparse.ArgumentParser, *, json: bool = True) -> None:
+    """``--no-progress`` and, with ``json``, ``--json`` (last line of stdout: one object)."""
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    if json:
+        p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
+
+
+# ------------------------------------------------------------------------------ values
+
+
+def run_config(args: argparse.Namespace) -> Any:
+    """The :class:`~mapping.run_config.RunConfig` of parsed run flags (:func:`add_run_args`
+    with ``defaults=True``); an invalid combination is a :class:`UserError`."""
+    from mapping.run_config import RunConfig
+
+    try:
+        return RunConfig(
+            samples=args.samples,
+            mode=args.mode,
+            t_s=args.t_s,
+            p_policy=args.p_policy,
+            drift_compensation=args.drift_compensation,
+            seed=args.seed,
+        )
+    except (ConfigError, ConfigTypeError) as exc:
+        raise UserError(str(exc)) from exc
+
+
+def load_split(name: str, split: str, root: str | None) -> tuple[Any, Any]:
+    """``(x, y)`` of one split of a dataset (:func:`nsm.data.load_dataset`: torch tensors);
+    a missing or unreadable dataset is a :class:`UserError`."""
+    from nsm.data import DatasetError, load_dataset
+
+    try:
+        return load_dataset(name, split=split, root=root)
+    except (DatasetError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from exc
+
+
+__all__ = [
+    "DATASETS",
+    "UserError",
+    "add_chip_args",
+    "add_data_args",
+    "add_output_args",
+    "add_run_args",
+    "add_samples_arg",
+    "add_seed_arg",
+    "load_split",
+    "nonnegative_float",
+    "nonnegative_int",
+    "positive_int",
+    "run_config",
+]
