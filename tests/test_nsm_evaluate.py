@@ -139,3 +139,19 @@ def test_bad_inputs_and_outputs():
         nsm.mc_predict(small_model(), torch.rand(0, 16))
     with pytest.raises(ValueError, match="not \\(batch=2, classes\\)"):
         nsm.mc_predict(nn.Flatten(0), torch.rand(2, 16), samples=1)
+
+
+def test_deterministic_network_runs_once_and_matches_the_sample_average():
+    # BN has no stochastic layer: one pass is the exact MC average (to float64 rounding).
+    from nsm.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("digits-mlp", "bn")
+    x = torch.rand(30, 1, 8, 8)
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    prob = mc_predict(model, x, samples=7, generator=torch.Generator().manual_seed(1))
+    assert len(calls) == 1
+    with torch.no_grad():
+        direct = torch.softmax(model.eval()(x).double(), dim=1).float()
+    torch.testing.assert_close(prob, direct, rtol=0, atol=1e-7)
