@@ -30,7 +30,7 @@ from torch import nn
 from mapping.program import (
     ENCODINGS,
     SCALE_POLICIES,
-    BinarizeLayer,
+    BinariseLayer,
     ConvLayer,
     DenseLayer,
     FlattenLayer,
@@ -192,7 +192,7 @@ def compile_model(
     for index, (path, module) in enumerate(leaves):
         where = f"module {path} ({type(module).__name__})"
         if isinstance(module, BinarizeInput):
-            layer: Layer = BinarizeLayer(name=path, in_shape=shape)
+            layer: Layer = BinariseLayer(name=path, in_shape=shape)
             binary = True
         elif isinstance(module, BinaryLayer):
             if not binary:

@@ -47,7 +47,9 @@ from crossbar.transpose import transposed_read
 from devices.conductance import ConductanceState
 from devices.pulse import PulseConfig, PulseDevice
 
+from .digital import binarise
 from .estimators import ESTIMATORS, estimate_density
+from .records import BinariseLayer
 from .updates import NORMS, PAIR_UPDATES, UPDATES, apply_pair_update, pulse_counts, refresh_pairs
 
 MODELS = {
@@ -360,6 +362,8 @@ class OnChipNetwork:
         self.config, self.chip, self.pulse = config, chip, pulse
         self.pair_update = config.resolved_pair_update(pulse)
         self.input_shape, sizes, n_classes = MODELS[config.model]
+        # The compiler's input binariser (nsm.BinarizeInput: threshold 0.5).
+        self.binariser = BinariseLayer(name="binarise", in_shape=self.input_shape)
         ss = np.random.SeedSequence(config.seed)
         rng_w, rng_layers, rng_out = (np.random.default_rng(s) for s in ss.spawn(3))
         layer_rngs = rng_layers.spawn(len(sizes) - 1)
@@ -395,7 +399,7 @@ class OnChipNetwork:
     def binarize(self, x: np.ndarray) -> np.ndarray:
         """Images in [0, 1] (n, *input_shape) → ±1 rows (n, features): sign(2x − 1)."""
         x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-        return np.where(x >= 0.5, 1.0, -1.0)
+        return binarise(self.binariser, x, np.float64)
 
     def forward(self, z: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list]:
         cache = []

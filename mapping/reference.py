@@ -11,7 +11,7 @@ convolution) and W the (K, N) matrix::
 (n = ‖W_:,i‖ for ±1 inputs; smaller at a convolution's zero-padded border, as in torch). Where
 n = 0 no input reaches the neuron and u = b is deterministic: s = ±10 by the sign of b (sign(0)
 = +1), exactly as :func:`nsm.functional.normalized_preactivation` (the numpy unit is
-:mod:`crossbar.unit`). Deterministic sign layers fire
+:mod:`crossbar.unit`; the digital steps are :mod:`mapping.digital`). Deterministic sign layers fire
 1{s ≥ 0} with s = β m/‖W_:,i‖ + b/‖W_:,i‖ (weight-normalised) or s = β m + b.
 
 :func:`program_forward_reference` samples each binary layer from its analytic P with independent
@@ -22,21 +22,22 @@ neurons' correlations (a shared stochastic row driver) are not reproduced.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy import special
 
+from crossbar import unit
 from crossbar.unit import S_UNREACHED as S_UNREACHED  # re-exported: the reference's name
-from crossbar.unit import firing_probability as _firing_probability
-from crossbar.unit import normalised_preactivation
-from mapping.program import (
-    BinarizeLayer,
+from devices.errors import ArgumentTypeError
+from devices.fields import check_int, check_real
+from mapping import digital
+from mapping.program import Program
+from mapping.records import (
+    BinariseLayer,
     ConvLayer,
     DenseLayer,
     FlattenLayer,
     Layer,
     MaxPoolLayer,
     OutputLayer,
-    Program,
 )
 
 
@@ -50,41 +51,18 @@ def _check_input(layer: Layer, z: np.ndarray) -> np.ndarray:
     return z
 
 
-def _windows(
-    z: np.ndarray,
-    kernel_size: tuple[int, int],
-    stride: tuple[int, int],
-    padding: tuple[int, int],
-    pad_value: float,
-) -> np.ndarray:
-    """(B, C, H, W) → (B, C, H', W', kH, kW) views of every window (a copy only for padding)."""
-    ph, pw = padding
-    if ph or pw:
-        z = np.pad(z, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
-    win = sliding_window_view(z, kernel_size, axis=(2, 3))
-    return win[:, :, :: stride[0], :: stride[1]]
-
-
 def patches(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarray:
-    """The inputs each column reads: (B, L, K) float64.
+    """The inputs each column reads: (B, L, K) float64 (:func:`mapping.digital.patches`).
 
     Dense: (B, 1, fan_in). Conv: im2col with zero padding, patch index l = h'·W' + w', entry
     index c·kH·kW + i·kW + j (``torch.nn.functional.unfold``'s order, the program's row order).
     """
-    z = _check_input(layer, z)
-    if isinstance(layer, DenseLayer):
-        return z[:, None, :]
-    win = _windows(z, layer.kernel_size, layer.stride, layer.padding, 0.0)
-    b, c, h, w, kh, kw = win.shape
-    return win.transpose(0, 2, 3, 1, 4, 5).reshape(b, h * w, c * kh * kw)
+    return digital.patches(layer, _check_input(layer, z), np.float64)
 
 
 def fold(layer: DenseLayer | ConvLayer, y: np.ndarray) -> np.ndarray:
     """(B, L, N) per-location column outputs → (B, *layer.out_shape) (channels first for conv)."""
-    y = np.asarray(y)
-    if isinstance(layer, DenseLayer):
-        return y[:, 0, :]
-    return y.transpose(0, 2, 1).reshape(y.shape[0], *layer.out_shape)
+    return digital.fold(layer, y)
 
 
 def beta_by_location(layer: DenseLayer | ConvLayer) -> np.ndarray:
@@ -105,12 +83,10 @@ def offset_from_beta(
     """
     beta = np.asarray(beta, dtype=np.float64)
     if noise == "bernoulli":
-        if p is None or not 0.0 < p < 1.0:
-            raise ValueError(f"p={p!r} is out of range; Bernoulli noise needs 0 < p < 1")
+        p = check_real("p", p, gt=0.0, lt=1.0)
         return beta * np.sqrt(2.0 * p * (1.0 - p)) - p
     if noise == "gaussian":
-        if sigma is None or not sigma > 0.0:
-            raise ValueError(f"sigma={sigma!r} is out of range; it must be > 0")
+        sigma = check_real("sigma", sigma, gt=0.0)
         return beta * np.sqrt(2.0) * sigma - 1.0
     raise ValueError(f"noise={noise!r} has no offset; choose 'bernoulli' or 'gaussian'")
 
@@ -127,7 +103,7 @@ def _reach_squared(
     return (x * x) @ (w * w)
 
 
-def normalized_preactivation(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarray:
+def normalised_preactivation(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarray:
     """s = E[u]/√(2 Var[u]) per neuron (stochastic) or the sign layer's pre-activation,
     shape (B, *out_shape), float64."""
     x = patches(layer, z)
@@ -143,7 +119,7 @@ def normalized_preactivation(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np
         return fold(layer, beta * m / norm + b / norm)
     n = np.sqrt(_reach_squared(layer, z, x, w))
     c = np.sqrt(2.0 * layer.noise_var)
-    return fold(layer, normalised_preactivation(m, n, beta, b, c))
+    return fold(layer, unit.normalised_preactivation(m, n, beta, b, c))
 
 
 def firing_probability(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarray:
@@ -154,27 +130,25 @@ def firing_probability(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarr
     """
     if not isinstance(layer, (DenseLayer, ConvLayer)):
         raise TypeError(f"firing_probability needs a dense or conv layer, got {layer.kind!r}")
-    s = normalized_preactivation(layer, z)
+    s = normalised_preactivation(layer, z)
     if layer.deterministic:
         return (s >= 0).astype(np.float64)
-    return _firing_probability(s)
+    return unit.firing_probability(s)
 
 
-def binarize(layer: BinarizeLayer, x: np.ndarray) -> np.ndarray:
+def binarise(layer: BinariseLayer, x: np.ndarray) -> np.ndarray:
     """+1 where x >= threshold, else −1 (float64)."""
-    x = _check_input(layer, x)
-    return np.where(x >= layer.threshold, 1.0, -1.0)
+    return digital.binarise(layer, _check_input(layer, x), np.float64)
 
 
 def maxpool(layer: MaxPoolLayer, z: np.ndarray) -> np.ndarray:
     """Max over each window (padding never selected), (B, *layer.out_shape)."""
-    z = _check_input(layer, z)
-    return _windows(z, layer.kernel_size, layer.stride, layer.padding, -np.inf).max(axis=(-2, -1))
+    return digital.maxpool(layer, _check_input(layer, z))
 
 
 def flatten(layer: FlattenLayer, z: np.ndarray) -> np.ndarray:
-    z = _check_input(layer, z)
-    return z.reshape(z.shape[0], -1)
+    """(B, *in_shape) → (B, prod(in_shape)) float64."""
+    return digital.flatten(_check_input(layer, z))
 
 
 def output_logits(layer: OutputLayer, z: np.ndarray) -> np.ndarray:
@@ -191,7 +165,7 @@ def sample_states(
     Deterministic layers return sign(s) and draw nothing from ``rng``.
     """
     if layer.deterministic:
-        return np.where(normalized_preactivation(layer, z) >= 0, 1.0, -1.0)
+        return np.where(normalised_preactivation(layer, z) >= 0, 1.0, -1.0)
     prob = firing_probability(layer, z)
     return np.where(rng.random(prob.shape) < prob, 1.0, -1.0)
 
@@ -209,7 +183,7 @@ def program_forward_reference(
     layer's output (the last entry is the logits).
     """
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        raise ArgumentTypeError("rng", rng, "a numpy.random.Generator")
     x = np.asarray(x, dtype=np.float64)
     if tuple(x.shape[1:]) != program.input_shape or x.ndim != len(program.input_shape) + 1:
         raise ValueError(
@@ -219,8 +193,8 @@ def program_forward_reference(
     states: list[np.ndarray] = []
     z = x
     for layer in program.layers:
-        if isinstance(layer, BinarizeLayer):
-            z = binarize(layer, z)
+        if isinstance(layer, BinariseLayer):
+            z = binarise(layer, z)
         elif isinstance(layer, (DenseLayer, ConvLayer)):
             z = sample_states(layer, z, rng)
         elif isinstance(layer, MaxPoolLayer):
@@ -246,10 +220,8 @@ def predict_reference(
     passes of :func:`program_forward_reference`, streamed in batches of ``batch_size`` examples
     (memory bounded by one batch). Draws come from ``rng`` in order, so the result for a seed
     depends on ``batch_size`` (not on anything else)."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples={samples!r} must be an int >= 1")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be an int >= 1")
+    samples = check_int("samples", samples, ge=1)
+    batch_size = check_int("batch_size", batch_size, ge=1)
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
     out = np.zeros((n, program.n_classes))

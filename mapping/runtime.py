@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy.special import log_softmax, ndtr
 
 from crossbar import ChipConfig, Counters, HardwareLayer, replace_field
@@ -55,15 +54,16 @@ from devices import (
     SelectorConfig,
     selector_read_voltage,
 )
-from mapping.program import (
-    BinarizeLayer,
+from mapping import digital
+from mapping.program import Program
+from mapping.records import (
+    BinariseLayer,
     ConvLayer,
     DenseLayer,
     FlattenLayer,
     Layer,
     MaxPoolLayer,
     OutputLayer,
-    Program,
 )
 
 P_POLICIES = ("trained", "chip")
@@ -175,50 +175,6 @@ def selector_mean_p(element: SelectorConfig) -> float:
     return float(
         ndtr((element.v_read_v - element.mu_v) / math.hypot(element.sigma_c_v, element.sigma_d_v))
     )
-
-
-# ------------------------------------------------------------------------------ digital steps
-
-
-def patches_int8(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarray:
-    """The states each column reads, int8 (B, L, K); zero padding is 0 (an undriven row).
-
-    The same order as :func:`mapping.reference.patches` (patch l = h'·W' + w', entry
-    c·kH·kW + i·kW + j), without the float64 copy.
-    """
-    if isinstance(layer, DenseLayer):
-        return np.ascontiguousarray(z, dtype=np.int8)[:, None, :]
-    ph, pw = layer.padding
-    if ph or pw:
-        z = np.pad(z, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    win = sliding_window_view(z, layer.kernel_size, axis=(2, 3))
-    win = win[:, :, :: layer.stride[0], :: layer.stride[1]]
-    b, c, h, w, kh, kw = win.shape
-    return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5), dtype=np.int8).reshape(
-        b, h * w, c * kh * kw
-    )
-
-
-def fold_int8(layer: DenseLayer | ConvLayer, y: np.ndarray) -> np.ndarray:
-    """(B, L, N) per-location outputs → (B, *out_shape), channels first for a convolution."""
-    if isinstance(layer, DenseLayer):
-        return y[:, 0, :]
-    return np.ascontiguousarray(y.transpose(0, 2, 1)).reshape(y.shape[0], *layer.out_shape)
-
-
-def maxpool_int8(layer: MaxPoolLayer, z: np.ndarray) -> np.ndarray:
-    """Max over each window of ±1 states (a logical OR); padding (−128) is never selected."""
-    ph, pw = layer.padding
-    if ph or pw:
-        z = np.pad(z, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-128)
-    win = sliding_window_view(z, layer.kernel_size, axis=(2, 3))
-    win = win[:, :, :: layer.stride[0], :: layer.stride[1]]
-    return np.ascontiguousarray(win.max(axis=(-2, -1)))
-
-
-def binarize_int8(layer: BinarizeLayer, x: np.ndarray) -> np.ndarray:
-    """+1 where x >= threshold else −1, int8."""
-    return np.where(x >= layer.threshold, 1, -1).astype(np.int8)
 
 
 # ------------------------------------------------------------------------------ the model
@@ -353,11 +309,11 @@ class ChipModel:
         expanded = False  # whether z holds the n·B sampled states (sample-major) or the B inputs
         z: np.ndarray = x
         for i, layer in enumerate(self.program.layers):
-            if isinstance(layer, BinarizeLayer):
-                z = binarize_int8(layer, z)
+            if isinstance(layer, BinariseLayer):
+                z = digital.binarise(layer, z, np.int8)
             elif isinstance(layer, (DenseLayer, ConvLayer)):
                 hl = self._by_index[i].hardware
-                zp = patches_int8(layer, z)
+                zp = digital.patches(layer, z, np.int8)
                 rows, locations, k = zp.shape
                 reads = 1 if expanded else n
                 out = hl.sample(
@@ -370,14 +326,12 @@ class ChipModel:
                     read_gain=read_gain,
                 )
                 # (reads, rows·L, N) → (reads·rows, L, N): batch row s·B + b, sample-major.
-                z = fold_int8(layer, out.reshape(reads * rows, locations, layer.fan_out))
+                z = digital.fold(layer, out.reshape(reads * rows, locations, layer.fan_out))
                 expanded = True
                 if counts is not None:
                     counts[layer.name] += np.count_nonzero(z > 0, axis=0)
-            elif isinstance(layer, MaxPoolLayer):
-                z = maxpool_int8(layer, z)
-            elif isinstance(layer, FlattenLayer):
-                z = z.reshape(z.shape[0], -1)
+            elif isinstance(layer, (MaxPoolLayer, FlattenLayer)):
+                z = digital.digital_step(layer, z)
             else:  # OutputLayer
                 hl = self._by_index[i].hardware
                 reads = 1 if expanded else n
@@ -659,10 +613,6 @@ __all__ = [
     "ChipRun",
     "MappingError",
     "ProgrammedLayer",
-    "binarize_int8",
-    "fold_int8",
-    "maxpool_int8",
-    "patches_int8",
     "program_chip",
     "read_conditions",
     "replace_chip",

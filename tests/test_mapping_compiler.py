@@ -20,7 +20,7 @@ import nsm
 from mapping import reference as ref
 from mapping.compiler import CompileError, compile_checkpoint, compile_model
 from mapping.program import (
-    BinarizeLayer,
+    BinariseLayer,
     ConvLayer,
     DenseLayer,
     FlattenLayer,
@@ -83,8 +83,8 @@ def walk_and_compare(model: nn.Module, program, x: np.ndarray, seed: int = 0) ->
                     decided = np.abs(s) > 1e-9  # exact ties may round either way
                     assert decided.mean() > 0.99
                     np.testing.assert_array_equal(p_np[decided], ((out.numpy() + 1) / 2)[decided])
-            elif isinstance(layer, BinarizeLayer):
-                np.testing.assert_array_equal(ref.binarize(layer, z_np), out.numpy())
+            elif isinstance(layer, BinariseLayer):
+                np.testing.assert_array_equal(ref.binarise(layer, z_np), out.numpy())
             elif isinstance(layer, MaxPoolLayer):
                 np.testing.assert_array_equal(ref.maxpool(layer, z_np), out.numpy())
             elif isinstance(layer, FlattenLayer):
@@ -406,7 +406,9 @@ def test_probability_on_real_valued_states_matches_torch() -> None:
     z = 2 * z - 1
     z[0, 0, 0, :] = 0.0
     expected = conv.double().firing_probability(z).detach().numpy()
-    np.testing.assert_allclose(layer.firing_probability(z.numpy()), expected, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(
+        ref.firing_probability(layer, z.numpy()), expected, rtol=0, atol=ATOL
+    )
 
 
 def test_reference_mc_prediction_matches_torch_sampling() -> None:

@@ -23,7 +23,7 @@ from mapping.program import (
     ARRAY_DTYPE,
     MANIFEST_KEY,
     VERSION,
-    BinarizeLayer,
+    BinariseLayer,
     ConvLayer,
     DenseLayer,
     FlattenLayer,
@@ -43,7 +43,7 @@ def make_program(seed: int = 0) -> Program:
     """A small program with every layer kind and every option the format has."""
     rng = np.random.default_rng(seed)
     layers = [
-        BinarizeLayer(name="0", in_shape=(2, 7, 6)),
+        BinariseLayer(name="0", in_shape=(2, 7, 6)),
         ConvLayer(
             name="1",
             in_shape=(2, 7, 6),
@@ -576,7 +576,7 @@ def test_program_validation_messages() -> None:
         noise="bernoulli",
         p=0.5,
     )
-    binz = BinarizeLayer(name="b", in_shape=(4,))
+    binz = BinariseLayer(name="b", in_shape=(4,))
     assert Program((binz, dense, out), (4,)).n_classes == 2
     with pytest.raises(ValueError, match="put a binarize layer before it"):
         Program((dense, out), (4,))
@@ -585,7 +585,7 @@ def test_program_validation_messages() -> None:
     with pytest.raises(ValueError, match="output layer must be the last"):
         Program((binz, out, dense), (4,))
     with pytest.raises(ValueError, match=r"in_shape \(4,\) does not match the shape \(5,\)"):
-        Program((BinarizeLayer(name="b", in_shape=(5,)), dense, out), (5,))
+        Program((BinariseLayer(name="b", in_shape=(5,)), dense, out), (5,))
     with pytest.raises(ValueError, match="duplicate layer name"):
         Program(
             (
@@ -664,8 +664,8 @@ def test_reference_maxpool_flatten_binarize() -> None:
     assert out.shape == (1, 1, 4, 4)
     expected = [[1, 1, -1, -1], [1, 1, -1, -1], [-1, -1, 1, 1], [-1, -1, 1, 1]]
     assert np.array_equal(out[0, 0], expected)
-    binz = BinarizeLayer(name="b", in_shape=(3,))
-    assert np.array_equal(ref.binarize(binz, np.array([[0.0, 0.5, 0.49999997]])), [[-1, 1, -1]])
+    binz = BinariseLayer(name="b", in_shape=(3,))
+    assert np.array_equal(ref.binarise(binz, np.array([[0.0, 0.5, 0.49999997]])), [[-1, 1, -1]])
     flat = FlattenLayer(name="f", in_shape=(2, 2, 1))
     assert np.array_equal(ref.flatten(flat, np.arange(4.0).reshape(1, 2, 2, 1)), [[0, 1, 2, 3]])
     with pytest.raises(ValueError, match=r"expects input of shape \(batch, 2, 2, 1\)"):

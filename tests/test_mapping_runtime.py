@@ -19,6 +19,7 @@ from torch import nn
 
 import nsm
 from crossbar import ChipConfig
+from mapping import digital
 from mapping import reference as ref
 from mapping.chips import (
     ChipError,
@@ -35,9 +36,6 @@ from mapping.report import accuracy_nll, chip_report, format_layers
 from mapping.runtime import (
     UNIT_EXAMPLES,
     MappingError,
-    fold_int8,
-    maxpool_int8,
-    patches_int8,
     program_chip,
     read_conditions,
     selector_mean_p,
@@ -210,7 +208,7 @@ def test_bad_chip_specs(tmp_path):
 # --------------------------------------------------------------------------------- digital steps
 
 
-def test_int8_steps_equal_reference():
+def test_digital_steps_are_the_same_in_int8_and_float64():
     rng = np.random.default_rng(0)
     conv = ConvLayer(
         name="c",
@@ -225,13 +223,13 @@ def test_int8_steps_equal_reference():
         padding=(1, 1),
     )
     z = np.where(rng.random((5, 3, 9, 7)) < 0.5, 1, -1).astype(np.int8)
-    np.testing.assert_array_equal(patches_int8(conv, z), ref.patches(conv, z))
+    np.testing.assert_array_equal(digital.patches(conv, z, np.int8), ref.patches(conv, z))
     y = rng.integers(-1, 2, size=(5, conv.n_locations, 4)).astype(np.int8)
-    np.testing.assert_array_equal(fold_int8(conv, y), ref.fold(conv, y))
+    np.testing.assert_array_equal(digital.fold(conv, y), ref.fold(conv, y.astype(float)))
     pool = MaxPoolLayer(
         name="p", in_shape=(3, 9, 7), kernel_size=(3, 3), stride=(2, 2), padding=(1, 1)
     )
-    np.testing.assert_array_equal(maxpool_int8(pool, z), ref.maxpool(pool, z))
+    np.testing.assert_array_equal(digital.maxpool(pool, z), ref.maxpool(pool, z))
     dense = DenseLayer(
         name="d",
         in_shape=(6,),
@@ -242,7 +240,7 @@ def test_int8_steps_equal_reference():
         p=0.5,
     )
     zd = z.reshape(5, -1)[:, :6]
-    np.testing.assert_array_equal(patches_int8(dense, zd), ref.patches(dense, zd))
+    np.testing.assert_array_equal(digital.patches(dense, zd, np.int8), ref.patches(dense, zd))
 
 
 # --------------------------------------------------------------------------------- programming
@@ -411,7 +409,7 @@ def _exact_conv_probability(pl, z: np.ndarray) -> np.ndarray:
     g_min = 0 each weight has one conducting device (the other is 0 µS), so one ξ per input."""
     layer, hl = pl.record, pl.hardware
     p = pl.chip.devices.element.p
-    zp = patches_int8(layer, z).astype(np.float64)  # (B, L, K)
+    zp = digital.patches(layer, z, np.float64)  # (B, L, K)
     w = layer.weight.astype(np.float64)
     scale = pl.chip.v_read_v * hl.kappa_us
     out = np.empty((*zp.shape[:2], layer.fan_out))
@@ -424,7 +422,7 @@ def _exact_conv_probability(pl, z: np.ndarray) -> np.ndarray:
             weight = np.prod(np.where(xi == 1, p, 1 - p), axis=1)
             u = scale * (xi @ c + hl.gain * c.sum(axis=0))
             out[b, loc] = weight @ (u >= hl.threshold_ua)
-    return fold_int8(layer, out)
+    return digital.fold(layer, out)
 
 
 def test_conv_model_on_ideal_chip(conv, digits_test):
