@@ -4,9 +4,11 @@ Programs the chip (``--program-seed``, default ``--seed``), runs ``--samples`` M
 per test example on it and on the program's software semantics (numpy reference, same number of
 samples), and prints a table: accuracy, error, NLL and wall time of both, then one row per
 crossbar layer (tiles, read conditions, firing rate, effective β / trained β, weight alignment,
-ADC saturations). ``--json`` makes the last line one JSON object with ``chip_accuracy``,
-``software_accuracy``, ``samples``, ``n``, ``mode``, ``chip``, ``seed``, ``t_s``, ``wall_s`` and
-the full report.
+ADC saturations). ``--cost`` adds the energy, latency and area per classification
+(:mod:`mapping.cost`, from the run's counters and the chip's ``cost`` section). ``--json`` makes
+the last line one JSON object with ``chip_accuracy``, ``software_accuracy``, ``samples``, ``n``,
+``mode``, ``chip``, ``seed``, ``t_s``, ``wall_s``, the full report and, with ``--cost``, ``cost``
+(:meth:`mapping.cost.CostReport.to_dict`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_run_args(p)
     add_data_args(p)
     p.add_argument("--no-software", action="store_true", help="skip the software reference run")
+    p.add_argument(
+        "--cost",
+        action="store_true",
+        help="report energy, latency and area per classification (the chip's cost.* fields)",
+    )
     add_output_args(p)
     return p
 
@@ -155,6 +162,14 @@ def _run(args: argparse.Namespace) -> int:
             f"  ADC saturations: {report.adc_saturations:,} of {report.adc_conversions:,} "
             f"conversions ({report.adc_saturations / report.adc_conversions:.2%})"
         )
+    cost = None
+    if args.cost:
+        from mapping.cost import cost_report, format_cost
+
+        cost = cost_report(model, run_)
+        print()
+        for line in format_cost(cost):
+            print(line)
 
     if args.json:
         result = {
@@ -180,5 +195,7 @@ def _run(args: argparse.Namespace) -> int:
             "program_s": program_s,
             "report": report.to_dict(),
         }
+        if cost is not None:
+            result["cost"] = cost.to_dict()
         print(json.dumps(result))
     return 0

@@ -335,3 +335,30 @@ def test_sign_network_reads_one_phase(programs):
     assert r.energy_by_component_j["gain"] == 0.0
     nsm_ = _report(programs["nsm"], chip, 1)
     assert r.energy_by_component_j["array_deterministic"] < nsm_.energy_per_classification_j
+
+
+def _cli_cost(path, capsys, *extra):
+    from nsmx.cli import main
+
+    args = ["run", str(path), "--chip", "rram-selector", "--dataset", "digits", "--limit", "20"]
+    args += ["--mode", "clt", "--no-software", "--no-progress", "--cost", "--json", *extra]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    return out, json.loads(out.strip().splitlines()[-1])["cost"]
+
+
+def test_cli_run_cost_json(programs, tmp_path, capsys):
+    from mapping.program import save_program
+
+    path = save_program(programs["nsm"], tmp_path / "mlp.nsmx")
+    text, c2 = _cli_cost(path, capsys, "--samples", "2")
+    assert "cost per classification (S = 2)" in text and "energy by component" in text
+    for key in ("energy_per_classification_j", "latency_s", "area_m2", "energy_by_component_j"):
+        assert key in c2
+    _, c4 = _cli_cost(path, capsys, "--samples", "4")
+    assert c4["energy_per_classification_j"] == pytest.approx(2 * c2["energy_per_classification_j"])
+    _, cheap = _cli_cost(path, capsys, "--samples", "2", "--set", "cost.adc_fom_j_per_step=5e-15")
+    assert cheap["energy_by_component_j"]["adcs"] == pytest.approx(
+        0.5 * c2["energy_by_component_j"]["adcs"]
+    )
+    assert cheap["cost"]["adc_fom_j_per_step"] == 5e-15
