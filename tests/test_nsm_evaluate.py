@@ -150,7 +150,7 @@ def test_deterministic_network_runs_once_and_matches_the_sample_average():
     x = torch.rand(30, 1, 8, 8)
     calls = []
     model.register_forward_hook(lambda *_: calls.append(1))
-    prob = mc_predict(model, x, samples=7, generator=torch.Generator().manual_seed(1))
+    prob = nsm.mc_predict(model, x, samples=7, generator=torch.Generator().manual_seed(1))
     assert len(calls) == 1
     with torch.no_grad():
         direct = torch.softmax(model.eval()(x).double(), dim=1).float()
