@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .moments import stack_coefficients
+
 
 def _matrix(name: str, value: Any) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64)
@@ -75,9 +77,9 @@ def layer_transposed_read(
     d = np.asarray(delta, dtype=np.float64)
     if d.ndim != 2 or d.shape[1] != layer.fan_out:
         raise ValueError(f"delta has shape {d.shape}; expected (batch, {layer.fan_out})")
-    arrays = layer._arrays(float(t_s))
-    m_d = layer._stack(arrays, "m_d")  # (fan_in, fan_out): E[I_d]/V per unit input
-    v_d = layer._stack(arrays, "v_d")  # read variance per weight, µS²
+    arrays = layer.read_arrays(float(t_s))
+    m_d = stack_coefficients(arrays, "m_d")  # (fan_in, fan_out): E[I_d]/V per unit input
+    v_d = stack_coefficients(arrays, "v_d")  # read variance per weight, µS²
     v = layer.chip.v_read_v
     e = v * (d @ m_d.T)
     if rng is None:

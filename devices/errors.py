@@ -48,16 +48,36 @@ class ArgumentError(ConfigError):
     """A function argument is out of range (a ``ValueError``): ``name=value is ...; allowed: ...``.
 
     The same pieces as :class:`ConfigError`, written the way the argument is spelled in a call.
+    ``message`` replaces that wording where the value does not print (an array: ``weight has
+    shape (80,); expected a 2-D array``).
     """
 
-    def __init__(self, field: str, value: Any, allowed: str, problem: str = "is out of range"):
+    def __init__(
+        self,
+        field: str,
+        value: Any,
+        allowed: str,
+        problem: str = "is out of range",
+        *,
+        message: str | None = None,
+    ):
         super().__init__(field, value, allowed, problem)
-        ValueError.__init__(self, f"{field}={value!r} {problem}; allowed: {allowed}")
+        text = f"{field}={value!r} {problem}; allowed: {allowed}" if message is None else message
+        ValueError.__init__(self, text)
 
 
 class ArgumentTypeError(ConfigTypeError):
     """A function argument has the wrong type (a ``TypeError``), worded like ArgumentError."""
 
-    def __init__(self, field: str, value: Any, allowed: str, problem: str = "has the wrong type"):
+    def __init__(
+        self,
+        field: str,
+        value: Any,
+        allowed: str,
+        problem: str = "has the wrong type",
+        *,
+        message: str | None = None,
+    ):
         super().__init__(field, value, allowed, problem)
-        TypeError.__init__(self, f"{field}={value!r} {problem}; allowed: {allowed}")
+        text = f"{field}={value!r} {problem}; allowed: {allowed}" if message is None else message
+        TypeError.__init__(self, text)

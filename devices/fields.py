@@ -193,7 +193,8 @@ def check_int(name: str, value: Any, *, ge: int | None = None, le: int | None = 
     allowed = interval_text(meta, integer=True)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ArgumentTypeError(name, value, allowed)
-    if not _in_interval(float(value), meta):
+    # Compared as integers: float(2**64) == float(2**64 - 1) would let a value past le.
+    if (ge is not None and value < ge) or (le is not None and value > le):
         raise ArgumentError(name, value, allowed)
     return int(value)
 
@@ -253,20 +254,44 @@ def check_array(
     """``value`` as a finite real array of ``dtype`` (a copy only where needed).
 
     Refuses bool/object/complex arrays (:class:`ArgumentTypeError`), a wrong ``ndim``/``shape``,
-    an empty array unless ``allow_empty``, and NaN/inf (:class:`ArgumentError`).
+    an empty array unless ``allow_empty``, and NaN/inf (:class:`ArgumentError`). Arrays do not
+    print, so the messages name what is wrong instead: ``beta has shape (19,); expected (20,)``.
     """
     arr = np.asarray(value)
     if arr.dtype == bool or not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
-        raise ArgumentTypeError(name, f"<array of {arr.dtype}>", "a real numeric array")
+        raise ArgumentTypeError(
+            name,
+            f"<array of {arr.dtype}>",
+            "a real numeric array",
+            message=f"{name} has dtype {arr.dtype}; expected a real numeric array",
+        )
     if (ndim is not None and arr.ndim != ndim) or (shape is not None and arr.shape != shape):
         want = str(shape) if shape is not None else f"a {ndim}-D array"
-        raise ArgumentError(name, f"<array of shape {arr.shape}>", want, "has the wrong shape")
+        raise ArgumentError(
+            name,
+            f"<array of shape {arr.shape}>",
+            want,
+            "has the wrong shape",
+            message=f"{name} has shape {arr.shape}; expected {want}",
+        )
     if arr.size == 0 and not allow_empty:
-        raise ArgumentError(name, "<empty array>", "at least one element", "is empty")
+        raise ArgumentError(
+            name,
+            "<empty array>",
+            "at least one element",
+            "is empty",
+            message=f"{name} is empty; expected at least one element",
+        )
     arr = arr.astype(dtype, copy=False)
     if not np.all(np.isfinite(arr)):
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        raise ArgumentError(name, f"<{bad} non-finite values>", "finite values", "is not finite")
+        raise ArgumentError(
+            name,
+            f"<{bad} non-finite values>",
+            "finite values",
+            "is not finite",
+            message=f"{name} has {bad} non-finite values (inf or nan); expected finite values",
+        )
     return arr

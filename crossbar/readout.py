@@ -1,0 +1,363 @@
+"""Reading a programmed layer: the samples of one evaluation, streamed block by block.
+
+:func:`read_out` walks column-tiles x batch chunks x sample chunks (each block bounded by
+``chunk_values`` float32 values) and, per block, draws the reads of the layer's path:
+
+- ``analog``: bit-line currents summed in analog, comparator with offset and noise — one
+  Gaussian per neuron when the moments do not change between samples (clt mode, Gaussian
+  elements, deterministic layers), else every cell's or row's element drawn (exact mode);
+- ``tile_adc`` / ``digital_sum`` / ``digital_tile``: the phases' values through ADCs, summed and
+  compared digitally; ``output_analog`` / ``output_tile``: the output layer's logits.
+
+All randomness comes from counter-based streams (:class:`crossbar.streams.Streams`) indexed by
+(tile, column-tile, sample, example), so the result does not depend on the chunking or the
+number of threads. Units: µA, µA².
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import periphery
+from .counters import Counters
+from .sampling import sample_cells, sample_row_currents
+from .streams import Streams, decide_gaussian, noisy_sum, standard_normals
+
+if TYPE_CHECKING:  # the layer imports this module
+    from .layer import HardwareLayer
+
+#: the two read modes of the same engine
+MODES = ("exact", "clt")
+
+#: float32 values per (samples x batch x columns) block processed at once (bounded memory).
+DEFAULT_CHUNK_VALUES = 1 << 20
+
+
+def check_states(z: Any, fan_in: int) -> np.ndarray:
+    """Input states as a C-contiguous int8 (batch, fan_in) array of ±1 (0 = an undriven row,
+    e.g. conv zero padding); errors name the shape, dtype or offending value."""
+    arr = np.asarray(z)
+    if arr.ndim == 1:
+        raise ValueError(
+            f"z has shape {arr.shape}; expected (batch, {fan_in}) "
+            "(use z[None, :] for a single input)"
+        )
+    if arr.ndim != 2 or arr.shape[1] != fan_in or arr.shape[0] < 1:
+        raise ValueError(f"z has shape {arr.shape}; expected (batch, {fan_in})")
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise TypeError(
+            f"z must be an integer or float array of ±1 (0 = undriven row), got dtype {arr.dtype}"
+        )
+    ok = (arr == 1) | (arr == -1) | (arr == 0)
+    if not np.all(ok):
+        raise ValueError(
+            f"z contains {arr[~ok].ravel()[0].item()!r}; states must be -1 or +1 "
+            "(0 for an undriven row, e.g. conv zero padding)"
+        )
+    return np.ascontiguousarray(arr, dtype=np.int8)
+
+
+def read_out(
+    layer: HardwareLayer,
+    z8: np.ndarray,
+    n_samples: int,
+    *,
+    streams: Streams,
+    mode: str,
+    t_s: float,
+    read_gain: float,
+    chunk_values: int,
+    decide: bool,
+) -> tuple[np.ndarray, Counters]:
+    """``n_samples`` reads of ``layer`` for states ``z8`` (validated int8 (batch, fan_in)).
+
+    Returns (int8 ±1 decisions if ``decide`` else the float32 pre-decision values or logits,
+    shape (n_samples, batch, fan_out); the counts of this evaluation).
+    """
+    arrays = layer.read_arrays(t_s, read_gain)
+    batch = z8.shape[0]
+    out = np.empty((n_samples, batch, layer.fan_out), dtype=np.int8 if decide else np.float32)
+    counts = Counters(evaluations=n_samples * batch)
+    for c, cs in enumerate(layer.col_slices):
+        width = cs.stop - cs.start
+        b_step = max(1, min(batch, chunk_values // width))
+        for b0 in range(0, batch, b_step):
+            zb = z8[b0 : b0 + b_step]
+            block = _Block(layer, arrays, c, zb, streams, mode, b0, (t_s, read_gain))
+            s_step = max(1, chunk_values // (zb.shape[0] * width))
+            for s0 in range(0, n_samples, s_step):
+                n = min(s_step, n_samples - s0)
+                values, block_counts = block.run(s0, n, decide)
+                out[s0 : s0 + n, b0 : b0 + zb.shape[0], cs] = values
+                counts = counts + block_counts
+    return out, counts
+
+
+def _accumulate(acc: np.ndarray | None, x: np.ndarray) -> np.ndarray:
+    return x if acc is None else acc + x
+
+
+class _Block:
+    """One column-tile x batch-chunk of an evaluation: moments computed once, samples streamed."""
+
+    def __init__(
+        self,
+        layer: HardwareLayer,
+        arrays,
+        c: int,
+        z8: np.ndarray,
+        streams: Streams,
+        mode: str,
+        b0: int,
+        read: tuple[float, float],
+    ) -> None:
+        self.layer = layer
+        self.read = read  # (t_s, read_gain) of the arrays
+        self.c = c
+        self.cs = layer.col_slices[c]
+        self.tiles = [row[c] for row in arrays]
+        self.z8 = z8
+        self.streams = streams
+        self.mode = mode
+        self.b0 = b0
+        self.batch = z8.shape[0]
+        self.width = self.cs.stop - self.cs.start
+        self.v = layer.chip.v_read_v
+        self.a = layer.gain[self.cs]
+        self.zt = [z8[:, rs] for rs in layer.row_slices]
+        # Driven (z ≠ 0) entries per row-tile over the batch chunk (one contiguous count when
+        # every input is ±1, the usual case).
+        if np.count_nonzero(z8) == z8.size:
+            n_driven = [self.batch * (rs.stop - rs.start) for rs in layer.row_slices]
+        else:
+            n_driven = [int(np.count_nonzero(zt)) for zt in self.zt]
+        # z_j² = 1 for ±1 inputs: then Σ_j z_j² v_ji is a column sum, no product needed.
+        self.full = [n == zt.size for n, zt in zip(n_driven, self.zt, strict=True)]
+        self._memo: dict[Any, np.ndarray] = {}
+        # Cells on driven rows (both devices of a pair), per tile, summed over the batch chunk.
+        self.driven = [2 * n * self.width for n in n_driven]
+        # Whether every tile's stochastic read has moments that do not change between samples
+        # (then one Gaussian per neuron is exact or is the clt mode itself).
+        kinds = {ta.kind for ta in self.tiles}
+        self.invariant = (
+            not layer.stochastic
+            or kinds <= {"gaussian_cell"}
+            or (mode == "clt" and kinds <= {"bernoulli_cell", "gaussian_cell"})
+        )
+
+    # -- products with the inputs, (batch, width), memoised per block
+    def _mean(self, t: int, name: str) -> np.ndarray:
+        key = ("m", t, name)
+        if key not in self._memo:
+            m = getattr(self.tiles[t], name)
+            self._memo[key] = self.v * (self.zt[t].astype(np.float64) @ m)
+        return self._memo[key]
+
+    def _var(self, t: int, *names: str) -> np.ndarray:
+        key = ("v", t, names)
+        if key not in self._memo:
+            ta = self.tiles[t]
+            v = sum(getattr(ta, n) for n in names)
+            if self.full[t]:
+                out = np.broadcast_to(v.sum(axis=0), (self.batch, self.width))
+            else:
+                out = np.square(self.zt[t].astype(np.float64)) @ v
+            self._memo[key] = self.v**2 * out
+        return self._memo[key]
+
+    def _moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of the analog comparator input (sample-invariant case), float32
+        (batch, width), from one product per block with the layer's cached coefficients (the
+        same numbers as :meth:`HardwareLayer.hardware_probability`)."""
+        if "moments" not in self._memo:
+            layer = self.layer
+            t_s, gain = self.read
+            m, q = layer.moment_coefficients(t_s, self.c, gain)
+            zf = self.z8.astype(np.float64)
+            mean = zf @ m
+            mean += layer.offsets_ua[self.cs]
+            sigma2_n = layer.neuron.config.noise_sigma_ua**2
+            if all(self.full):  # z_j² = 1: the variance is a column sum
+                var = np.empty(mean.shape, dtype=np.float32)
+                var[:] = (q.sum(axis=0) + sigma2_n).astype(np.float32)
+            else:
+                var = (np.square(zf) @ q + sigma2_n).astype(np.float32)
+            self._memo["moments"] = (mean.astype(np.float32), var)
+        return self._memo["moments"]
+
+    # -- the stochastic read of one row-tile: (base, var_s, var_c) in µA / µA²
+    def _stochastic(self, t: int, s0: int, n: int):
+        ta = self.tiles[t]
+        v = np.float32(self.v)
+        zero1 = np.zeros((1, self.batch, self.width), dtype=np.float32)
+        zero2 = np.zeros((self.batch, self.width))
+        key = self.streams.key("element", t, self.c)
+        kw = dict(samples=n, key=key, sample_offset=s0, batch_offset=self.b0)
+        if ta.kind == "bernoulli_cell" and self.mode == "exact":
+            zt = self.zt[t]
+            res = sample_cells(ta.cells, np.concatenate([zt, -zt], axis=1), **kw)
+        elif ta.kind == "bernoulli_row":
+            res = sample_row_currents(
+                ta.row_g, self.zt[t], ta.row_planes, read_var=ta.row_var, **kw
+            )
+        elif ta.kind == "gaussian_row":
+            r = ta.row_g.shape[0]
+            eps = standard_normals(key, n, self.batch, r, sample_offset=s0, batch_offset=self.b0)
+            xi_z = (1.0 + ta.row_sigma.astype(np.float32) * eps) * self.zt[t].astype(np.float32)
+            cur = (xi_z.reshape(n * self.batch, r) @ ta.row_g).reshape(n, self.batch, self.width)
+            return v * cur, zero1, self._var(t, "v_rd")
+        else:  # clt, or per-cell Gaussian elements (exactly Gaussian given the cells)
+            return self._mean(t, "m_s")[None], zero1, self._var(t, "v_el", "v_rd")
+        if isinstance(res, tuple):
+            return v * res[0], (v * v) * res[1], zero2
+        return v * res, zero1, zero2
+
+    def _noisy(self, base, var_s, var_c, key, s0, n) -> np.ndarray:
+        return noisy_sum(
+            base,
+            np.zeros((self.batch, self.width)),
+            var_s,
+            var_c,
+            np.zeros(self.width),
+            key,
+            n_samples=n,
+            sample_offset=s0,
+            batch_offset=self.b0,
+            decide=False,
+        )
+
+    def _read_d(self, t: int, s0: int, n: int) -> np.ndarray:
+        """The deterministic read of row-tile t with its read noise, float32 (n, batch, width)."""
+        zero1 = np.zeros((1, self.batch, self.width), dtype=np.float32)
+        return noisy_sum(
+            zero1,
+            self._mean(t, "m_d"),
+            zero1,
+            self._var(t, "v_d"),
+            np.zeros(self.width),
+            self.streams.key("read_d", t, self.c),
+            n_samples=n,
+            sample_offset=s0,
+            batch_offset=self.b0,
+            decide=False,
+        )
+
+    def _read_s(self, t: int, s0: int, n: int) -> np.ndarray:
+        """The stochastic read of row-tile t with its read noise, float32 (n, batch, width)."""
+        base, var_s, var_c = self._stochastic(t, s0, n)
+        return self._noisy(base, var_s, var_c, self.streams.key("read_s", t, self.c), s0, n)
+
+    def _analog(self, s0: int, n: int, decide: bool) -> np.ndarray:
+        """Bit lines summed in analog, comparator with offset and noise (one Gaussian/neuron)."""
+        layer = self.layer
+        theta = layer.threshold_ua[self.cs]
+        key = self.streams.key("decision", self.c)
+        kw = dict(n_samples=n, sample_offset=s0, batch_offset=self.b0)
+        if self.invariant:
+            mean, var = self._moments()
+            if decide:  # U >= Φ(t), one table look-up per decision (see crossbar._noise)
+                return decide_gaussian(mean, var, theta, key, **kw)
+            zero1 = np.zeros((1, self.batch, self.width), dtype=np.float32)
+            return noisy_sum(zero1, mean, zero1, var, theta, key, decide=False, **kw)
+        base = var_s = None
+        var_c = np.zeros((self.batch, self.width))
+        for t in range(len(self.tiles)):
+            b_, vs_, vc_ = self._stochastic(t, s0, n)
+            base, var_s = _accumulate(base, b_), _accumulate(var_s, vs_)
+            var_c = var_c + vc_
+        shift = np.broadcast_to(layer.offsets_ua[self.cs], (self.batch, self.width))
+        if layer.reads_deterministic:
+            for t in range(len(self.tiles)):
+                shift = shift + self.a * self._mean(t, "m_d")
+                var_c = var_c + self.a**2 * self._var(t, "v_d")
+        var_c = var_c + layer.neuron.config.noise_sigma_ua**2
+        return noisy_sum(base, shift, var_s, var_c, theta, key, decide=decide, **kw)
+
+    def run(self, s0: int, n: int, decide: bool) -> tuple[np.ndarray, Counters]:
+        layer = self.layer
+        path = layer.path
+        per = layer.chip.periphery
+        cs = self.cs
+        n_tiles = len(self.tiles)
+        evals = n * self.batch
+        phases = int(layer.stochastic) + int(layer.reads_deterministic)
+        counts = dict(
+            device_reads=phases * sum(self.driven) * n, tile_reads=phases * n_tiles * evals
+        )
+        decisions = evals * self.width
+        if path == "analog":
+            return self._analog(s0, n, decide), Counters(comparator_decisions=decisions, **counts)
+        a = self.a.astype(np.float32)
+        conversions = 0
+        saturations = 0
+
+        def adc(x, fs, bits):
+            nonlocal conversions, saturations
+            y, sat = periphery.adc_convert(x, fs, bits)
+            conversions += x.size  # every x here is one conversion per (sample, row, column)
+            saturations += sat
+            return y
+
+        fs = layer.adc_full_scale_ua
+        bits = per.adc_bits
+        if path in ("output_analog", "output_tile"):
+            bits = per.output_adc_bits
+            reads = [self._read_d(t, s0, n) for t in range(n_tiles)]
+            if path == "output_analog":
+                u = adc(sum(reads), fs["d"][cs], bits)
+            else:
+                u = sum(adc(x, fs["d"][t, cs], bits) for t, x in enumerate(reads))
+            logits = u / (layer.kappa_us[cs] * self.v) + layer.bias[cs]
+            return logits.astype(np.float32), Counters(
+                adc_conversions=conversions, adc_saturations=saturations, **counts
+            )
+        if path == "tile_adc":
+            u = None
+            zero1 = np.zeros((1, self.batch, self.width), dtype=np.float32)
+            for t in range(n_tiles):
+                # I_s + a·I_d of one row-tile: both reads' noises are independent Gaussians
+                # given the cells, so they travel as one Gaussian of the summed variance.
+                if layer.stochastic:
+                    base, var_s, var_c = self._stochastic(t, s0, n)
+                else:
+                    base, var_s, var_c = zero1, zero1, np.zeros((self.batch, self.width))
+                shift = np.zeros((self.batch, self.width))
+                if layer.reads_deterministic:
+                    shift = self.a * self._mean(t, "m_d")
+                    var_c = var_c + self.a**2 * self._var(t, "v_d")
+                x = noisy_sum(
+                    base,
+                    shift,
+                    var_s,
+                    var_c,
+                    np.zeros(self.width),
+                    self.streams.key("read_s", t, self.c),
+                    n_samples=n,
+                    sample_offset=s0,
+                    batch_offset=self.b0,
+                    decide=False,
+                )
+                u = _accumulate(u, adc(x, fs["u"][t, cs], bits))
+        elif path == "digital_sum":
+            xs = sum(self._read_s(t, s0, n) for t in range(n_tiles))
+            xd = sum(self._read_d(t, s0, n) for t in range(n_tiles))
+            u = adc(xs, fs["s"][cs], bits) + a * adc(xd, fs["d"][cs], bits)
+        else:  # digital_tile
+            us = sum(adc(self._read_s(t, s0, n), fs["s"][t, cs], bits) for t in range(n_tiles))
+            ud = sum(adc(self._read_d(t, s0, n), fs["d"][t, cs], bits) for t in range(n_tiles))
+            u = us + a * ud
+        u = np.asarray(u, dtype=np.float32)
+        counter = Counters(
+            digital_decisions=decisions,
+            adc_conversions=conversions,
+            adc_saturations=saturations,
+            **counts,
+        )
+        if decide:
+            theta = layer.threshold_ua[cs].astype(np.float32)
+            return np.where(u >= theta, 1, -1).astype(np.int8), counter
+        return u, counter
