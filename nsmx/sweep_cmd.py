@@ -2,8 +2,8 @@
 
 ``nsmx sweep model.nsmx --chip PRESET --vary FIELD=v1,v2,... [--vary ...] --seeds N
 --samples S [--mode clt] --out runs/NAME [--workers N | --scheduler ADDRESS]``
-    runs the grid (see :mod:`nsmx.sweep`); rerunning the same command resumes (finished
-    (point, seed) rows are skipped).
+    runs the grid (see :mod:`nsmx.sweep_spec` and :mod:`nsmx.sweep`); rerunning the same
+    command resumes (finished (point, seed) rows are skipped).
 ``nsmx sweep --file studies/x.toml [--study NAME ...] --out runs/`` runs named studies of a
     sweep file, each into ``runs/<study>`` (format: :func:`load_sweep_file`).
 ``nsmx sweep export runs/NAME -o table.csv`` writes the store as a CSV table.
@@ -29,6 +29,7 @@ from nsmx.args import (
     nonnegative_int,
     positive_int,
 )
+from nsmx.sweep_spec import RUN_FIELD_NAMES, SweepError, SweepSpec
 
 try:  # Python >= 3.11
     import tomllib
@@ -48,7 +49,9 @@ STUDY_KEYS = (
     "description",
     "run",
 )
-RUN_KEYS = ("samples", "t_s", "mode", "p_policy", "drift_compensation")
+#: Keys of a study's ``run`` table: the sweep's run fields without ``run.`` (``program`` is a
+#: study key of its own).
+RUN_KEYS = tuple(n.removeprefix("run.") for n in RUN_FIELD_NAMES if n != "run.program")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -135,8 +138,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--metric",
         action="append",
         default=[],
-        choices=["accuracy", "error", "nll", "ece"],
-        help="metric(s) to plot (default: accuracy)",
+        choices=[
+            "accuracy",
+            "error",
+            "nll",
+            "ece",
+            "energy_per_classification_j",
+            "energy_per_sample_j",
+            "latency_s",
+            "area_m2",
+            "classifications_per_j",
+        ],
+        help="metric(s) to plot (default: accuracy); the cost metrics are per classification",
+    )
+    q.add_argument(
+        "--pareto",
+        action="store_true",
+        help="also plot accuracy against energy per classification, one point per grid point",
     )
     q.add_argument("--x", default=None, help="varied field on the x axis (default: the first)")
     q.add_argument("--out", "-o", default=None, help="figure folder (default: the run folder)")
@@ -151,7 +169,6 @@ def parse_vary(item: str) -> tuple[str, tuple[Any, ...]]:
     """``"periphery.adc_bits=4,6,8"`` -> ``("periphery.adc_bits", (4, 6, 8))`` (values as TOML
     literals, bare words as strings)."""
     from mapping.chips import parse_value
-    from nsmx.sweep import SweepError
 
     form = "must have the form FIELD=V1,V2,... (e.g. periphery.adc_bits=4,6,8)"
     if not isinstance(item, str) or "=" not in item:
@@ -192,7 +209,6 @@ def load_sweep_file(
     A study's ``set`` is appended to the defaults'; ``run`` tables merge; other keys replace.
     Program names (``program`` and ``run.program`` values) resolve against ``program_dir``.
     """
-    from nsmx.sweep import SweepError
 
     path = Path(path)
     try:
@@ -260,23 +276,11 @@ def load_sweep_file(
 
 def _spec_from_args(args: argparse.Namespace, base: Mapping[str, Any] | None = None):
     """A SweepSpec from the command line, optionally over a sweep-file study's settings."""
-    from nsmx.sweep import SweepSpec
 
     kwargs: dict[str, Any] = dict(base or {})
     if args.target:
         kwargs["program"] = args.target[0]
-    for key in (
-        "chip",
-        "seeds",
-        "samples",
-        "mode",
-        "t_s",
-        "p_policy",
-        "drift_compensation",
-        "dataset",
-        "limit",
-        "root_seed",
-    ):
+    for key in ("chip", "seeds", *RUN_KEYS, "dataset", "limit", "root_seed"):
         value = getattr(args, key)
         if value is not None:
             kwargs[key] = value
@@ -297,7 +301,6 @@ def _spec_from_args(args: argparse.Namespace, base: Mapping[str, Any] | None = N
 def run(args: argparse.Namespace) -> int:
     """``nsmx sweep``."""
     from nsmx.store import StoreError
-    from nsmx.sweep import SweepError
 
     def terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM like Ctrl-C: stop workers, keep committed rows
@@ -386,17 +389,23 @@ def _sweep(args: argparse.Namespace) -> int:
 def plot(args: argparse.Namespace) -> int:
     """``nsmx plot``."""
     from nsmx.store import StoreError, open_store
-    from nsmx.sweep_plots import PlotError, format_markdown, plot_store, summary_table
+    from nsmx.sweep_plots import (
+        PlotError,
+        format_markdown,
+        plot_pareto,
+        plot_store,
+        summary_table,
+    )
 
     try:
         with open_store(args.run_dir) as store:
+            stem = args.name or f"sweep_{Path(args.run_dir).name}"
+            out_dir = args.out or args.run_dir
             paths = plot_store(
-                store,
-                metrics=args.metric or ["accuracy"],
-                x=args.x,
-                out_dir=args.out or args.run_dir,
-                stem=args.name or f"sweep_{Path(args.run_dir).name}",
+                store, metrics=args.metric or ["accuracy"], x=args.x, out_dir=out_dir, stem=stem
             )
+            if args.pareto:
+                paths += plot_pareto(store, out_dir=out_dir, stem=stem)
             table = summary_table(store)
     except (StoreError, PlotError) as exc:
         raise UserError(str(exc)) from exc

@@ -7,6 +7,10 @@
 * two or more: the same against the x field (the first varied field, or ``x``), one line per
   combination of the other fields; with exactly two fields also a heatmap of the mean.
 
+Cost metrics (:data:`COST_METRICS`, energy, latency and area per classification from
+:mod:`mapping.cost`) are plotted on a log axis; :func:`plot_pareto` draws accuracy against a cost,
+one point per grid point, with the Pareto front.
+
 Axis labels carry the unit taken from the field name's suffix (:data:`UNITS`: ``_us`` µS,
 ``_v`` V, ``_s`` s, ``_ohm`` Ω, ``_ua`` µA). Numeric x values spanning more than two decades use
 a log axis (symmetric-log when zero is among them).
@@ -15,6 +19,7 @@ a log axis (symmetric-log when zero is among them).
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import textwrap
 from collections import defaultdict
@@ -33,7 +38,21 @@ METRICS = {
     "error": ("test error (%)", 100.0),
     "nll": ("NLL (nats)", 1.0),
     "ece": ("calibration error ECE (%)", 100.0),
+    # Cost per classification (mapping.cost), stored in each row's extra["cost"].
+    "energy_per_classification_j": ("energy per classification (J)", 1.0),
+    "energy_per_sample_j": ("energy per MC sample (J)", 1.0),
+    "latency_s": ("latency per classification (s)", 1.0),
+    "area_m2": ("chip area (m²)", 1.0),
+    "classifications_per_j": ("classifications/s/W", 1.0),
 }
+#: The metrics read from a row's ``extra["cost"]`` (plotted on a log axis).
+COST_METRICS = (
+    "energy_per_classification_j",
+    "energy_per_sample_j",
+    "latency_s",
+    "area_m2",
+    "classifications_per_j",
+)
 
 
 class PlotError(ValueError):
@@ -54,6 +73,14 @@ def axis_label(field: str) -> str:
 def _metric(row: dict[str, Any], metric: str) -> float:
     if metric == "error":
         return 1.0 - row["accuracy"]
+    if metric in COST_METRICS:
+        cost = row.get("extra", {}).get("cost")
+        if cost is None:
+            raise PlotError(
+                f"metric {metric!r}: the store's rows hold no cost (written before costs were "
+                "recorded); rerun the sweep into a new folder"
+            )
+        return float(cost[metric])
     return float(row[metric])
 
 
@@ -151,6 +178,8 @@ def plot_store(
                 ax.minorticks_off()
         else:
             ax.set_xticks(range(len(xs_all)), [_fmt(v) for v in xs_all])
+        if metric in COST_METRICS:
+            ax.set_yscale("log")
         ax.set_xlabel(axis_label(x))
         ax.set_ylabel(f"{label}\nmean ± std over seeds")
         ax.set_title(f"{title}\n{subtitle}", fontsize=9)
@@ -203,6 +232,80 @@ def plot_store(
     return written
 
 
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points (cost, value) no other point beats: none with cost <= and value >=
+    and one of them strict. Sorted by cost."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front: list[int] = []
+    best = -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def plot_pareto(
+    store: SweepStore,
+    *,
+    cost: str = "energy_per_classification_j",
+    metric: str = "accuracy",
+    out_dir: str | os.PathLike[str] = ".",
+    stem: str = "sweep",
+    formats: Sequence[str] = ("png", "pdf"),
+) -> list[Path]:
+    """Draw ``metric`` against ``cost`` (a :data:`COST_METRICS` name), one point per grid point
+    (mean over seeds, labelled by its varied values), the Pareto front joined; writes
+    ``{stem}_{metric}_vs_{cost}.{fmt}`` and returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if cost not in COST_METRICS:
+        raise PlotError(f"cost {cost!r} is unknown; choose one of {list(COST_METRICS)}")
+    if metric not in METRICS or metric in COST_METRICS:
+        names = [m for m in METRICS if m not in COST_METRICS]
+        raise PlotError(f"metric {metric!r} is unknown; choose one of {names}")
+    rows = store.rows()
+    if not rows:
+        raise PlotError(f"{store.path}: no finished runs to plot yet")
+    fields = [f for f, _ in store.sweep.get("vary", [])]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r["point_hash"], []).append(r)
+    points, labels = [], []
+    for group in sorted(groups.values(), key=lambda g: g[0]["point_index"]):
+        xs = [_metric(r, cost) for r in group]
+        ys = [_metric(r, metric) * METRICS[metric][1] for r in group]
+        points.append((float(np.mean(xs)), float(np.mean(ys))))
+        params = group[0]["params"]
+        labels.append(", ".join(f"{f.split('.')[-1]}={_fmt(params.get(f))}" for f in fields))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    xy = np.array(points)
+    ax.plot(xy[:, 0], xy[:, 1], "o", alpha=0.6)
+    front = pareto_front(points)
+    ax.plot(xy[front, 0], xy[front, 1], "-", color="C1", label="Pareto front")
+    for (px, py), text in zip(points, labels, strict=True):
+        ax.annotate(text, (px, py), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel(METRICS[cost][0])
+    ax.set_ylabel(f"{METRICS[metric][0]} (mean over seeds)")
+    ax.set_title(store.sweep.get("name") or stem, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        path = out_dir / f"{stem}_{metric}_vs_{cost}.{fmt}"
+        fig.savefig(path, dpi=120)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
 def summary_table(store: SweepStore) -> list[dict[str, Any]]:
     """One row per grid point, in grid order: the varied values, seeds, and mean ± standard
     deviation (over seeds, ddof 1) of accuracy, NLL and ECE."""
@@ -249,11 +352,14 @@ def format_markdown(table: Sequence[dict[str, Any]]) -> list[str]:
 
 
 __all__ = [
+    "COST_METRICS",
     "METRICS",
     "UNITS",
     "PlotError",
     "axis_label",
     "format_markdown",
+    "pareto_front",
+    "plot_pareto",
     "plot_store",
     "summary_table",
 ]
