@@ -25,10 +25,12 @@ Fields:
 from __future__ import annotations
 
 import dataclasses
+import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from devices.errors import ConfigError
+from devices.errors import ArgumentError, ArgumentTypeError, ConfigError, ConfigTypeError
 from devices.fields import param, validate_config
 
 Mode = Literal["exact", "clt"]
@@ -78,3 +80,44 @@ def replace_run_field(config: RunConfig, name: str, value: Any) -> RunConfig:
         if hasattr(exc, "with_path"):
             raise exc.with_path(f"run.{key}") from None
         raise
+
+
+def as_run_config(
+    config: RunConfig | int | None = None,
+    *,
+    default: RunConfig | None = None,
+    allowed: Iterable[str] | None = None,
+    **changes: Any,
+) -> RunConfig:
+    """The run settings of a call such as ``model.run(x, config, **changes)``.
+
+    ``config``: a :class:`RunConfig`, an int (the number of samples, as in ``run(x, 100)``) or
+    None (``default``, else ``RunConfig()``). ``changes`` (field name -> value) are applied with
+    :func:`dataclasses.replace`, so they go through the same validation as construction; a bad
+    value raises :class:`~devices.errors.ArgumentError` (``ValueError``) or
+    :class:`~devices.errors.ArgumentTypeError` (``TypeError``) worded as the argument:
+    ``samples=0 is out of range; allowed: ...``. ``allowed`` limits the fields a caller may
+    change (a ``TypeError`` names the others).
+    """
+    base = RunConfig() if default is None else default
+    if isinstance(config, numbers.Integral) and not isinstance(config, bool):
+        if "samples" in changes:
+            raise TypeError("samples given twice (positionally and as samples=)")
+        changes = {"samples": config, **changes}
+        config = base
+    elif config is None:
+        config = base
+    elif not isinstance(config, RunConfig):
+        raise ArgumentTypeError("config", config, "a RunConfig, an int (samples) or None")
+    names = run_field_names() if allowed is None else tuple(allowed)
+    unknown = sorted(set(changes) - set(names))
+    if unknown:
+        raise TypeError(f"unexpected run settings {unknown}; allowed: {', '.join(names)}")
+    for key, value in changes.items():
+        try:
+            config = dataclasses.replace(config, **{key: value})
+        except ConfigTypeError as exc:
+            raise ArgumentTypeError(key, value, exc.allowed, exc.problem) from None
+        except ConfigError as exc:
+            raise ArgumentError(key, value, exc.allowed, exc.problem) from None
+    return config

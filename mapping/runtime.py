@@ -34,8 +34,8 @@ by one unit: the largest array is a layer's int8 im2col patches (n·B, L, K).
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import numbers
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +54,8 @@ from devices import (
     SelectorConfig,
     selector_read_voltage,
 )
+from devices.errors import ArgumentError
+from devices.fields import check_choice, check_int, check_real
 from mapping import digital
 from mapping.program import Program
 from mapping.records import (
@@ -65,42 +67,18 @@ from mapping.records import (
     MaxPoolLayer,
     OutputLayer,
 )
+from mapping.run_config import MODES, P_POLICIES, RunConfig, as_run_config
 
-P_POLICIES = ("trained", "chip")
-MODES = ("exact", "clt")
 #: Examples per unit of the MC stream (part of the stream definition, see the module docstring).
 UNIT_EXAMPLES = 100
 #: MC samples per unit of the MC stream (part of the stream definition).
 UNIT_SAMPLES = 10
+#: The RunConfig fields a run may change (p_policy is fixed when the chip is programmed).
+_RUN_CHANGES = ("samples", "mode", "t_s", "drift_compensation", "seed")
 
 
 class MappingError(ValueError):
     """A program cannot run on a chip (e.g. its noise type differs from the chip's element)."""
-
-
-# ------------------------------------------------------------------------------ validation
-
-
-def _int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name}={value!r} is out of range; allowed: integers >= {minimum}")
-    return int(value)
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
-    return value
-
-
-def _time(name: str, value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not (math.isfinite(value) and value >= 0)
-    ):
-        raise ValueError(f"{name}={value!r} is out of range; allowed: seconds in [0, inf)")
-    return float(value)
 
 
 # ------------------------------------------------------------------------------ read conditions
@@ -115,7 +93,7 @@ def read_conditions(
     Raises :class:`MappingError` when the chip's stochastic element cannot realise the layer's
     noise type (a Bernoulli-trained layer on a Gaussian element, or the reverse).
     """
-    _choice("p_policy", p_policy, P_POLICIES)
+    check_choice("p_policy", p_policy, P_POLICIES)
     if layer.deterministic:
         return chip, "deterministic read"
     element = chip.devices.element
@@ -213,7 +191,8 @@ class ChipRun:
     computed stably. firing_rate: per crossbar binary layer name, the fraction of +1 outputs over
     neurons, samples and examples. firing_counts: per binary layer, +1 counts per neuron
     (out_shape) summed over samples and examples. counters: per crossbar layer name, the engine's
-    operation counts of this run. samples, mode, t_s, seed, n, wall_s: as run.
+    operation counts of this run. config: the run's settings (its ``p_policy`` is the one the
+    model was programmed with); n: examples; wall_s: seconds of the MC loop.
     """
 
     probabilities: np.ndarray
@@ -221,12 +200,25 @@ class ChipRun:
     firing_rate: dict[str, float]
     firing_counts: dict[str, np.ndarray]
     counters: dict[str, Counters]
-    samples: int
-    mode: str
-    t_s: float
-    seed: int
+    config: RunConfig
     n: int
     wall_s: float
+
+    @property
+    def samples(self) -> int:
+        return self.config.samples
+
+    @property
+    def mode(self) -> str:
+        return self.config.mode
+
+    @property
+    def t_s(self) -> float:
+        return self.config.t_s
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
 
 
 class ChipModel:
@@ -264,7 +256,7 @@ class ChipModel:
     def effective_parameters(self, t_s: float = 0.0) -> dict[str, EffectiveParameters]:
         """Per binary layer name: the β, b̃, alignment and gain the chip realises at ``t_s``
         (:meth:`crossbar.HardwareLayer.effective_parameters`; per channel for convolutions)."""
-        t = _time("t_s", t_s)
+        t = check_real("t_s", t_s, ge=0.0, unit="s")
         return {pl.name: pl.hardware.effective_parameters(t) for pl in self.binary_layers}
 
     def drift_gain(self, t_s: float) -> float:
@@ -272,7 +264,7 @@ class ChipModel:
         of the chip (one scalar for the whole chip, as measured by a calibration read with all
         inputs on; after Joshi et al., Nat. Commun. 11, 2473 (2020), "global drift
         compensation"). 1 on a chip without drift."""
-        t = _time("t_s", t_s)
+        t = check_real("t_s", t_s, ge=0.0, unit="s")
         now = sum(pl.hardware.drift_signal_us(t) for pl in self.layers)
         then = sum(pl.hardware.drift_signal_us(self.t_cal_s) for pl in self.layers)
         return float(then / now) if now > 0 else 1.0
@@ -372,22 +364,25 @@ class ChipModel:
             for sb, s0 in enumerate(range(0, samples, UNIT_SAMPLES)):
                 yield block, rows, sb, s0, min(UNIT_SAMPLES, samples - s0)
 
+    def _run_config(self, config: RunConfig | int | None, changes: dict[str, Any]) -> RunConfig:
+        """The run's settings; ``p_policy`` is fixed at programming (:func:`program_chip`)."""
+        cfg = as_run_config(config, allowed=_RUN_CHANGES, **changes)
+        return dataclasses.replace(cfg, p_policy=self.p_policy)
+
     def run(
         self,
         x: Any,
-        samples: int = 100,
+        config: RunConfig | int | None = None,
         *,
-        t_s: float = 0.0,
-        mode: str = "exact",
-        seed: int = 0,
         progress: bool = False,
         chunk_values: int = DEFAULT_CHUNK_VALUES,
-        drift_compensation: bool = False,
+        **changes: Any,
     ) -> ChipRun:
-        """MC prediction with statistics (see :meth:`predict` for the arguments).
+        """MC prediction with statistics (see :meth:`predict` for ``x``, ``config`` and the
+        settings).
 
         ``chunk_values`` bounds the engine's (samples x batch x columns) blocks inside a unit; it
-        never changes the result. ``drift_compensation``: every column signal passes through
+        never changes the result. With ``drift_compensation`` every column signal passes through
         the noiseless global gain :meth:`drift_gain` (t_s) before the comparators and ADCs
         (means x α, variances x α²); the comparator offsets and noise, bias thresholds and ADC
         ranges stay as calibrated.
@@ -395,14 +390,10 @@ class ChipModel:
         from tqdm.auto import tqdm
 
         x = self._check_x(x)
-        samples = _int("samples", samples, 1)
-        seed = _int("seed", seed, 0)
-        mode = _choice("mode", mode, MODES)
-        t_s = _time("t_s", t_s)
-        chunk_values = _int("chunk_values", chunk_values, 1)
-        if not isinstance(drift_compensation, (bool, np.bool_)):
-            raise TypeError(f"drift_compensation={drift_compensation!r} must be a bool")
-        read_gain = self.drift_gain(t_s) if drift_compensation else 1.0
+        cfg = self._run_config(config, changes)
+        chunk_values = check_int("chunk_values", chunk_values, ge=1)
+        samples, seed = cfg.samples, cfg.seed
+        read_gain = self.drift_gain(cfg.t_s) if cfg.drift_compensation else 1.0
         for pl in self.layers:
             pl.hardware.reset_counters()
         n = x.shape[0]
@@ -420,8 +411,8 @@ class ChipModel:
                     x[rows],
                     n_s,
                     rngs,
-                    mode=mode,
-                    t_s=t_s,
+                    mode=cfg.mode,
+                    t_s=cfg.t_s,
                     chunk_values=chunk_values,
                     read_gain=read_gain,
                     counts=counts,
@@ -440,10 +431,7 @@ class ChipModel:
             firing_rate=firing_rate,
             firing_counts=counts,
             counters={pl.name: pl.hardware.counters for pl in self.layers},
-            samples=samples,
-            mode=mode,
-            t_s=t_s,
-            seed=seed,
+            config=cfg,
             n=n,
             wall_s=wall_s,
         )
@@ -451,54 +439,57 @@ class ChipModel:
     def predict(
         self,
         x: Any,
-        samples: int = 100,
+        config: RunConfig | int | None = None,
         *,
-        t_s: float = 0.0,
-        mode: str = "exact",
-        seed: int = 0,
         progress: bool = False,
+        **changes: Any,
     ) -> np.ndarray:
         """MC-averaged softmax probabilities (N, classes) float64 of inputs x (N, *input_shape)
         in [0, 1] (numpy array or torch tensor).
 
-        Args:
+        ``config``: a :class:`~mapping.run_config.RunConfig`, an int (``samples``) or None
+        (``RunConfig()``); keyword ``changes`` replace its fields:
+
             samples: MC samples per example (fresh element draws, read noise, comparator noise).
             t_s: read time after programming (s): drift and read noise at t.
             mode: "exact" (every cell's stochastic element drawn) or "clt" (one Gaussian per
                 neuron from the exact mean and variance; the same engine, see crossbar.layer).
             seed: the read randomness (programming randomness is fixed by :func:`program_chip`).
-            progress: a progress bar over units.
+            drift_compensation: the global drift gain at ``t_s`` (:meth:`run`).
+
+        ``p_policy`` is a programming setting (:func:`program_chip`), not a run setting.
+        ``progress``: a progress bar over units.
         """
-        return self.run(x, samples, t_s=t_s, mode=mode, seed=seed, progress=progress).probabilities
+        return self.run(x, config, progress=progress, **changes).probabilities
 
     def sample_states(
         self,
         x: Any,
-        samples: int = 1,
-        *,
-        t_s: float = 0.0,
-        mode: str = "exact",
-        seed: int = 0,
+        config: RunConfig | int | None = None,
+        **changes: Any,
     ) -> list[np.ndarray]:
         """Every layer's output for every MC sample: a list (one entry per program layer) of
         arrays (samples, N, *out_shape) (int8 ±1 states, float64 logits last). The same stream
-        as :meth:`run` with the same seed; memory grows with N x samples (use for inspection)."""
+        as :meth:`run` with the same settings (``config`` and ``changes`` as for
+        :meth:`predict`; ``samples`` defaults to 1 here); memory grows with N x samples (use for
+        inspection)."""
         x = self._check_x(x)
-        samples = _int("samples", samples, 1)
-        seed = _int("seed", seed, 0)
-        mode = _choice("mode", mode, MODES)
-        t_s = _time("t_s", t_s)
+        if config is None:
+            config = RunConfig(samples=1)
+        cfg = self._run_config(config, changes)
+        read_gain = self.drift_gain(cfg.t_s) if cfg.drift_compensation else 1.0
         # per layer, per block: the unit outputs (n_s, B, ...) in sample-block order
         parts: list[dict[int, list[np.ndarray]]] = [{} for _ in self.program.layers]
-        for block, rows, sb, _s0, n_s in self.units(x.shape[0], samples):
+        for block, rows, sb, _s0, n_s in self.units(x.shape[0], cfg.samples):
             states: list[np.ndarray] = []
             self._unit(
                 x[rows],
                 n_s,
-                self._unit_rngs(seed, block, sb),
-                mode=mode,
-                t_s=t_s,
+                self._unit_rngs(cfg.seed, block, sb),
+                mode=cfg.mode,
+                t_s=cfg.t_s,
                 chunk_values=DEFAULT_CHUNK_VALUES,
+                read_gain=read_gain,
                 states=states,
             )
             for i, s in enumerate(states):
@@ -523,8 +514,9 @@ def program_chip(
     chip: ChipConfig,
     *,
     seed: int = 0,
-    p_policy: str = "trained",
+    p_policy: str | None = None,
     t_cal_s: float = 0.0,
+    config: RunConfig | None = None,
 ) -> ChipModel:
     """Program ``program`` onto ``chip`` and return the :class:`ChipModel`.
 
@@ -535,8 +527,11 @@ def program_chip(
         seed: programming randomness: ``SeedSequence(seed)`` spawned once per program layer
             (layer i always gets child i, so a layer's devices do not change when another
             layer is added or its chip settings change).
-        p_policy: "trained" or "chip" (module docstring).
+        p_policy: "trained" or "chip" (module docstring); default ``config.p_policy``, or
+            "trained" without a config.
         t_cal_s: seconds after programming at which the periphery is calibrated.
+        config: a :class:`~mapping.run_config.RunConfig` whose ``p_policy`` is used (the other
+            fields are the run's: pass the same config to :meth:`ChipModel.run`).
 
     Raises :class:`MappingError` if a layer cannot run on the chip (noise type, per-location
     β, reference-column encoding), ``ValueError``/``TypeError`` for bad arguments.
@@ -545,9 +540,17 @@ def program_chip(
         raise TypeError(f"program must be a mapping.program.Program, got {type(program).__name__}")
     if not isinstance(chip, ChipConfig):
         raise TypeError(f"chip must be a crossbar.ChipConfig, got {type(chip).__name__}")
-    seed = _int("seed", seed, 0)
-    p_policy = _choice("p_policy", p_policy, P_POLICIES)
-    t_cal_s = _time("t_cal_s", t_cal_s)
+    if config is not None and not isinstance(config, RunConfig):
+        raise TypeError(f"config must be a mapping.RunConfig, got {type(config).__name__}")
+    seed = check_int("seed", seed, ge=0)
+    if p_policy is None:
+        p_policy = config.p_policy if config is not None else "trained"
+    p_policy = check_choice("p_policy", p_policy, P_POLICIES)
+    if config is not None and config.p_policy != p_policy:
+        raise ArgumentError(
+            "p_policy", p_policy, f"config.p_policy ({config.p_policy!r})", "contradicts config"
+        )
+    t_cal_s = check_real("t_cal_s", t_cal_s, ge=0.0, unit="s")
     children = np.random.SeedSequence(seed).spawn(len(program.layers))
     layers: list[ProgrammedLayer] = []
     for i, layer in enumerate(program.layers):

@@ -33,6 +33,7 @@ from mapping.chips import (
 from mapping.compiler import compile_model
 from mapping.program import ConvLayer, DenseLayer, MaxPoolLayer
 from mapping.report import accuracy_nll, chip_report, format_layers
+from mapping.run_config import RunConfig
 from mapping.runtime import (
     UNIT_EXAMPLES,
     MappingError,
@@ -319,6 +320,35 @@ def test_bad_arguments(mlp, digits_test):
         program_chip(program, chip_preset("ideal"), seed=-1)
     with pytest.raises(TypeError, match="Program"):
         program_chip("model.nsmx", chip_preset("ideal"))
+
+
+def test_run_config_and_keyword_settings_are_the_same_run(mlp, digits_test):
+    """run(x, RunConfig(...)) is run(x, samples, mode=..., ...): the same stream, bit for bit;
+    the settings are validated by RunConfig and p_policy belongs to programming."""
+    _, program = mlp
+    x, _ = digits_test
+    config = RunConfig(samples=4, mode="clt", t_s=60.0, seed=3, p_policy="chip")
+    model = program_chip(program, chip_preset("rram-selector"), seed=1, config=config)
+    assert model.p_policy == "chip"
+    by_config = model.run(x[:30], config)
+    by_keywords = model.run(x[:30], 4, mode="clt", t_s=60.0, seed=3)
+    assert np.array_equal(by_config.probabilities, by_keywords.probabilities)
+    assert by_config.config == by_keywords.config == config
+    assert (by_config.samples, by_config.mode, by_config.t_s, by_config.seed) == (4, "clt", 60, 3)
+    changed = model.run(x[:30], config, seed=4)  # keyword changes apply on top of a config
+    assert changed.config.seed == 4
+    assert not np.array_equal(changed.probabilities, by_config.probabilities)
+    states = model.sample_states(x[:3], config)
+    assert states[-1].shape == (4, 3, 10)
+    assert model.sample_states(x[:3], seed=3)[-1].shape == (1, 3, 10)  # one sample by default
+    with pytest.raises(TypeError, match="p_policy"):
+        model.run(x[:2], 1, p_policy="trained")
+    with pytest.raises(TypeError, match="samples given twice"):
+        model.run(x[:2], 1, samples=2)
+    with pytest.raises(TypeError, match="config"):
+        model.run(x[:2], "exact")
+    with pytest.raises(ValueError, match="contradicts"):
+        program_chip(program, chip_preset("ideal"), p_policy="trained", config=config)
 
 
 def test_unsupported_layers_are_named():
