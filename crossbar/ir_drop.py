@@ -40,6 +40,9 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from devices.errors import ArgumentError
+from devices.fields import check_array, check_real
+
 __all__ = [
     "IRDropSolution",
     "TileNetwork",
@@ -53,19 +56,16 @@ __all__ = [
 _US = 1e-6  # µS -> S
 
 
-def _check_r_wire(r_wire_ohm: float) -> float:
-    r = float(r_wire_ohm)
-    if not np.isfinite(r) or r < 0:
-        raise ValueError(f"r_wire_ohm={r_wire_ohm!r} must be finite and >= 0 (Ω per cell segment)")
-    return r
-
-
 def _check_conductance(g_us: np.ndarray) -> np.ndarray:
-    g = np.asarray(g_us, dtype=np.float64)
-    if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] < 1:
-        raise ValueError(f"g_us must be a non-empty 2-D (rows, cols) array, got shape {g.shape}")
-    if not np.all(np.isfinite(g)) or g.min() < 0:
-        raise ValueError("g_us must hold finite conductances >= 0 µS (physical device values)")
+    """(rows, cols) conductances >= 0 µS as float64 (physical device values)."""
+    g = check_array("g_us", g_us, ndim=2)
+    if g.min() < 0:
+        raise ArgumentError(
+            "g_us",
+            float(g.min()),
+            "conductances >= 0 µS",
+            message=f"g_us has a negative entry ({g.min():g} µS); expected conductances >= 0 µS",
+        )
     return g
 
 
@@ -101,7 +101,7 @@ class TileNetwork:
 
     def __init__(self, g_us: np.ndarray, r_wire_ohm: float) -> None:
         self.g_us = _check_conductance(g_us)
-        self.r_wire_ohm = _check_r_wire(r_wire_ohm)
+        self.r_wire_ohm = check_real("r_wire_ohm", r_wire_ohm, ge=0.0, unit="Ω per cell segment")
         self.rows, self.cols = self.g_us.shape
         self._lu = None
         if self.r_wire_ohm > 0:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from devices.fields import check_int
+
 __all__ = ["DELTA", "GAMMA", "SamplerKey", "mix64", "random_words", "read_seed", "sampler_key"]
 
 MASK64 = (1 << 64) - 1
@@ -46,11 +48,7 @@ class SamplerKey:
 
     def __post_init__(self) -> None:
         for name in ("k0", "k1"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= MASK64:
-                raise ValueError(
-                    f"SamplerKey.{name}={value!r} must be an integer in [0, 2**64 - 1]"
-                )
+            check_int(f"SamplerKey.{name}", getattr(self, name), ge=0, le=MASK64)
 
     @property
     def words(self) -> tuple[np.uint64, np.uint64]:
@@ -69,9 +67,7 @@ def sampler_key(seed: int | np.random.SeedSequence | np.random.Generator) -> Sam
         k = seed.integers(0, 2**64, size=2, dtype=np.uint64, endpoint=False)
         return SamplerKey(int(k[0]), int(k[1]))
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        if seed < 0:
-            raise ValueError(f"seed={seed} must be a non-negative integer")
-        seed = np.random.SeedSequence(int(seed))
+        seed = np.random.SeedSequence(check_int("seed", seed, ge=0))
     if not isinstance(seed, np.random.SeedSequence):
         raise TypeError(
             f"seed={seed!r} must be a non-negative int, a numpy.random.SeedSequence or a "

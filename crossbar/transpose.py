@@ -17,14 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from devices.fields import check_array, check_real
+
 from .moments import stack_coefficients
-
-
-def _matrix(name: str, value: Any) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} has shape {arr.shape}; expected (rows, cols)")
-    return arr
 
 
 def transposed_read(
@@ -43,14 +38,12 @@ def transposed_read(
     ``read_sigma_*_us``: per-cell read-noise std (µS, (rows, cols)); when given, ``rng``
     draws one Gaussian per row current (the sum of independent cell noises is Gaussian).
     """
-    gp, gm = _matrix("g_plus_us", g_plus_us), _matrix("g_minus_us", g_minus_us)
-    if gp.shape != gm.shape:
-        raise ValueError(f"g_minus_us has shape {gm.shape}; expected {gp.shape} (as g_plus_us)")
-    d = np.asarray(delta, dtype=np.float64)
-    if d.ndim != 2 or d.shape[1] != gp.shape[1]:
+    gp = check_array("g_plus_us", g_plus_us, ndim=2)
+    gm = check_array("g_minus_us", g_minus_us, shape=gp.shape)
+    d = check_array("delta", delta, ndim=2)
+    if d.shape[1] != gp.shape[1]:
         raise ValueError(f"delta has shape {d.shape}; expected (batch, {gp.shape[1]})")
-    if not (isinstance(v_read_v, (int, float)) and np.isfinite(v_read_v) and v_read_v > 0):
-        raise ValueError(f"v_read_v={v_read_v!r} must be a finite voltage > 0 V")
+    v_read_v = check_real("v_read_v", v_read_v, gt=0.0, unit="V")
     e = v_read_v * (d @ (gp - gm).T)
     if read_sigma_plus_us is None and read_sigma_minus_us is None:
         return e

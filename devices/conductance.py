@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .elements import check_n
 from .errors import ConfigError, ConfigTypeError
 from .rng import check_rng
 
@@ -216,13 +217,5 @@ def gaussian_read(
     use (a model with large relative read noise at tiny conductances can read below 0).
     """
     check_rng(rng)
-    size = mean_us.shape if n is None else (_check_n(n), *mean_us.shape)
+    size = mean_us.shape if n is None else (check_n(n), *mean_us.shape)
     return mean_us + sigma_us * rng.standard_normal(size)
-
-
-def _check_n(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise ConfigTypeError("n", n, "an integer >= 1")
-    if n < 1:
-        raise ConfigError("n", n, "integer >= 1", "is out of range")
-    return int(n)

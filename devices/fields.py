@@ -189,13 +189,12 @@ def check_fault_rates(owner: str, p_stuck_on: float, p_stuck_off: float) -> None
 
 def check_int(name: str, value: Any, *, ge: int | None = None, le: int | None = None) -> int:
     """``value`` as an ``int`` in ``[ge, le]`` (bools refused), or :class:`ArgumentError`."""
-    meta = {"ge": ge, "le": le}
-    allowed = interval_text(meta, integer=True)
+    # The message is formatted only on failure: this runs on every engine call.
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ArgumentTypeError(name, value, allowed)
+        raise ArgumentTypeError(name, value, interval_text({"ge": ge, "le": le}, integer=True))
     # Compared as integers: float(2**64) == float(2**64 - 1) would let a value past le.
     if (ge is not None and value < ge) or (le is not None and value > le):
-        raise ArgumentError(name, value, allowed)
+        raise ArgumentError(name, value, interval_text({"ge": ge, "le": le}, integer=True))
     return int(value)
 
 
@@ -211,11 +210,10 @@ def check_real(
 ) -> float:
     """``value`` as a finite ``float`` inside the interval, or :class:`ArgumentError`."""
     meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "unit": unit}
-    allowed = interval_text(meta)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ArgumentTypeError(name, value, "a real number in " + allowed)
+        raise ArgumentTypeError(name, value, "a real number in " + interval_text(meta))
     if not _in_interval(float(value), meta):
-        raise ArgumentError(name, value, allowed)
+        raise ArgumentError(name, value, interval_text(meta))
     return float(value)
 
 

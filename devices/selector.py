@@ -24,7 +24,7 @@ from scipy.special import ndtr, ndtri
 
 from .elements import Structure, check_n, check_shape, device_shape, no_sigma
 from .errors import ConfigError
-from .fields import param, validate_config
+from .fields import check_real, param, validate_config
 from .registry import register_element_model
 from .rng import check_rng
 
@@ -76,7 +76,11 @@ class Selector:
         A different voltage serves e.g. the deterministic phase of a two-phase read (DESIGN §3):
         ``p(state, v)`` close to 1 for v well above every mu_ij.
         """
-        v = self.config.v_read_v if v_read_v is None else _check_voltage(v_read_v)
+        v = (
+            self.config.v_read_v
+            if v_read_v is None
+            else check_real("v_read_v", v_read_v, ge=0.0, unit="V")
+        )
         return ndtr((v - state.mu_v) / self.config.sigma_c_v)
 
     def sigma(self, state: SelectorState) -> np.ndarray:
@@ -93,7 +97,11 @@ class Selector:
         """``n`` boolean masks, drawn the physical way: a fresh V_T per device and read, and the
         selector conducts iff V_T <= V_in. Shapes (n, rows, cols) or (n, rows) per_row."""
         n = check_n(n)
-        v = self.config.v_read_v if v_read_v is None else _check_voltage(v_read_v)
+        v = (
+            self.config.v_read_v
+            if v_read_v is None
+            else check_real("v_read_v", v_read_v, ge=0.0, unit="V")
+        )
         v_t = state.mu_v + self.config.sigma_c_v * check_rng(rng).standard_normal(
             (n, *state.mu_v.shape)
         )
@@ -103,13 +111,6 @@ class Selector:
         """Read voltage (V) giving mean conducting probability ``p_target``; see
         :func:`selector_read_voltage`."""
         return selector_read_voltage(self.config, p_target, state=state)
-
-
-def _check_voltage(v: float) -> float:
-    v = float(v)
-    if not (np.isfinite(v) and v >= 0.0):
-        raise ConfigError("v_read_v", v, "[0, inf) V", "is out of range")
-    return v
 
 
 def selector_read_voltage(
