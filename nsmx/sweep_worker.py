@@ -1,0 +1,112 @@
+"""The work of one (point, seed) of a sweep: program a fresh chip, run the MC evaluation, return
+the store row. Runs in the calling process, a local worker process or a Dask worker; programs
+and test sets are cached per process (a program's SHA-256 is checked when first loaded, so a
+file changed since resolution is refused)."""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any
+
+from nsmx.metrics import expected_calibration_error
+from nsmx.store import utc_now
+from nsmx.sweep_spec import SweepError, Task, file_sha256
+from nsmx.threads import limit_threads
+
+# Per worker process: ("program", path, sha256) -> Program, ("data", dataset, dir, limit) -> (x, y).
+_WORKER_CACHE: dict[Any, Any] = {}
+
+
+def _cached_program(path: str, sha256: str) -> Any:
+    from mapping.program import load_program
+
+    key = ("program", path, sha256)
+    if key not in _WORKER_CACHE:
+        if file_sha256(path) != sha256:
+            raise SweepError(f"{path} changed since the sweep was resolved (SHA-256 differs)")
+        _WORKER_CACHE[key] = load_program(path)
+    return _WORKER_CACHE[key]
+
+
+def _cached_data(dataset: str, data_dir: str | None, limit: int | None) -> tuple[Any, Any]:
+    from nsm.data import load_dataset
+
+    key = ("data", dataset, data_dir, limit)
+    if key not in _WORKER_CACHE:
+        x, y = load_dataset(dataset, split="test", root=data_dir)
+        if limit:
+            x, y = x[:limit], y[:limit]
+        _WORKER_CACHE[key] = (x.numpy(), y.numpy())
+    return _WORKER_CACHE[key]
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and of the packages that shape a result."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("nsm-crossbar", "numpy", "scipy", "numba", "torch"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def execute_task(task: Task) -> dict[str, Any]:
+    """Program a fresh chip and run the MC evaluation of one (point, seed); returns the store
+    row (:data:`nsmx.store.COLUMNS`). Runs in a worker (process, Dask worker or the caller)."""
+    from mapping.report import accuracy_nll
+    from mapping.runtime import program_chip
+
+    run = task.run  # its seed is the task's derived read seed
+    with limit_threads(task.threads):
+        program = _cached_program(task.program, task.program_sha256)
+        x, y = _cached_data(task.dataset, task.data_dir, task.limit)
+        t0 = time.perf_counter()
+        model = program_chip(program, task.chip, seed=task.program_seed, p_policy=run.p_policy)
+        program_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = model.run(
+            x,
+            run.samples,
+            t_s=run.t_s,
+            mode=run.mode,
+            seed=run.seed,
+            drift_compensation=run.drift_compensation,
+        )
+        run_s = time.perf_counter() - t0
+    accuracy, nll = accuracy_nll(result.probabilities, y)
+    adc = {
+        name: {"conversions": int(c.adc_conversions), "saturations": int(c.adc_saturations)}
+        for name, c in result.counters.items()
+        if c.adc_conversions
+    }
+    extra = {
+        "firing_rate": result.firing_rate,
+        "drift_gain": model.drift_gain(run.t_s) if run.drift_compensation else 1.0,
+        "adc": adc,
+    }
+    return {
+        "point_hash": task.point_hash,
+        "seed": task.seed,
+        "point_index": task.point_index,
+        "params_json": task.params,
+        "config_json": task.config,
+        "program_seed": task.program_seed,
+        "read_seed": task.read_seed,
+        "accuracy": accuracy,
+        "nll": nll,
+        "ece": expected_calibration_error(result.probabilities, y),
+        "n": int(result.n),
+        "samples": int(result.samples),
+        "program_s": program_s,
+        "run_s": run_s,
+        "finished_at": utc_now(),
+        "versions_json": package_versions(),
+        "extra_json": extra,
+    }
+
+
+__all__ = ["execute_task", "package_versions"]
