@@ -122,15 +122,20 @@ def calibrate(layer: HardwareLayer, rng: np.random.Generator) -> Calibration:
     )
 
 
-def adc_full_scales(layer: HardwareLayer, arrays: Grid, a: np.ndarray) -> dict[str, np.ndarray]:
+def adc_full_scales(
+    layer: HardwareLayer, arrays: Grid, a: np.ndarray, rule: str | None = None
+) -> dict[str, np.ndarray]:
     """Full scales (µA) for every ADC of ``layer.path``, from the tile arrays at calibration and
-    the gains ``a`` (fan_out,) the mapper set (fixed after calibration)."""
+    the gains ``a`` (fan_out,) the mapper set (fixed after calibration), by ``rule`` (default
+    ``periphery.adc_range``): ``"fixed"``, or ``"rms"`` (which also stands in for
+    ``"calibrated"`` until :meth:`crossbar.HardwareLayer.calibrate_adcs` has data)."""
     per = layer.chip.periphery
     v = layer.chip.v_read_v
     row_slices, col_slices = layer.row_slices, layer.col_slices
+    rule = per.adc_range if rule is None else rule
 
     def full_scale(m: np.ndarray, var: np.ndarray) -> np.ndarray:
-        if per.adc_range == "fixed":
+        if rule == "fixed":
             return np.full(m.shape[1], per.adc_full_scale_ua)
         return periphery.rms_full_scale(m, var, v, per.adc_range_sigmas)
 

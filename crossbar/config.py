@@ -59,7 +59,7 @@ FORMAT_VERSION = 1
 
 BetaMode = Literal["two_phase", "digital", "none"]
 PartialSums = Literal["analog", "adc"]
-AdcRange = Literal["rms", "fixed"]
+AdcRange = Literal["calibrated", "rms", "fixed"]
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,17 @@ class PeripheryConfig:
     ``partial_sums``: how the row-tiles of a column are combined: ``"analog"`` (currents add on
     the bit line before the comparator) or ``"adc"`` (each row-tile's partial value digitised
     with ``adc_bits``, summed and compared digitally).
-    ``adc_range``: ``"rms"`` (full scale = ``adc_range_sigmas`` x the RMS of the converted
-    quantity over uniformly random ±1 inputs, per column and tile, computed from the programmed
-    state at calibration) or ``"fixed"`` (full scale ``adc_full_scale_ua`` for every ADC).
-    Values beyond full scale clip (and are counted). ``adc_bits = 0`` means an ideal ADC.
+    ``adc_range``: how every ADC's full scale is set. ``"calibrated"``: from data, after
+    programming — calibration inputs run through the programmed chip with its real noise
+    (``adc_cal_examples`` examples x ``adc_cal_samples`` reads, in exact mode at the
+    calibration time), and each converter's full scale = ``adc_cal_headroom`` x the
+    ``adc_cal_percentile``-th percentile of the |signal| it converted (one full scale per
+    converter, i.e. per column, and per row-tile for per-tile ADCs; see
+    :mod:`crossbar.adc_range`); until calibrated, the ``"rms"`` rule stands in. ``"rms"``: full
+    scale = ``adc_range_sigmas`` x the RMS of the converted quantity over uniformly random ±1
+    inputs, per column and tile, from the programmed state. ``"fixed"``: ``adc_full_scale_ua``
+    for every ADC. Values beyond full scale clip (and are counted). ``adc_bits = 0`` means an
+    ideal ADC (nothing to calibrate).
     ``output_adc_bits``: the ADC of the real-valued output layer (0 = ideal).
     """
 
@@ -116,8 +123,14 @@ class PeripheryConfig:
     gain_error_sigma: float = param(0.0, ge=0.0, le=1.0)  # illustrative, off by default
     partial_sums: PartialSums = "analog"
     adc_bits: int = param(8, ge=0, le=24)  # DESIGN §3: ADCs of 8-9 bits
-    adc_range: AdcRange = "rms"
-    adc_range_sigmas: float = param(4.0, gt=0.0, le=1e3)  # illustrative
+    adc_range: AdcRange = "calibrated"
+    # Illustrative calibration rule: 25 % of design margin above the 99.9th percentile of the
+    # signals seen on 256 training examples x 4 reads (a few seconds on a CPU for MNIST nets).
+    adc_cal_percentile: float = param(99.9, gt=0.0, le=100.0, unit="%")
+    adc_cal_headroom: float = param(1.25, ge=1.0, le=1e3)
+    adc_cal_examples: int = param(256, ge=1, le=1 << 24)
+    adc_cal_samples: int = param(4, ge=1, le=1 << 16)
+    adc_range_sigmas: float = param(4.0, gt=0.0, le=1e3)  # illustrative (adc_range="rms")
     adc_full_scale_ua: float = param(100.0, gt=0.0, unit="µA")  # illustrative (adc_range="fixed")
     output_adc_bits: int = param(8, ge=0, le=24)  # DESIGN §3: ADCs of 8-9 bits
 

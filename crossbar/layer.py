@@ -31,7 +31,7 @@ from scipy.special import ndtr
 from devices.conductance import check_time
 from devices.fields import check_array, check_choice, check_int, check_real
 
-from . import calibration, unit
+from . import adc_range, calibration, unit
 from .build import (
     KINDS,
     NOISES,
@@ -71,7 +71,9 @@ class HardwareLayer:
         tiles: ``tiles[row_tile][column_tile]``, each a :class:`~crossbar.tile.Tile`.
         offsets_ua: comparator offsets (µA).
         gain_set, gain, threshold_ua, adc_full_scale_ua: the calibration
-            (:class:`~crossbar.calibration.Calibration`).
+            (:class:`~crossbar.calibration.Calibration`); with ``adc_range = "calibrated"``
+            the full scales are the ``"rms"`` ones until :meth:`calibrate_adcs` (or
+            :meth:`set_adc_full_scales`) sets them from data. adc_calibrated: whether it did.
         effective: the :class:`EffectiveParameters` at calibration (None for output layers).
         counters: :class:`~crossbar.counters.Counters` since build or :meth:`reset_counters`.
     """
@@ -117,6 +119,8 @@ class HardwareLayer:
         self.gain = np.zeros(fan_out)
         self.threshold_ua = np.zeros(fan_out)
         self.adc_full_scale_ua: dict[str, np.ndarray] = {}
+        # Whether the full scales were calibrated on data (adc_range = "calibrated").
+        self.adc_calibrated = False
         self.effective: EffectiveParameters | None = None
         self.counters = Counters()
         # Read-time caches: tile arrays per (t_s, read_gain), column moments per (t_s, c, gain).
@@ -263,6 +267,98 @@ class HardwareLayer:
     def analog_comparator(self) -> bool:
         """Whether the decision is taken by an analog comparator (offset and noise apply)."""
         return self.path == "analog"
+
+    @property
+    def adc_bits(self) -> int:
+        """Bits of this layer's ADCs (``output_adc_bits`` for the output layer; 0 = ideal)."""
+        per = self.chip.periphery
+        return per.output_adc_bits if self.kind == "output" else per.adc_bits
+
+    @property
+    def adc_range_rule(self) -> str:
+        """How the full scales were set: ``"none"`` (no ADC, or ideal ones), ``"fixed"``,
+        ``"rms"``, ``"calibrated"`` (on data), or ``"rms (not calibrated)"`` (adc_range is
+        ``"calibrated"`` but no calibration data was given yet)."""
+        if not self.adc_full_scale_ua or self.adc_bits == 0:
+            return "none"
+        rule = self.chip.periphery.adc_range
+        if rule == "calibrated" and not self.adc_calibrated:
+            return "rms (not calibrated)"
+        return rule
+
+    @property
+    def needs_adc_calibration(self) -> bool:
+        """Whether the chip asks for data-calibrated ADCs that have not been calibrated yet."""
+        return self.adc_range_rule == "rms (not calibrated)"
+
+    def record_adc_signals(
+        self,
+        z: Any,
+        samples: int,
+        recorder: adc_range.SignalRecorder,
+        *,
+        rng: np.random.Generator,
+        t_s: float | None = None,
+        chunk_values: int = DEFAULT_CHUNK_VALUES,
+    ) -> None:
+        """Read the layer ``samples`` times per input (exact mode, at ``t_s``, default the
+        calibration time ``t_cal_s``) and hand every converter's input to ``recorder``
+        (:class:`crossbar.adc_range.SignalRecorder`); nothing else changes (counters
+        included). The reads are those :meth:`sample` / :meth:`logits` make with the same
+        ``rng`` state."""
+        z8 = check_states(z, self.fan_in)
+        n_samples = check_int("samples", samples, ge=1)
+        t = self.t_cal_s if t_s is None else check_time(t_s)
+        read_out(
+            self,
+            z8,
+            n_samples,
+            streams=Streams.from_rng(rng),
+            mode="exact",
+            t_s=t,
+            read_gain=1.0,
+            chunk_values=check_int("chunk_values", chunk_values, ge=1),
+            decide=False,
+            record=recorder,
+        )
+
+    def set_adc_full_scales(self, full_scales: Any) -> None:
+        """Set the full scales (µA) of every converter from data: ``{key: array}`` in the
+        layout of :attr:`adc_full_scale_ua` (see :mod:`crossbar.adc_range`)."""
+        self.adc_full_scale_ua = adc_range.check_full_scales(self, full_scales)
+        self.adc_calibrated = True
+
+    def calibrate_adcs(
+        self,
+        z: Any,
+        samples: int | None = None,
+        *,
+        rng: np.random.Generator,
+        t_s: float | None = None,
+        chunk_values: int = DEFAULT_CHUNK_VALUES,
+    ) -> dict[str, np.ndarray]:
+        """Calibrate the ADC full scales on calibration inputs ``z`` (batch, fan_in) — training
+        data, never the evaluated data: ``samples`` exact reads per input (default
+        ``periphery.adc_cal_samples``) at ``t_s`` (default ``t_cal_s``), then full scale =
+        ``adc_cal_headroom`` x the ``adc_cal_percentile``-th percentile of |signal| per
+        converter (:mod:`crossbar.adc_range`). Returns the new full scales. A layer without
+        converters (or with ideal ones) is left as it is."""
+        per = self.chip.periphery
+        z8 = check_states(z, self.fan_in)
+        n = per.adc_cal_samples if samples is None else check_int("samples", samples, ge=1)
+        if self.adc_range_rule == "none":
+            return dict(self.adc_full_scale_ua)
+        recorder = adc_range.SignalRecorder(self, n * z8.shape[0], per.adc_cal_percentile)
+        self.record_adc_signals(z8, n, recorder, rng=rng, t_s=t_s, chunk_values=chunk_values)
+        self.set_adc_full_scales(recorder.full_scales(per.adc_cal_headroom, self.rms_full_scales))
+        return dict(self.adc_full_scale_ua)
+
+    @property
+    def rms_full_scales(self) -> dict[str, np.ndarray]:
+        """The ``"rms"`` rule's full scales of this layer's converters (µA), from the
+        programmed state at ``t_cal_s``; the stand-in for a dead column on data."""
+        arrays = self.read_arrays(self.t_cal_s)
+        return calibration.adc_full_scales(self, arrays, self.gain_set, rule="rms")
 
     @property
     def noise_scale(self) -> float:

@@ -26,6 +26,7 @@ from .sampling import sample_cells, sample_row_currents
 from .streams import Streams, decide_gaussian, noisy_sum, standard_normals
 
 if TYPE_CHECKING:  # the layer imports this module
+    from .adc_range import SignalRecorder
     from .layer import HardwareLayer
 
 #: the two read modes of the same engine
@@ -72,11 +73,13 @@ def read_out(
     read_gain: float,
     chunk_values: int,
     decide: bool,
+    record: SignalRecorder | None = None,
 ) -> tuple[np.ndarray, Counters]:
     """``n_samples`` reads of ``layer`` for states ``z8`` (validated int8 (batch, fan_in)).
 
     Returns (int8 ±1 decisions if ``decide`` else the float32 pre-decision values or logits,
-    shape (n_samples, batch, fan_out); the counts of this evaluation).
+    shape (n_samples, batch, fan_out); the counts of this evaluation). With ``record``, every
+    converter's input is handed to it before conversion (ADC calibration on data).
     """
     arrays = layer.read_arrays(t_s, read_gain)
     batch = z8.shape[0]
@@ -87,7 +90,7 @@ def read_out(
         b_step = max(1, min(batch, chunk_values // width))
         for b0 in range(0, batch, b_step):
             zb = z8[b0 : b0 + b_step]
-            block = _Block(layer, arrays, c, zb, streams, mode, b0, (t_s, read_gain))
+            block = _Block(layer, arrays, c, zb, streams, mode, b0, (t_s, read_gain), record)
             s_step = max(1, chunk_values // (zb.shape[0] * width))
             for s0 in range(0, n_samples, s_step):
                 n = min(s_step, n_samples - s0)
@@ -114,8 +117,10 @@ class _Block:
         mode: str,
         b0: int,
         read: tuple[float, float],
+        record: SignalRecorder | None = None,
     ) -> None:
         self.layer = layer
+        self.record = record
         self.read = read  # (t_s, read_gain) of the arrays
         self.c = c
         self.cs = layer.col_slices[c]
@@ -295,8 +300,10 @@ class _Block:
         conversions = 0
         saturations = 0
 
-        def adc(x, fs, bits):
+        def adc(x, fs, bits, key, tile=None):
             nonlocal conversions, saturations
+            if self.record is not None:  # calibration: the converter's input, before clipping
+                self.record.add(key, tile, self.c, x)
             y, sat = periphery.adc_convert(x, fs, bits)
             conversions += x.size  # every x here is one conversion per (sample, row, column)
             saturations += sat
@@ -308,9 +315,9 @@ class _Block:
             bits = per.output_adc_bits
             reads = [self._read_d(t, s0, n) for t in range(n_tiles)]
             if path == "output_analog":
-                u = adc(sum(reads), fs["d"][cs], bits)
+                u = adc(sum(reads), fs["d"][cs], bits, "d")
             else:
-                u = sum(adc(x, fs["d"][t, cs], bits) for t, x in enumerate(reads))
+                u = sum(adc(x, fs["d"][t, cs], bits, "d", t) for t, x in enumerate(reads))
             logits = u / (layer.kappa_us[cs] * self.v) + layer.bias[cs]
             return logits.astype(np.float32), Counters(
                 adc_conversions=conversions, adc_saturations=saturations, **counts
@@ -341,14 +348,18 @@ class _Block:
                     batch_offset=self.b0,
                     decide=False,
                 )
-                u = _accumulate(u, adc(x, fs["u"][t, cs], bits))
+                u = _accumulate(u, adc(x, fs["u"][t, cs], bits, "u", t))
         elif path == "digital_sum":
             xs = sum(self._read_s(t, s0, n) for t in range(n_tiles))
             xd = sum(self._read_d(t, s0, n) for t in range(n_tiles))
-            u = adc(xs, fs["s"][cs], bits) + a * adc(xd, fs["d"][cs], bits)
+            u = adc(xs, fs["s"][cs], bits, "s") + a * adc(xd, fs["d"][cs], bits, "d")
         else:  # digital_tile
-            us = sum(adc(self._read_s(t, s0, n), fs["s"][t, cs], bits) for t in range(n_tiles))
-            ud = sum(adc(self._read_d(t, s0, n), fs["d"][t, cs], bits) for t in range(n_tiles))
+            us = sum(
+                adc(self._read_s(t, s0, n), fs["s"][t, cs], bits, "s", t) for t in range(n_tiles)
+            )
+            ud = sum(
+                adc(self._read_d(t, s0, n), fs["d"][t, cs], bits, "d", t) for t in range(n_tiles)
+            )
             u = us + a * ud
         u = np.asarray(u, dtype=np.float32)
         counter = Counters(
