@@ -25,7 +25,7 @@ from .ir_drop import (
     solve_ir_drop,
 )
 from .layer import EffectiveParameters, HardwareLayer
-from .probability import ProbabilityPlanes, quantize_probability
+from .probability import ProbabilityPlanes, quantise_probability
 from .rng import SamplerKey, sampler_key
 from .sampling import (
     CellArray,
@@ -56,7 +56,7 @@ __all__ = [
     "ir_attenuation",
     "kcl_residual",
     "prepare_cells",
-    "quantize_probability",
+    "quantise_probability",
     "replace_field",
     "sample_cell_currents",
     "sample_cells",

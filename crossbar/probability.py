@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DEFAULT_BITS", "MAX_BITS", "ProbabilityPlanes", "pack_bits", "quantize_probability"]
+__all__ = ["DEFAULT_BITS", "MAX_BITS", "ProbabilityPlanes", "pack_bits", "quantise_probability"]
 
 DEFAULT_BITS = 16  # |p error| ≤ 2^-17 ≈ 7.6e-6; costs ≈ 9 random words per 64 cells on average
 MAX_BITS = 32
@@ -53,7 +53,7 @@ class ProbabilityPlanes:
         """Whether any cell has p = 1."""
         return bool(self.always.any())
 
-    def quantized(self) -> np.ndarray:
+    def quantised(self) -> np.ndarray:
         """The probabilities the sampler realises exactly, float64 (rows, cols)."""
         rows, cols = self.shape
         q = np.zeros((rows, cols), dtype=np.float64)
@@ -84,7 +84,7 @@ def unpack_bits(words: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :cols].astype(bool)
 
 
-def quantize_probability(
+def quantise_probability(
     p: float | np.ndarray, shape: tuple[int, int], *, bits: int = DEFAULT_BITS
 ) -> ProbabilityPlanes:
     """Quantise conducting probabilities to ``bits`` bits and pack them as bit planes.
@@ -131,3 +131,8 @@ def quantize_probability(
         bits=int(bits),
         shape=(rows, cols),
     )
+
+
+# Transitional American spellings, until mapping.learning uses the names above.
+quantize_probability = quantise_probability
+ProbabilityPlanes.quantized = ProbabilityPlanes.quantised  # type: ignore[attr-defined]

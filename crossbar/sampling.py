@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _kernels
-from .probability import DEFAULT_BITS, ProbabilityPlanes, quantize_probability
+from .probability import DEFAULT_BITS, ProbabilityPlanes, quantise_probability
 from .rng import SamplerKey, sampler_key
 
 __all__ = [
@@ -127,7 +127,7 @@ def _as_planes(
         if p.shape != shape:
             raise ValueError(f"p is prepared for cells of shape {p.shape}, expected {shape}")
         return p
-    return quantize_probability(p, shape, bits=bits)
+    return quantise_probability(p, shape, bits=bits)
 
 
 def prepare_cells(
@@ -272,7 +272,7 @@ def sample_row_currents(
         p_arr = np.asarray(p, dtype=np.float64)
         if p_arr.ndim > 1 or (p_arr.ndim == 1 and p_arr.shape[0] != rows):
             raise ValueError(f"p must be a scalar or a per-row ({rows},) array, got {p_arr.shape}")
-        pl = quantize_probability(
+        pl = quantise_probability(
             p_arr.reshape(1, -1) if p_arr.ndim else p_arr, (1, rows), bits=bits
         )
     r32 = None

@@ -41,7 +41,7 @@ import numpy as np
 from devices import ConductanceState
 
 from .ir_drop import ir_attenuation
-from .probability import DEFAULT_BITS, ProbabilityPlanes, quantize_probability
+from .probability import DEFAULT_BITS, ProbabilityPlanes, quantise_probability
 from .sampling import CellArray, prepare_cells
 
 #: element structure x noise -> how a tile is read
@@ -214,12 +214,12 @@ def read_arrays(
     if element.noise == "bernoulli":
         p_dev = np.asarray(element.p(tile.element), dtype=np.float64)
         if structure == "per_cell":
-            planes = quantize_probability(p_dev, p_dev.shape, bits=bits)
-            p = planes.quantized()
+            planes = quantise_probability(p_dev, p_dev.shape, bits=bits)
+            p = planes.quantised()
             p_p, p_m = p[:r], p[r:]
         else:
-            planes = quantize_probability(p_dev.reshape(1, -1), (1, r), bits=bits)
-            p_p = p_m = np.broadcast_to(planes.quantized()[0][:, None], g_p.shape)
+            planes = quantise_probability(p_dev.reshape(1, -1), (1, r), bits=bits)
+            p_p = p_m = np.broadcast_to(planes.quantised()[0][:, None], g_p.shape)
         att_p, att_m = _attenuation(g_p, g_m, p_p, p_m, r_wire_ohm)
         gs_p, gs_m = g_p * att_p, g_m * att_m
         vr_p, vr_m = np.square(s_p * att_p), np.square(s_m * att_m)

@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from crossbar import _kernels
-from crossbar.probability import pack_bits, quantize_probability, unpack_bits
+from crossbar.probability import pack_bits, quantise_probability, unpack_bits
 from crossbar.rng import SamplerKey, random_words, sampler_key
 from crossbar.sampling import (
     prepare_cells,
@@ -106,28 +106,28 @@ def test_generator_pairwise_independence_chi_square(pair):
 # ---------------------------------------------------------------- probability planes
 
 
-def test_quantization_exact_for_dyadic_and_bounded_otherwise():
+def test_quantisation_exact_for_dyadic_and_bounded_otherwise():
     p = np.array([[0.0, 0.25, 0.5, 1.0, 0.375, 1 - 2**-16]])
-    planes = quantize_probability(p, p.shape, bits=16)
-    assert np.array_equal(planes.quantized(), p)
+    planes = quantise_probability(p, p.shape, bits=16)
+    assert np.array_equal(planes.quantised(), p)
     rng = np.random.default_rng(3)
     for bits in (1, 4, 8, 16, 24):
         p = rng.uniform(0, 1, (7, 131))
-        q = quantize_probability(p, p.shape, bits=bits).quantized()
+        q = quantise_probability(p, p.shape, bits=bits).quantised()
         assert np.max(np.abs(q - p)) <= 2.0 ** -(bits + 1) + 1e-15
     mask = rng.uniform(size=(5, 200)) < 0.4
     assert np.array_equal(unpack_bits(pack_bits(mask), 5, 200), mask)
 
 
-def test_quantization_input_errors_name_the_field():
+def test_quantisation_input_errors_name_the_field():
     with pytest.raises(ValueError, match=r"bits=0 .*\[1, 32\]"):
-        quantize_probability(0.5, (2, 2), bits=0)
+        quantise_probability(0.5, (2, 2), bits=0)
     with pytest.raises(TypeError, match="bits"):
-        quantize_probability(0.5, (2, 2), bits=2.5)
+        quantise_probability(0.5, (2, 2), bits=2.5)
     with pytest.raises(ValueError, match=r"p contains 1\.5.*\[0, 1\]"):
-        quantize_probability(np.array([[0.5, 1.5]]), (1, 2))
+        quantise_probability(np.array([[0.5, 1.5]]), (1, 2))
     with pytest.raises(ValueError, match="does not broadcast"):
-        quantize_probability(np.zeros((3, 3)), (2, 2))
+        quantise_probability(np.zeros((3, 3)), (2, 2))
 
 
 # ---------------------------------------------------------------- per-cell sampler
@@ -146,7 +146,7 @@ def test_per_cell_conduction_frequencies_binomial(bits):
     rows, cols, n = 6, 130, 3000
     p = rng.uniform(0, 1, (rows, cols))
     p[0, :5] = [0.0, 1.0, 0.5, 0.25, 1e-3]
-    q = quantize_probability(p, p.shape, bits=bits).quantized()
+    q = quantise_probability(p, p.shape, bits=bits).quantised()
     i_cells = sample_cell_currents(
         np.ones((rows, cols)), _one_hot_inputs(rows), p, samples=n, key=21, bits=bits
     )
@@ -170,7 +170,7 @@ def test_column_mean_and_variance_match_formulas(p_kind):
     z = rng.choice(np.array([-1, 0, 1], np.int8), size=(2, rows), p=[0.45, 0.1, 0.45])
     p = rng.uniform(0.1, 0.9, (rows, cols)) if p_kind == "per_cell" else p_kind
     i_cells = sample_cell_currents(g, z, p, samples=n, key=31)
-    q = quantize_probability(p, (rows, cols)).quantized()
+    q = quantise_probability(p, (rows, cols)).quantised()
     g64 = g.astype(np.float64)
     for b in range(2):
         mean = (q * g64 * z[b][:, None]).sum(axis=0)
@@ -286,7 +286,7 @@ def test_sampler_input_errors_name_the_field():
     with pytest.raises(TypeError, match="sampler_key"):
         sample_cell_currents(g, np.ones((1, 4)), 0.5, samples=1, key=np.random.default_rng(0))
     with pytest.raises(ValueError, match="expected"):
-        prepare_cells(g, quantize_probability(0.5, (3, 3)))
+        prepare_cells(g, quantise_probability(0.5, (3, 3)))
 
 
 # ---------------------------------------------------------------- per-row sampler
@@ -303,7 +303,7 @@ def test_per_row_marginals_and_between_column_covariance():
     z = rng.choice(np.array([-1, 0, 1], np.int8), size=(1, rows), p=[0.45, 0.1, 0.45])
     p = rng.uniform(0.2, 0.8, rows)
     i_rows = sample_row_currents(g, z, p, samples=n, key=51)[:, 0].astype(np.float64)
-    q = quantize_probability(p.reshape(1, -1), (1, rows)).quantized()[0]
+    q = quantise_probability(p.reshape(1, -1), (1, rows)).quantised()[0]
     gz = g.astype(np.float64) * z[0][:, None]
     mean = q @ gz
     cov = gz.T @ ((q * (1 - q))[:, None] * gz)
