@@ -57,6 +57,7 @@ def package_versions() -> dict[str, str]:
 def execute_task(task: Task) -> dict[str, Any]:
     """Program a fresh chip and run the MC evaluation of one (point, seed); returns the store
     row (:data:`nsmx.store.COLUMNS`). Runs in a worker (process, Dask worker or the caller)."""
+    from mapping.cost import cost_report
     from mapping.report import accuracy_nll
     from mapping.runtime import program_chip
 
@@ -83,10 +84,17 @@ def execute_task(task: Task) -> dict[str, Any]:
         for name, c in result.counters.items()
         if c.adc_conversions
     }
+    # Energy, latency and area per classification, from the run's counters (never a re-run).
+    cost = cost_report(model, result)
     extra = {
         "firing_rate": result.firing_rate,
         "drift_gain": model.drift_gain(run.t_s) if run.drift_compensation else 1.0,
         "adc": adc,
+        "cost": {
+            **cost.metrics(),
+            "energy_by_component_j": cost.energy_by_component_j,
+            "energy_by_layer_j": cost.energy_by_layer_j,
+        },
     }
     return {
         "point_hash": task.point_hash,
