@@ -11,7 +11,8 @@ from crossbar.tile import Tile, read_arrays
 from crossbar.transpose import layer_transposed_read, transposed_read
 from devices.pulse import load_pulse_preset
 from mapping.estimators import estimate_density, exact_density, window_mean
-from mapping.learning import ChipLayer, LearningConfig, OnChipNetwork, _as_state
+from mapping.learning import ChipLayer, LearningConfig, OnChipNetwork
+from mapping.learning.layer import _as_state
 from mapping.reference import firing_probability
 from mapping.updates import pulse_counts
 

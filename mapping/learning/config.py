@@ -1,0 +1,72 @@
+"""How the chip learns: :class:`LearningConfig`, validated at construction (devices.fields)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from devices.fields import check_choice, check_real, param, validate_config
+from devices.pulse import PulseConfig
+
+from ..estimators import ESTIMATORS
+from ..updates import NORMS, PAIR_UPDATES, UPDATES
+from .models import mlp_models, mlp_template
+
+
+@dataclass(frozen=True)
+class LearningConfig:
+    """How the chip learns (the chip and the pulse device come separately).
+
+    lr_us: the largest expected weight change per device and update (µS), converted to pulses
+    with the pulse device's nominal up step (lr_pulses = lr_us/dg_up_us), so that a coarse
+    device (FeFET: 0.63 µS per pulse) and a fine one (ideal: 0.025 µS) learn at the same rate
+    in conductance units; ``lr_pulses`` (pulses per update) overrides it when given. Both decay
+    by ``lr_decay`` per epoch. ``batch_size`` 1 = online learning. ``pair_update`` "auto":
+    ``set_only`` for devices with an abrupt RESET (PCM), else ``bidirectional``.
+    ``refresh_every``/``refresh_level``: refresh of saturated set_only pairs (0 = never).
+    ``init_fill``: fraction of the window that the largest initial |w| of a column uses.
+    ``model``: an MLP of :data:`nsm.models.MODELS` (:func:`mapping.learning.models.mlp_models`).
+    """
+
+    model: str = "digits-mlp"
+    estimator: str = "exact"
+    delta: float = param(0.5, gt=0.0, le=100.0)
+    estimator_reads: int = param(1, ge=1)
+    update: str = "deterministic"
+    update_norm: str = "max"
+    pair_update: str = "auto"
+    lr_us: float = param(0.1, gt=0.0, le=1e3, unit="µS")
+    lr_pulses: float | None = None
+    lr_decay: float = param(0.9, gt=0.0, le=1.0)
+    lr_periphery: float = param(0.01, gt=0.0, le=10.0)
+    batch_size: int = param(50, ge=1)
+    refresh_every: int = param(50, ge=0)
+    refresh_level: float = param(0.9, gt=0.0, le=1.0)
+    beta_init: float = param(2.0, gt=0.0, le=100.0)
+    init_fill: float = param(0.3, gt=0.0, le=1.0)
+    eval_samples: int = param(20, ge=1)
+    seed: int = param(0, ge=0)
+
+    def __post_init__(self) -> None:
+        validate_config(self)  # the numeric fields: types and ranges as declared
+        name = type(self).__name__
+        try:
+            mlp_template(self.model)  # compiles only the requested model
+        except (ValueError, TypeError):
+            check_choice(f"{name}.model", self.model, mlp_models())  # raises, listing the MLPs
+            raise
+        check_choice(f"{name}.estimator", self.estimator, ESTIMATORS)
+        check_choice(f"{name}.update", self.update, UPDATES)
+        check_choice(f"{name}.update_norm", self.update_norm, NORMS)
+        check_choice(f"{name}.pair_update", self.pair_update, (*PAIR_UPDATES, "auto"))
+        if self.lr_pulses is not None:
+            lr = check_real(f"{name}.lr_pulses", self.lr_pulses, gt=0.0, le=1e6)
+            object.__setattr__(self, "lr_pulses", lr)
+
+    def resolved_lr_pulses(self, pulse: PulseConfig) -> float:
+        """Pulses per update at epoch 0 (``lr_pulses``, or ``lr_us`` over the up step)."""
+        return self.lr_pulses if self.lr_pulses is not None else self.lr_us / pulse.dg_up_us
+
+    def resolved_pair_update(self, pulse: PulseConfig) -> str:
+        if self.pair_update != "auto":
+            return self.pair_update
+        return "set_only" if pulse.reset == "abrupt" else "bidirectional"
