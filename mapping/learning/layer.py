@@ -11,7 +11,7 @@ import numpy as np
 
 from crossbar.config import ChipConfig
 from crossbar.periphery import quantise_gain
-from crossbar.probability import quantize_probability
+from crossbar.probability import quantise_probability
 from crossbar.tile import DEFAULT_BITS
 from devices.conductance import ConductanceState
 from devices.pulse import PulseConfig, PulseDevice
@@ -84,8 +84,8 @@ class ChipLayer:
         self.noise, self.structure = elem.noise, elem.structure
         if elem.noise == "bernoulli":
             # p on the sampler's grid of DEFAULT_BITS bits, exactly as the engine reads it.
-            pp = quantize_probability(pp, pp.shape, bits=DEFAULT_BITS).quantized()
-            pm = quantize_probability(pm, pm.shape, bits=DEFAULT_BITS).quantized()
+            pp = quantise_probability(pp, pp.shape, bits=DEFAULT_BITS).quantised()
+            pm = quantise_probability(pm, pm.shape, bits=DEFAULT_BITS).quantised()
             self.alpha_p, self.alpha_m = pp, pm
             var_p, var_m = pp * (1 - pp), pm * (1 - pm)
         else:
