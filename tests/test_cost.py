@@ -362,3 +362,37 @@ def test_cli_run_cost_json(programs, tmp_path, capsys):
         0.5 * c2["energy_by_component_j"]["adcs"]
     )
     assert cheap["cost"]["adc_fom_j_per_step"] == 5e-15
+
+
+def test_sweep_stores_costs_and_plots_them(programs, tmp_path, capsys):
+    from mapping.program import save_program
+    from nsmx.cli import main
+    from nsmx.store import open_store
+    from nsmx.sweep import SweepSpec, run_sweep
+    from nsmx.sweep_plots import pareto_front
+
+    path = save_program(programs["nsm"], tmp_path / "mlp.nsmx")
+    spec = SweepSpec(
+        program=str(path),
+        chip="rram-selector",
+        dataset="digits",
+        limit=20,
+        mode="clt",
+        vary=(("run.samples", (1, 2)),),
+        name="cost",
+    )
+    out = tmp_path / "sweep"
+    run_sweep(spec, out, progress=False)
+    with open_store(out) as store:
+        rows = {r["samples"]: r["extra"]["cost"] for r in store.rows()}
+    assert rows[2]["energy_per_classification_j"] == pytest.approx(
+        2 * rows[1]["energy_per_classification_j"]
+    )
+    assert rows[1]["latency_s"] > 0 and rows[1]["area_m2"] > 0
+    args = ["plot", str(out), "--metric", "energy_per_classification_j", "--pareto"]
+    assert main([*args, "--out", str(tmp_path / "fig")]) == 0
+    written = capsys.readouterr().out
+    assert "sweep_sweep_energy_per_classification_j.png" in written
+    assert "sweep_sweep_accuracy_vs_energy_per_classification_j.png" in written
+    # (cost, accuracy): the cheaper of two equal accuracies and the costlier better one stay.
+    assert pareto_front([(2.0, 0.9), (1.0, 0.9), (3.0, 0.95), (4.0, 0.93)]) == [1, 2]
