@@ -657,7 +657,7 @@ def test_reference_dense_probability_formula() -> None:
         np.testing.assert_allclose(ref.firing_probability(layer, z), expected, rtol=0, atol=1e-12)
 
 
-def test_reference_maxpool_flatten_binarize() -> None:
+def test_reference_maxpool_flatten_binarise() -> None:
     layer = MaxPoolLayer(name="m", in_shape=(1, 3, 3), kernel_size=2, stride=1, padding=1)
     z = np.array([[[[1, -1, -1], [-1, -1, -1], [-1, -1, 1]]]], dtype=float)
     out = ref.maxpool(layer, z)
