@@ -45,15 +45,21 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Literal
 
 import tomli_w
 
 import devices
 from devices import ConfigError, ConfigTypeError, DeviceConfig
+from devices.config import tomllib
+from devices.errors import ArgumentError, ArgumentTypeError
 from devices.fields import param, validate_config
 
 from .cost import CostConfig
+
+if TYPE_CHECKING:  # importlib.resources.abc is 3.11+; only annotations need it
+    from importlib.resources.abc import Traversable
 
 FORMAT_VERSION = 1
 
@@ -178,25 +184,41 @@ class ChipConfig:
     # ------------------------------------------------------------------ constructors
 
     @classmethod
-    def ideal(cls, **sections: Any) -> ChipConfig:
-        """The reference chip: ``ideal`` devices, continuous gain, ideal ADCs, ideal wires.
+    def preset(cls, name: str, **sections: Any) -> ChipConfig:
+        """Chip preset ``name`` (:func:`crossbar.list_chips` lists them), the same chip for the
+        CLI, the sweep and the Python API. Keyword arguments replace whole sections or fields
+        (``tile=TileConfig(64, 64)``).
 
-        Keyword arguments replace whole sections or fields (``tile=TileConfig(64, 64)``).
+        A preset is a shipped chip TOML file (``crossbar/chips/<name>.toml``, the
+        :meth:`to_toml` form; sections left out take their defaults) whose devices are the
+        ``devices`` preset named by its ``devices_preset`` key, with a one-line ``summary``.
+        Unknown names raise :class:`devices.ArgumentError` (a ``ValueError``) listing them.
         """
-        base = dict(
-            devices=devices.load_preset("ideal"),
-            periphery=PeripheryConfig(gain_bits=0, adc_bits=0, output_adc_bits=0),
-            description="ideal devices and periphery (reference)",
+        table = tomllib.loads(chip_preset_text(name))
+        table.pop("summary", None)
+        device_preset = table.pop("devices_preset", None)
+        if not isinstance(device_preset, str) or "devices" in table:
+            raise ConfigError(
+                f"chip preset {name!r}: devices_preset",
+                device_preset,
+                "the name of a devices preset (and no [devices] table)",
+                "is invalid",
+            )
+        chip = cls.from_dict(table)
+        return dataclasses.replace(
+            chip, **{"devices": devices.load_preset(device_preset), **sections}
         )
-        base.update(sections)
-        return cls(**base)
+
+    @classmethod
+    def ideal(cls, **sections: Any) -> ChipConfig:
+        """The reference chip, preset ``"ideal"``: ideal devices, continuous gain, ideal ADCs,
+        ideal wires (keyword arguments as :meth:`preset`)."""
+        return cls.preset("ideal", **sections)
 
     @classmethod
     def from_preset(cls, name: str, **sections: Any) -> ChipConfig:
-        """Devices from the ``devices`` preset ``name``, default tile/periphery/wires."""
-        base: dict[str, Any] = dict(devices=devices.load_preset(name), description=name)
-        base.update(sections)
-        return cls(**base)
+        """The same as :meth:`preset` (the older name)."""
+        return cls.preset(name, **sections)
 
     # ------------------------------------------------------------------ dict / TOML
 
@@ -289,6 +311,32 @@ def _devices_from_dict(table: Any) -> DeviceConfig:
         return devices.from_dict(table)
     except (ConfigError, ConfigTypeError) as err:
         raise err.with_path(f"devices.{err.field}") from None
+
+
+def _chip_preset_files() -> dict[str, Traversable]:
+    folder = resources.files("crossbar") / "chips"
+    return {
+        p.name[: -len(".toml")]: p
+        for p in sorted(folder.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".toml")
+    }
+
+
+def chip_preset_names() -> list[str]:
+    """The names of the shipped chip presets (``crossbar/chips/*.toml``), sorted."""
+    return list(_chip_preset_files())
+
+
+def chip_preset_text(name: str) -> str:
+    """The TOML text of chip preset ``name``, its header comment (sources) included."""
+    files = _chip_preset_files()
+    if not isinstance(name, str):
+        raise ArgumentTypeError("name", name, "a chip preset name (string)")
+    if name not in files:
+        raise ArgumentError(
+            "name", name, "one of " + ", ".join(map(repr, files)), "is not a known chip preset"
+        )
+    return files[name].read_text(encoding="utf-8")
 
 
 def replace_field(chip: ChipConfig, path: str, value: Any) -> ChipConfig:

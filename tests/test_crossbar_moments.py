@@ -12,7 +12,7 @@ def rram_layer(seed: int = 0) -> tuple[HardwareLayer, np.ndarray]:
     rng = np.random.default_rng(seed)
     w = rng.standard_normal((80, 20))
     beta, bias = rng.uniform(0.5, 1.5, 20), rng.normal(0.0, 0.3, 20)
-    chip = ChipConfig.from_preset("rram-selector", tile=TileConfig(64, 16))  # 3 x 2 tiles
+    chip = ChipConfig.preset("rram-selector", tile=TileConfig(64, 16))  # 3 x 2 tiles
     layer = HardwareLayer.build(w, beta, bias, p=0.5, chip=chip, rng=rng)
     z = rng.choice(np.array([-1, 1], np.int8), size=(2, 80))
     z[1, :10] = 0  # undriven rows carry neither signal nor noise
