@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from devices.fields import check_choice
 from mapping.program import (
     ENCODINGS,
     SCALE_POLICIES,
@@ -39,6 +40,7 @@ from mapping.program import (
     OutputLayer,
     Program,
 )
+from mapping.records import as_shape
 from nsm.layers import BinarizeInput, BinaryLayer
 
 SUPPORTED = (
@@ -164,16 +166,9 @@ def compile_model(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if scale_policy not in SCALE_POLICIES:
-        raise ValueError(f"scale_policy={scale_policy!r} is not one of {list(SCALE_POLICIES)}")
-    if encoding not in ENCODINGS:
-        raise ValueError(f"encoding={encoding!r} is not one of {list(ENCODINGS)}")
-    try:
-        shape = tuple(int(v) for v in input_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"input_shape={input_shape!r} must be a sequence of ints") from None
-    if not shape or min(shape) < 1:
-        raise ValueError(f"input_shape={input_shape!r} must be a sequence of ints >= 1")
+    check_choice("scale_policy", scale_policy, SCALE_POLICIES)
+    check_choice("encoding", encoding, ENCODINGS)
+    shape = as_shape("input_shape", input_shape)
 
     leaves = list(_leaves(model, ""))
     # First the module types, so that e.g. the SN baseline is reported by its NoisyReLU.

@@ -30,6 +30,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr
 
+from devices.errors import ArgumentTypeError
+from devices.fields import check_choice, check_int, check_real
+
 ESTIMATORS = ("exact", "window", "two_read", "score")
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 
@@ -67,20 +70,17 @@ def estimate_density(
         reads: reads averaged (>= 1).
         rng: randomness of extra reads (required unless ``exact``).
     """
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator={estimator!r} is not one of {list(ESTIMATORS)}")
+    check_choice("estimator", estimator, ESTIMATORS)
     m = np.asarray(margin, dtype=np.float64)
     s = np.broadcast_to(np.asarray(sigma, dtype=np.float64), m.shape)
     if np.any(~(s > 0)):
         raise ValueError("sigma must be > 0 (a noiseless neuron has no density at threshold)")
     if estimator == "exact":
         return exact_density(m, s)
-    if not (isinstance(delta, (int, float)) and np.isfinite(delta) and delta > 0):
-        raise ValueError(f"delta={delta!r} must be a finite number > 0 (units of sigma)")
-    if isinstance(reads, bool) or not isinstance(reads, (int, np.integer)) or reads < 1:
-        raise ValueError(f"reads={reads!r} must be an integer >= 1")
+    delta = check_real("delta", delta, gt=0.0, unit="sigma")
+    reads = check_int("reads", reads, ge=1)
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng={rng!r} must be a numpy.random.Generator for {estimator!r}")
+        raise ArgumentTypeError("rng", rng, f"a numpy.random.Generator (estimator {estimator!r})")
     total = np.zeros(m.shape)
     for k in range(reads):
         uk = u if (k == 0 and u is not None) else m + s * rng.standard_normal(m.shape)

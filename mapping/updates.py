@@ -32,6 +32,7 @@ import math
 
 import numpy as np
 
+from devices.fields import check_choice, check_real
 from devices.pulse import PulseArray
 
 UPDATES = ("stochastic", "deterministic")
@@ -61,16 +62,13 @@ def pulse_counts(
 
     x: (batch, rows) ±1 inputs; d: (batch, cols) column errors (any unit); lr_pulses > 0.
     """
-    if update not in UPDATES:
-        raise ValueError(f"update={update!r} is not one of {list(UPDATES)}")
-    if not (np.isfinite(lr_pulses) and lr_pulses > 0):
-        raise ValueError(f"lr_pulses={lr_pulses!r} must be a finite number > 0")
+    check_choice("update", update, UPDATES)
+    lr_pulses = check_real("lr_pulses", lr_pulses, gt=0.0)
+    check_choice("norm", norm, NORMS)
     x = np.asarray(x, dtype=np.float64)
     d = np.asarray(d, dtype=np.float64)
     rows, cols = x.shape[1], d.shape[1]
     zero = np.zeros((rows, cols), dtype=np.int64)
-    if norm not in NORMS:
-        raise ValueError(f"norm={norm!r} is not one of {list(NORMS)}")
     big_n = _normaliser(d, norm)
     if big_n == 0.0:
         return zero, zero.copy()
@@ -106,7 +104,7 @@ def apply_pair_update(
     elif pair_update == "bidirectional":
         g_plus.pulse(n_up=n_inc, n_down=n_dec, rng=rng)
     else:
-        raise ValueError(f"pair_update={pair_update!r} is not one of {list(PAIR_UPDATES)}")
+        check_choice("pair_update", pair_update, PAIR_UPDATES)  # raises: not a pair scheme
 
 
 def refresh_pairs(
