@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     try:
-        model = program_chip(program, chip, seed=program_seed, p_policy=cfg.p_policy)
+        model = program_chip(program, chip, seed=program_seed, config=cfg)
     except MappingError as exc:
         raise UserError(str(exc)) from exc
     program_s = time.perf_counter() - t0
@@ -122,15 +122,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     print(f"  programmed {model.cells():,} cells in {program_s:.1f} s")
 
-    run_ = model.run(
-        x,
-        cfg.samples,
-        t_s=cfg.t_s,
-        mode=cfg.mode,
-        seed=cfg.seed,
-        progress=not args.no_progress,
-        drift_compensation=cfg.drift_compensation,
-    )
+    run_ = model.run(x, cfg, progress=not args.no_progress)
     report = chip_report(model, run_, y, chip=label)
 
     software = None

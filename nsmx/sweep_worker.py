@@ -66,17 +66,10 @@ def execute_task(task: Task) -> dict[str, Any]:
         program = _cached_program(task.program, task.program_sha256)
         x, y = _cached_data(task.dataset, task.data_dir, task.limit)
         t0 = time.perf_counter()
-        model = program_chip(program, task.chip, seed=task.program_seed, p_policy=run.p_policy)
+        model = program_chip(program, task.chip, seed=task.program_seed, config=run)
         program_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        result = model.run(
-            x,
-            run.samples,
-            t_s=run.t_s,
-            mode=run.mode,
-            seed=run.seed,
-            drift_compensation=run.drift_compensation,
-        )
+        result = model.run(x, run)
         run_s = time.perf_counter() - t0
     accuracy, nll = accuracy_nll(result.probabilities, y)
     adc = {
