@@ -131,8 +131,3 @@ def quantise_probability(
         bits=int(bits),
         shape=(rows, cols),
     )
-
-
-# Transitional American spellings, until mapping.learning uses the names above.
-quantize_probability = quantise_probability
-ProbabilityPlanes.quantized = ProbabilityPlanes.quantised  # type: ignore[attr-defined]
