@@ -34,7 +34,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mapping.chips import ChipError, chip_toml, list_chips, resolve_chip
+    from crossbar import ChipError, chip_toml, list_chips, resolve_chip
 
     if args.show is None:
         if args.sets:

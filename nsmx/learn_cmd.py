@@ -171,7 +171,7 @@ def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mapping.chips import ChipError, resolve_chip
+    from crossbar import ChipError, resolve_chip
     from mapping.learning import LearningConfig, OnChipNetwork, Trainer
     from mapping.program import save_program
 

@@ -168,7 +168,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def parse_vary(item: str) -> tuple[str, tuple[Any, ...]]:
     """``"periphery.adc_bits=4,6,8"`` -> ``("periphery.adc_bits", (4, 6, 8))`` (values as TOML
     literals, bare words as strings)."""
-    from mapping.chips import parse_value
+    from crossbar import parse_value
 
     form = "must have the form FIELD=V1,V2,... (e.g. periphery.adc_bits=4,6,8)"
     if not isinstance(item, str) or "=" not in item:
