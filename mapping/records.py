@@ -106,6 +106,32 @@ class _Record:
         object.__setattr__(self, "in_shape", in_shape)
 
 
+class _Crossbar:
+    """What the layers on a crossbar (dense, conv, output) share: a (fan_in, fan_out) matrix."""
+
+    weight: np.ndarray
+    encoding: str
+
+    @property
+    def fan_in(self) -> int:
+        """Crossbar rows of the layer's matrix (K)."""
+        return int(self.weight.shape[0])
+
+    @property
+    def fan_out(self) -> int:
+        """Crossbar columns = neurons (or classes) per location (N)."""
+        return int(self.weight.shape[1])
+
+    def cells(self) -> int:
+        """Crossbar cells for the matrix (chip-independent count, before tiling).
+
+        Differential pairs: 2·K·N. Reference column: K·(N + 1), one reference column (a lower
+        bound: a chip with several column tiles needs one reference column per tile).
+        """
+        k, n = self.weight.shape
+        return 2 * k * n if self.encoding == "differential_pair" else k * (n + 1)
+
+
 # --------------------------------------------------------------------------------------------
 # Layer records
 # --------------------------------------------------------------------------------------------
@@ -136,7 +162,7 @@ class BinariseLayer(_Record):
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class _MatrixLayer(_Record):
+class _MatrixLayer(_Crossbar, _Record):
     """What the binary crossbar layers (dense, conv) share: the matrix, gains, noise, mapping.
 
     Arrays are float32 (read-only copies). ``weight`` is (fan_in, fan_out); ``bias`` is the raw
@@ -164,16 +190,6 @@ class _MatrixLayer(_Record):
     rule: str = "sample"
     scale_policy: str = "per_column"
     encoding: str = "differential_pair"
-
-    @property
-    def fan_in(self) -> int:
-        """Crossbar rows of the layer's matrix (K)."""
-        return int(self.weight.shape[0])
-
-    @property
-    def fan_out(self) -> int:
-        """Crossbar columns = neurons per location (N)."""
-        return int(self.weight.shape[1])
 
     @property
     def noise_var(self) -> float:
@@ -241,15 +257,6 @@ class _MatrixLayer(_Record):
     def params(self) -> int:
         """Trained parameters: weight, beta and bias entries."""
         return int(self.weight.size + self.beta.size + self.bias.size)
-
-    def cells(self) -> int:
-        """Crossbar cells for the matrix (chip-independent count, before tiling).
-
-        Differential pairs: 2·K·N. Reference column: K·(N + 1), one reference column (a lower
-        bound: a chip with several column tiles needs one reference column per tile).
-        """
-        k, n = self.weight.shape
-        return 2 * k * n if self.encoding == "differential_pair" else k * (n + 1)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -398,7 +405,7 @@ class FlattenLayer(_Record):
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class OutputLayer(_Record):
+class OutputLayer(_Crossbar, _Record):
     """The real-valued last layer: logits = zᵀ weight + bias; weight (fan_in, n_classes).
 
     On chip an analog matrix-vector product (deterministic read) digitised by an ADC and rescaled
@@ -432,24 +439,12 @@ class OutputLayer(_Record):
         check_choice(f"{w}.encoding", self.encoding, ENCODINGS)
 
     @property
-    def fan_in(self) -> int:
-        return int(self.weight.shape[0])
-
-    @property
-    def fan_out(self) -> int:
-        return int(self.weight.shape[1])
-
-    @property
     def out_shape(self) -> tuple[int, ...]:
         return (self.fan_out,)
 
     def params(self) -> int:
+        """Trained parameters: weight and bias entries."""
         return int(self.weight.size + self.bias.size)
-
-    def cells(self) -> int:
-        """Crossbar cells: 2·K·N (differential pairs) or K·(N + 1) (reference column)."""
-        k, n = self.weight.shape
-        return 2 * k * n if self.encoding == "differential_pair" else k * (n + 1)
 
 
 Layer = BinariseLayer | DenseLayer | ConvLayer | MaxPoolLayer | FlattenLayer | OutputLayer
