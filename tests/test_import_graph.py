@@ -1,7 +1,8 @@
 """No import cycle between any two modules of the project's packages.
 
 The graph is read from the source (``ast``), not from an interpreter, so every import statement
-counts: module level, inside functions (lazy imports) and under ``TYPE_CHECKING``. An edge goes
+counts, at module level and inside functions (lazy imports), except the annotation-only imports
+under ``if TYPE_CHECKING:``, which never run. An edge goes
 from a module to each project module it names: ``import a.b`` and ``from a import b`` (a
 submodule) point at ``a.b``; ``from a import name`` points at ``a`` (its ``__init__``); relative
 imports are resolved against the importing module's package. The implicit import of a parent
@@ -45,12 +46,33 @@ def _resolve(name: str, modules: dict[str, Path]) -> str | None:
     return None
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _import_nodes(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement of ``tree`` but those in the body of ``if TYPE_CHECKING:``."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, ast.If) and _is_type_checking(node.test):
+            todo.extend(node.orelse)
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def imports_of(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """The project modules ``module`` imports anywhere in its source."""
     is_package = path.name == "__init__.py"
     package = module if is_package else module.rpartition(".")[0]
     targets: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 target = _resolve(alias.name, modules)
@@ -160,6 +182,14 @@ def test_graph_sees_the_packages_and_lazy_imports():
     assert "crossbar" in graph["mapping.runtime"]
     # A function-level import is an edge too (mapping's front door imports the compiler lazily).
     assert "mapping.compiler" in graph["mapping"]
+
+
+def test_type_checking_imports_are_not_edges():
+    tree = ast.parse(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import a\nelse:\n    import b\n"
+        "def f():\n    import c\n"
+    )
+    assert sorted(n.names[0].name for n in _import_nodes(tree)) == ["b", "c", "typing"]
 
 
 def test_find_cycles_reports_a_cycle():
