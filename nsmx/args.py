@@ -6,7 +6,8 @@ the dispatch only), so no subcommand depends on another one or on the front door
 
 Argument groups and the subcommands that take them:
 
-* chip: ``--chip``, ``--set`` and ``--program-seed`` (run; sweep and learn without the seed);
+* chip: ``--chip``, ``--set`` and ``--program-seed`` (run; sweep and learn without the seed;
+  chips takes ``--set``);
 * run: ``--samples``, ``--mode``, ``--t-s``, ``--p-policy``, ``--drift-compensation`` and
   ``--seed`` (run; sweep without the seed; evaluate and demo take ``--samples``/``--seed``);
 * data: ``--dataset``, ``--data-dir`` and ``--limit`` (run, sweep, evaluate; train and learn
@@ -83,14 +84,7 @@ def add_chip_args(
         default=default,
         help="chip preset (nsmx chips lists them) or a chip TOML file (default: ideal)",
     )
-    p.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help=set_help,
-    )
+    add_set_arg(p, help=set_help)
     if program_seed:
         p.add_argument(
             "--program-seed",
@@ -98,6 +92,17 @@ def add_chip_args(
             default=None,
             help="seed of the device-to-device randomness drawn at programming (default: --seed)",
         )
+
+
+def add_set_arg(
+    p: argparse.ArgumentParser,
+    *,
+    help: str = "override a chip field, e.g. periphery.adc_bits=6 (repeatable)",
+) -> None:
+    """``--set FIELD=VALUE`` (repeatable, into ``args.sets``): chip field overrides."""
+    p.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE", help=help
+    )
 
 
 def add_run_args(p: argparse.ArgumentParser, *, defaults: bool = True, seed: bool = True) -> None:
@@ -235,6 +240,7 @@ __all__ = [
     "add_run_args",
     "add_samples_arg",
     "add_seed_arg",
+    "add_set_arg",
     "load_split",
     "nonnegative_float",
     "nonnegative_int",

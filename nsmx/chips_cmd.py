@@ -9,7 +9,7 @@ import argparse
 import json
 from typing import Any
 
-from nsmx.args import UserError
+from nsmx.args import UserError, add_set_arg
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -21,14 +21,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="print this chip (preset name or TOML file) as TOML",
     )
-    p.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="with --show: override a field first, e.g. periphery.adc_bits=6",
-    )
+    add_set_arg(p, help="with --show: override a field first, e.g. periphery.adc_bits=6")
     p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
     return p
 
