@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from mapping.chips import ChipError, chip_label, resolve_chip
+    from crossbar import ChipError, chip_label, resolve_chip
     from mapping.compiler import compile_checkpoint
     from mapping.program import save_program
     from mapping.runtime import MappingError, program_chip

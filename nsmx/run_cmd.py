@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from mapping.chips import ChipError, chip_label, resolve_chip
+    from crossbar import ChipError, chip_label, resolve_chip
     from mapping.program import ProgramError, load_program
     from mapping.reference import predict_reference
     from mapping.report import accuracy_nll, chip_report, format_layers

@@ -263,8 +263,7 @@ def resolve_points(spec: SweepSpec) -> list[Point]:
     and allowed range), a missing or invalid program, programs of different datasets, or a
     program whose noise type the chip's stochastic element cannot realise.
     """
-    from crossbar import replace_field
-    from mapping.chips import ChipError, resolve_chip
+    from crossbar import ChipError, replace_field, resolve_chip
     from mapping.program import ConvLayer, DenseLayer
     from mapping.runtime import MappingError, read_conditions
 
