@@ -3,8 +3,10 @@
 :func:`calibrate` reads the chip's *programmed* state at the calibration time (the tile arrays
 of :meth:`crossbar.HardwareLayer.read_arrays`) and sets, per neuron (DESIGN §5):
 
-- the gain a_i of the deterministic read (:func:`crossbar.periphery.solve_gain`, quantised to
-  ``gain_bits``) that realises the trained β_i; ±1 (comparator polarity) for sign layers;
+- the gain a_i of the deterministic read (:func:`crossbar.periphery.solve_gain`) that realises
+  the trained β_i, quantised to ``gain_bits`` on the layer's grid (``gain_grid``: ``"fitted"``
+  to the a_i this layer needs, :func:`crossbar.periphery.fitted_gain_grid`, or ``"fixed"``);
+  ±1 (comparator polarity) for sign layers;
 - the comparator threshold θ_i that realises the trained bias
   (:func:`crossbar.periphery.bias_threshold`);
 - a gain error drawn once (two_phase analog gain only), and the full scale of every ADC on the
@@ -41,13 +43,16 @@ class Calibration:
     gain_set: a_i as the mapper set it (after quantisation). gain: a_i as realised (with the
     gain error). threshold_ua: comparator threshold θ_i (µA). adc_full_scale_ua: the full scale
     (µA) of every ADC of the readout path, by phase (``"u"``, ``"s"``, ``"d"``): (fan_out,)
-    for one ADC per column, (row_tiles, fan_out) for one per tile.
+    for one ADC per column, (row_tiles, fan_out) for one per tile. gain_grid: the layer's
+    fitted gain grid (:func:`crossbar.periphery.fitted_gain_grid`), None for a fixed or
+    continuous gain and for output / sign layers.
     """
 
     gain_set: np.ndarray
     gain: np.ndarray
     threshold_ua: np.ndarray
     adc_full_scale_ua: dict[str, np.ndarray]
+    gain_grid: periphery.GainGrid | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ def calibrate(layer: HardwareLayer, rng: np.random.Generator) -> Calibration:
     norm, w_hat = _unit_columns(layer.weight)
     fallback = -layer.bias * layer.kappa_us * v
 
+    grid = None
     if layer.kind == "output":
         a_set = np.zeros(layer.fan_out)
         theta = np.zeros(layer.fan_out)
@@ -107,7 +113,16 @@ def calibrate(layer: HardwareLayer, rng: np.random.Generator) -> Calibration:
             big_a = v * np.sum(m_s * w_hat, axis=0)
             big_b = v * np.sum(m_d * w_hat, axis=0)
             a = periphery.solve_gain(big_a, big_b, var_s, var_d, layer.beta)
-            a_set = periphery.quantise_gain(a, per.gain_bits, per.gain_range)
+            if per.gain_grid == "fitted":
+                # Offset at the cancellation point: a_i of β = 0 is −A_i/B_i (the stochastic
+                # read's mean relative to the deterministic one), its median over the layer.
+                usable = big_b > 0
+                offset = float(np.median(big_a[usable] / big_b[usable])) if usable.any() else 0.0
+                a_set, grid = periphery.quantise_gain_fitted(
+                    a, per.gain_bits, per.gain_range, offset
+                )
+            else:
+                a_set = periphery.quantise_gain(a, per.gain_bits, per.gain_range)
         theta = periphery.bias_threshold(
             layer.bias, layer.noise_scale, norm, var_s + a_set**2 * var_d, fallback
         )
@@ -119,6 +134,7 @@ def calibrate(layer: HardwareLayer, rng: np.random.Generator) -> Calibration:
         gain=gain,
         threshold_ua=theta,
         adc_full_scale_ua=adc_full_scales(layer, arrays, a_set),
+        gain_grid=grid,
     )
 
 

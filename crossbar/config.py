@@ -66,6 +66,7 @@ FORMAT_VERSION = 1
 BetaMode = Literal["two_phase", "digital", "none"]
 PartialSums = Literal["analog", "adc"]
 AdcRange = Literal["calibrated", "rms", "fixed"]
+GainGrid = Literal["fitted", "fixed"]
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,14 @@ class PeripheryConfig:
     ``beta_mode``: ``"two_phase"`` (analog: u = I_s + a_i·I_d before the comparator),
     ``"digital"`` (both phases through ADCs, combined and compared digitally) or ``"none"``
     (a_i = 0: one stochastic read; β is then fixed by the hardware's p or σ).
-    ``gain_bits``: resolution of a_i, two's complement over [−gain_range, gain_range)
-    (0 = continuous). ``gain_error_sigma``: relative, per-neuron error of the analog gain
-    (two_phase only; drawn once at programming).
+    ``gain_bits``: resolution of a_i (0 = continuous, only clipped to ±gain_range).
+    ``gain_grid``: where its 2^bits codes lie. ``"fitted"``: chosen at programming from the a_i
+    the layer needs on this chip — a uniform grid from min a_i to max a_i over the layer's
+    neurons (within [−gain_range, gain_range]), i.e. one offset and one range per layer, so
+    the resolution is spent where the neurons are (:func:`crossbar.periphery.fitted_gain_grid`).
+    ``"fixed"``: two's complement over [−gain_range, gain_range), step
+    gain_range/2^(bits−1), whatever the layer needs. ``gain_error_sigma``: relative, per-neuron
+    error of the analog gain (two_phase only; drawn once at programming).
     ``partial_sums``: how the row-tiles of a column are combined: ``"analog"`` (currents add on
     the bit line before the comparator) or ``"adc"`` (each row-tile's partial value digitised
     with ``adc_bits``, summed and compared digitally).
@@ -126,6 +132,7 @@ class PeripheryConfig:
     beta_mode: BetaMode = "two_phase"
     gain_bits: int = param(8, ge=0, le=32)  # illustrative (a programmable gain of 8 bits)
     gain_range: float = param(8.0, gt=0.0, le=1e6)  # illustrative: |a_i| <= 8 covers β <= ~12
+    gain_grid: GainGrid = "fitted"
     gain_error_sigma: float = param(0.0, ge=0.0, le=1.0)  # illustrative, off by default
     partial_sums: PartialSums = "analog"
     adc_bits: int = param(8, ge=0, le=24)  # DESIGN §3: ADCs of 8-9 bits

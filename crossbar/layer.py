@@ -70,7 +70,7 @@ class HardwareLayer:
         kappa_us: (fan_out,) µS per weight unit. row_slices, col_slices: the tiling.
         tiles: ``tiles[row_tile][column_tile]``, each a :class:`~crossbar.tile.Tile`.
         offsets_ua: comparator offsets (µA).
-        gain_set, gain, threshold_ua, adc_full_scale_ua: the calibration
+        gain_set, gain_grid, gain, threshold_ua, adc_full_scale_ua: the calibration
             (:class:`~crossbar.calibration.Calibration`); with ``adc_range = "calibrated"``
             the full scales are the ``"rms"`` ones until :meth:`calibrate_adcs` (or
             :meth:`set_adc_full_scales`) sets them from data. adc_calibrated: whether it did.
@@ -116,6 +116,7 @@ class HardwareLayer:
         self.offsets_ua = np.zeros(fan_out)
         # Calibration (calibrate).
         self.gain_set = np.zeros(fan_out)
+        self.gain_grid: Any = None
         self.gain = np.zeros(fan_out)
         self.threshold_ua = np.zeros(fan_out)
         self.adc_full_scale_ua: dict[str, np.ndarray] = {}
@@ -218,6 +219,7 @@ class HardwareLayer:
 
     def _apply(self, cal: Calibration) -> None:
         self.gain_set = cal.gain_set
+        self.gain_grid = cal.gain_grid
         self.gain = cal.gain
         self.threshold_ua = cal.threshold_ua
         self.adc_full_scale_ua = cal.adc_full_scale_ua

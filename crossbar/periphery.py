@@ -18,7 +18,10 @@ this for a_i. With uniform p, g_min = 0 and no read noise it is DESIGN §2's a =
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +71,70 @@ def solve_gain(
     return np.array(
         [_solve_one(*map(float, v)) for v in zip(*(x.ravel() for x in arrays), strict=True)]
     ).reshape(arrays[0].shape)
+
+
+@dataclass(frozen=True)
+class GainGrid:
+    """A layer's fitted gain grid (:func:`fitted_gain_grid`): a_i = c_i − offset with c_i on
+    ``levels`` logarithmic codes lo·ratio^k (k = 0 … levels − 1) of magnitude, signed when
+    ``signed``. ``ratio`` = 1 when there is one level."""
+
+    offset: float
+    lo: float
+    ratio: float
+    levels: int
+    signed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def fitted_gain_grid(a: np.ndarray, bits: int, gain_range: float, offset: float) -> GainGrid:
+    """The gain grid fitted at programming to the a_i (n,) a layer needs on its chip.
+
+    The circuit: u_i = I_s − offset·I_d + c_i·I_d, i.e. a_i = c_i − offset, with one offset per
+    layer (a trimmed subtraction of the deterministic read, continuous) and a per-neuron gain
+    c_i on a logarithmic (dB-linear) grid of 2^bits codes spanning [min |c_i|, max |c_i|] of
+    the layer — one sign bit and 2^(bits−1) magnitudes when the c_i have both signs. With the
+    offset at the cancellation point (a_i of β = 0, e.g. −p or −1), c_i ∝ β_i, so every neuron's
+    β is set to the same relative precision, (max|c|/min|c|)^(1/(levels−1)) per code, however
+    closely the a_i cluster (on a read-noise Gaussian chip they sit just above −1, where a
+    linear grid over a would give the small-β neurons no resolution). a_i beyond ±gain_range
+    (including ±inf: an unreachable β) are clipped to it first.
+    """
+    c = np.clip(np.asarray(a, dtype=np.float64), -gain_range, gain_range) + offset
+    mag = np.abs(c[np.isfinite(c)])
+    signed = bool(np.any(c < 0) and np.any(c > 0))
+    levels = 2 ** (bits - 1) if signed else 2**bits
+    nonzero = mag[mag > 0]
+    if nonzero.size == 0:
+        return GainGrid(float(offset), 0.0, 1.0, 1, signed)
+    lo, hi = float(nonzero.min()), float(nonzero.max())
+    ratio = (hi / lo) ** (1.0 / (levels - 1)) if levels > 1 and hi > lo else 1.0
+    return GainGrid(float(offset), lo, float(ratio), levels, signed)
+
+
+def quantise_gain_fitted(
+    a: np.ndarray, bits: int, gain_range: float, offset: float = 0.0
+) -> tuple[np.ndarray, GainGrid | None]:
+    """a_i on the layer's fitted grid (:func:`fitted_gain_grid`; nearest code in log
+    magnitude, clipped to ±gain_range) and the grid. ``bits = 0``: continuous, only clipped to
+    [−gain_range, gain_range] (grid None)."""
+    a = np.asarray(a, dtype=np.float64)
+    if bits == 0:
+        return np.clip(a, -gain_range, gain_range), None
+    grid = fitted_gain_grid(a, bits, gain_range, offset)
+    c = np.clip(a, -gain_range, gain_range) + offset
+    mag = np.abs(c)
+    if grid.ratio == 1.0:
+        q = np.full(c.shape, grid.lo)
+    else:
+        with np.errstate(divide="ignore"):
+            k = np.rint(np.log(mag / grid.lo) / np.log(grid.ratio))
+        k = np.clip(np.nan_to_num(k, neginf=0.0), 0, grid.levels - 1)
+        q = grid.lo * grid.ratio**k
+    q = np.where(c < 0, -q, q)
+    return np.clip(q - offset, -gain_range, gain_range), grid
 
 
 def quantise_gain(a: np.ndarray, bits: int, gain_range: float) -> np.ndarray:

@@ -382,6 +382,7 @@ def test_finite_gain_resolution_bounds_the_beta_error():
     chip = replace_field(
         replace_field(ideal_chip(), "periphery.gain_bits", bits), "periphery.gain_range", gain_range
     )
+    chip = replace_field(chip, "periphery.gain_grid", "fixed")  # the two's-complement grid
     beta = beta.copy()
     beta[0] = 20.0  # needs a = 20·√0.5 − 0.5 ≈ 13.6: beyond the gain range, saturates
     layer = HardwareLayer.build(

@@ -101,6 +101,7 @@ def test_gaussian_read_noise_nsm_realises_the_trained_beta(gain_bits):
     beta = rng.uniform(0.5, 3.0, 12)
     chip = ChipConfig.from_preset("pcm-gaussian", tile=TileConfig(64, 16))
     chip = replace_field(chip, "periphery.gain_bits", gain_bits)
+    chip = replace_field(chip, "periphery.gain_grid", "fixed")  # the two's-complement grid
     # The comparator noise lowers β and is not calibrated out: switch it off for this check.
     chip = replace_field(chip, "devices.neuron.noise_sigma_ua", 0.0)
     layer = HardwareLayer.build(
