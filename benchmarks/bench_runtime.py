@@ -79,8 +79,14 @@ def main() -> None:
 
     with threadpool_limits(limits=args.threads):
         t0 = time.perf_counter()
-        chip_model = program_chip(program, resolve_chip(args.chip, args.sets), seed=args.seed)
+        chip = resolve_chip(args.chip, args.sets)
+        chip_model = program_chip(program, chip, seed=args.seed)
         figures["program_s"] = time.perf_counter() - t0
+        if chip_model.needs_adc_calibration:  # on training examples, never the test set
+            x_cal, _ = load_dataset("mnist", split="train", root=args.data_dir)
+            t0 = time.perf_counter()
+            chip_model.calibrate(x_cal[: chip.periphery.adc_cal_examples].numpy())
+            figures["calibration_s"] = time.perf_counter() - t0
 
         mc_predict(model, x_t[:10], samples=1, generator=torch.Generator().manual_seed(0))
         t0 = time.perf_counter()

@@ -47,13 +47,13 @@ def main() -> None:
     ap.add_argument("--mode", choices=["exact", "clt"], default="exact")
     args = ap.parse_args()
 
+    x_tr, y_tr = load_dataset("digits", split="train")
     x_te, y_te = load_dataset("digits", split="test")
     if args.program:
         program = load_program(args.program)
     else:
         ckpt = Path(args.out) / "train" / CHECKPOINT_NAME
         if not ckpt.exists():
-            x_tr, y_tr = load_dataset("digits", split="train")
             cfg = TrainConfig(model="digits-mlp", rule="nsm", epochs=30, seed=0)
             train(cfg, (x_tr, y_tr, x_te, y_te), ckpt.parent, progress=False)
         program = compile_checkpoint(ckpt)
@@ -63,7 +63,9 @@ def main() -> None:
     print(f"chip: {chip.description}")
     software = predict_reference(program, x, samples=args.samples, rng=np.random.default_rng(0))
     acc, nll = accuracy_nll(software, y)
-    model = program_chip(program, chip, seed=0)
+    # The ADC ranges are calibrated on training examples (never the test set).
+    x_cal = x_tr[: chip.periphery.adc_cal_examples].numpy()
+    model = program_chip(program, chip, seed=0, calibration=x_cal)
     report = chip_report(model, model.run(x, args.samples, mode=args.mode, seed=0), y)
     print(f"  software    accuracy {acc:.2%}  NLL {nll:.3f}")
     print(
@@ -89,7 +91,9 @@ def main() -> None:
     print("\nTile ADC resolution (same devices: same programming seed):")
     print("  adc_bits   accuracy     NLL   saturated conversions")
     for bits in (3, 4, 5, 6, 8):
-        variant = program_chip(program, replace_field(chip, "periphery.adc_bits", bits), seed=0)
+        variant = program_chip(
+            program, replace_field(chip, "periphery.adc_bits", bits), seed=0, calibration=x_cal
+        )
         report = chip_report(variant, variant.run(x, args.samples, mode=args.mode, seed=0), y)
         print(
             f"  {bits:>8}{report.accuracy:>11.2%}{report.nll:>9.3f}   "

@@ -56,13 +56,15 @@ def main() -> None:
             f"{row['level']}"
         )
 
-    # 3. A chip: RRAM cells with stochastic selectors; give the output ADC a wider range
-    #    (the default 4 sigma of random inputs clips trained logits, see docs/results/hardware.md).
-    chip = resolve_chip("rram-selector", ["periphery.adc_range_sigmas=16"])
+    # 3. A chip: RRAM cells with stochastic selectors (a preset, with field overrides if any).
+    chip = resolve_chip("rram-selector")
 
     # 4. Program it. The mapper sets each layer's read voltage so the selectors realise the
-    #    trained p, and solves the periphery gain a_i from the programmed devices.
+    #    trained p, and solves the periphery gain a_i from the programmed devices. Then the
+    #    ADC ranges are calibrated on training examples read through the programmed chip
+    #    (never on the test set).
     model = program_chip(program, chip, seed=0)
+    model.calibrate(x_tr[: chip.periphery.adc_cal_examples].numpy(), source="digits train")
     for pl in model.layers:
         print(
             f"  layer {pl.name}: {pl.hardware.fan_in}x{pl.hardware.fan_out} on "

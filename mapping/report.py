@@ -1,8 +1,11 @@
-"""What a chip run reports: accuracy, NLL, per-layer firing rate, counters, effective β spread.
+"""What a chip run reports: accuracy, NLL, per-layer firing rate, counters, effective β spread,
+the ADC ranges and how they were set, and warnings.
 
 :func:`chip_report` condenses a :class:`~mapping.runtime.ChipRun` of a
 :class:`~mapping.runtime.ChipModel` (and the labels) into a :class:`ChipReport`, a frozen record
 with a JSON form (:meth:`ChipReport.to_dict`) and a text table (:func:`format_layers`).
+:func:`saturation_warnings` names every layer whose converters clipped more than
+:data:`SATURATION_WARN` of their conversions, and the field that changes their range.
 """
 
 from __future__ import annotations
@@ -19,6 +22,18 @@ from mapping.runtime import ChipModel, ChipRun
 
 #: Probability floor for the NLL (log 1e-12 ≈ −27.6): one certain mistake must not make it inf.
 P_FLOOR = 1e-12
+
+#: Fraction of a layer's ADC conversions above which a run warns that they saturate.
+SATURATION_WARN = 0.01
+
+#: ADC range rule -> the field(s) that change a converter's range under it.
+RANGE_FIELDS = {
+    "calibrated": "periphery.adc_cal_headroom (or periphery.adc_cal_percentile)",
+    "rms": "periphery.adc_range_sigmas (or periphery.adc_range = 'calibrated')",
+    "rms (not calibrated)": "calibration on training data (ChipModel.calibrate), or "
+    "periphery.adc_range_sigmas",
+    "fixed": "periphery.adc_full_scale_ua",
+}
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,9 @@ class ChipReport:
     p_policy: str
     wall_s: float
     layers: tuple[LayerReport, ...]
+    adc: tuple[dict[str, Any], ...] = ()
+    adc_calibration: dict[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def adc_saturations(self) -> int:
@@ -111,12 +129,15 @@ class ChipReport:
         return sum(layer.counters.adc_conversions for layer in self.layers)
 
     def to_dict(self) -> dict[str, Any]:
+        skip = ("layers", "adc", "warnings")
         out = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "layers"
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip
         }
         out["adc_saturations"] = self.adc_saturations
         out["adc_conversions"] = self.adc_conversions
         out["layers"] = [layer.to_dict() for layer in self.layers]
+        out["adc"] = [dict(entry) for entry in self.adc]
+        out["warnings"] = list(self.warnings)
         return out
 
 
@@ -137,8 +158,39 @@ def accuracy_nll(probabilities: np.ndarray, y: Any) -> tuple[float, float]:
     return accuracy, nll
 
 
+def saturation_warnings(model: ChipModel, counters: dict[str, Counters]) -> list[str]:
+    """One line per layer whose ADCs clipped more than :data:`SATURATION_WARN` of their
+    conversions in a run (``counters``: per layer name, e.g. ``ChipRun.counters``), naming the
+    converters, their range rule and the field that changes their range."""
+    from crossbar.adc_range import CONVERTERS, converter_keys
+
+    out = []
+    for pl in model.layers:
+        c = counters.get(pl.name)
+        if c is None or c.saturation_rate <= SATURATION_WARN:
+            continue
+        hl = pl.hardware
+        keys, per_tile = converter_keys(hl.path)
+        what = (
+            "output ADC"
+            if hl.kind == "output"
+            else " and ".join(CONVERTERS[k].removeprefix("per-tile ") for k in keys)
+        )
+        scope = "per row-tile" if per_tile else "per column"
+        rule = hl.adc_range_rule
+        out.append(
+            f"layer {pl.name!r}: {c.saturation_rate:.1%} of the {what} conversions "
+            f"({scope}, {hl.adc_bits} bits, range rule {rule!r}) saturated "
+            f"({c.adc_saturations:,} of {c.adc_conversions:,}); its range is set by "
+            f"{RANGE_FIELDS.get(rule, 'periphery.adc_range')}"
+        )
+    return out
+
+
 def chip_report(model: ChipModel, run: ChipRun, y: Any = None, *, chip: str = "") -> ChipReport:
     """The :class:`ChipReport` of ``run`` (from ``model.run``); ``y`` the labels or None."""
+    from mapping.adc_calibration import converter_table
+
     accuracy = nll = None
     if y is not None:
         accuracy, nll = accuracy_nll(run.probabilities, y)
@@ -181,6 +233,11 @@ def chip_report(model: ChipModel, run: ChipRun, y: Any = None, *, chip: str = ""
         p_policy=model.p_policy,
         wall_s=run.wall_s,
         layers=tuple(layers),
+        adc=tuple(converter_table(model)),
+        adc_calibration=(
+            None if model.adc_calibration is None else model.adc_calibration.to_dict(False)
+        ),
+        warnings=tuple(saturation_warnings(model, run.counters)),
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -104,7 +105,9 @@ class ChipModel:
     """A program programmed onto a chip; build with :func:`program_chip`.
 
     Attributes: ``program``, ``chip`` (as given), ``seed`` (programming seed), ``p_policy``,
-    ``t_cal_s``, ``layers`` (the :class:`ProgrammedLayer` of every crossbar layer, in order).
+    ``t_cal_s``, ``layers`` (the :class:`ProgrammedLayer` of every crossbar layer, in order),
+    ``adc_calibration`` (the :class:`~mapping.adc_calibration.AdcCalibration` of the last
+    :meth:`calibrate`, or None).
     """
 
     def __init__(
@@ -124,6 +127,47 @@ class ChipModel:
         self.p_policy = p_policy
         self.t_cal_s = t_cal_s
         self._by_index = {pl.index: pl for pl in layers}
+        self.adc_calibration: Any = None
+
+    # ---------------------------------------------------------------- ADC calibration
+
+    @property
+    def needs_adc_calibration(self) -> bool:
+        """Whether some layer's chip asks for ADC ranges calibrated on data
+        (``periphery.adc_range = "calibrated"``) and :meth:`calibrate` has not run yet."""
+        return any(pl.hardware.needs_adc_calibration for pl in self.layers)
+
+    def calibrate(
+        self, x_cal: Any, samples: int | None = None, *, seed: int | None = None, source: str = ""
+    ) -> Any:
+        """Set the data-calibrated ADC ranges from calibration inputs ``x_cal`` (N,
+        *input_shape) in [0, 1] — training data, never the evaluated data — read through the
+        programmed chip with its real noise, layer by layer (:mod:`mapping.adc_calibration`:
+        full scale = ``adc_cal_headroom`` x the ``adc_cal_percentile``-th percentile of
+        |signal| per converter). ``samples`` reads per example (default
+        ``periphery.adc_cal_samples``); ``seed`` the calibration reads' seed (default the
+        programming seed); ``source`` describes ``x_cal`` in the report. Returns the
+        :class:`~mapping.adc_calibration.AdcCalibration` (also ``self.adc_calibration``)."""
+        from mapping.adc_calibration import calibrate_model
+
+        self.adc_calibration = calibrate_model(
+            self, x_cal, samples=samples, seed=seed, source=source
+        )
+        return self.adc_calibration
+
+    def _warn_uncalibrated(self) -> None:
+        if self.needs_adc_calibration:
+            from mapping.adc_calibration import AdcCalibrationWarning
+
+            names = [repr(pl.name) for pl in self.layers if pl.hardware.needs_adc_calibration]
+            warnings.warn(
+                f"periphery.adc_range = 'calibrated' but the chip was not calibrated on data: "
+                f"the ADCs of layer {', '.join(names)} use the 'rms' ranges of random ±1 inputs. "
+                "Call model.calibrate(x_cal) with training inputs (or program_chip(..., "
+                "calibration=x_cal)), or set periphery.adc_range = 'rms' to mean it",
+                AdcCalibrationWarning,
+                stacklevel=3,
+            )
 
     # ---------------------------------------------------------------- views
 
@@ -174,8 +218,11 @@ class ChipModel:
         read_gain: float = 1.0,
         states: list[np.ndarray] | None = None,
         counts: dict[str, np.ndarray] | None = None,
-    ) -> np.ndarray:
-        """One unit: B examples x n samples. Returns logits float64 (n, B, classes)."""
+        record: tuple[int, Any] | None = None,
+    ) -> np.ndarray | None:
+        """One unit: B examples x n samples. Returns logits float64 (n, B, classes). With
+        ``record = (program layer index, recorder)`` the unit stops at that layer and hands
+        its converter inputs to the recorder instead (ADC calibration); returns None."""
         batch = x.shape[0]
         expanded = False  # whether z holds the n·B sampled states (sample-major) or the B inputs
         z: np.ndarray = x
@@ -187,6 +234,11 @@ class ChipModel:
                 zp = digital.patches(layer, z, np.int8)
                 rows, locations, k = zp.shape
                 reads = 1 if expanded else n
+                if record is not None and record[0] == i:
+                    hl.record_adc_signals(
+                        zp.reshape(rows * locations, k), reads, record[1], rng=rngs[i], t_s=t_s
+                    )
+                    return None
                 out = hl.sample(
                     zp.reshape(rows * locations, k),
                     reads,
@@ -206,13 +258,17 @@ class ChipModel:
             else:  # OutputLayer
                 hl = self._by_index[i].hardware
                 reads = 1 if expanded else n
+                if record is not None and record[0] == i:
+                    hl.record_adc_signals(z, reads, record[1], rng=rngs[i], t_s=t_s)
+                    return None
                 z = hl.logits(
                     z, reads, rng=rngs[i], t_s=t_s, chunk_values=chunk_values, read_gain=read_gain
                 )
                 z = z.reshape(n * batch, layer.fan_out)
                 expanded = True
             if states is not None:
-                states.append(_per_sample(z, n, batch, expanded))
+                out_z = z if z.dtype == np.int8 else np.asarray(z, dtype=np.float64)
+                states.append(_per_sample(out_z, n, batch, expanded))
         return np.asarray(z, dtype=np.float64).reshape(n, batch, -1)
 
     # ---------------------------------------------------------------- streaming
@@ -270,6 +326,7 @@ class ChipModel:
 
         x = self._check_x(x)
         cfg = self._run_config(config, changes)
+        self._warn_uncalibrated()
         chunk_values = check_int("chunk_values", chunk_values, ge=1)
         samples, seed = cfg.samples, cfg.seed
         read_gain = self.drift_gain(cfg.t_s) if cfg.drift_compensation else 1.0
@@ -356,6 +413,7 @@ class ChipModel:
         if config is None:
             config = RunConfig(samples=1)
         cfg = self._run_config(config, changes)
+        self._warn_uncalibrated()
         read_gain = self.drift_gain(cfg.t_s) if cfg.drift_compensation else 1.0
         # per layer, per block: the unit outputs (n_s, B, ...) in sample-block order
         parts: list[dict[int, list[np.ndarray]]] = [{} for _ in self.program.layers]
@@ -396,6 +454,7 @@ def program_chip(
     p_policy: str | None = None,
     t_cal_s: float = 0.0,
     config: RunConfig | None = None,
+    calibration: Any = None,
 ) -> ChipModel:
     """Program ``program`` onto ``chip`` and return the :class:`ChipModel`.
 
@@ -411,6 +470,12 @@ def program_chip(
         t_cal_s: seconds after programming at which the periphery is calibrated.
         config: a :class:`~mapping.run_config.RunConfig` whose ``p_policy`` is used (the other
             fields are the run's: pass the same config to :meth:`ChipModel.run`).
+        calibration: calibration inputs (N, *input_shape) in [0, 1] for the chip's
+            data-calibrated ADCs (``periphery.adc_range = "calibrated"``, the realistic
+            presets' default): training data, never the evaluated data. They are read with
+            the chip's defaults (:meth:`ChipModel.calibrate`). Without them such a chip uses
+            the ``"rms"`` ranges and its runs warn (:class:`~mapping.adc_calibration.
+            AdcCalibrationWarning`).
 
     Raises :class:`MappingError` if a layer cannot run on the chip (noise type, per-location
     β, reference-column encoding), ``ValueError``/``TypeError`` for bad arguments.
@@ -425,13 +490,17 @@ def program_chip(
         )
     layers = program_layers(program, chip, seed=seed, p_policy=p_policy, t_cal_s=t_cal_s)
     # program_layers validated the arguments: store them as it read them.
-    return ChipModel(
+    model = ChipModel(
         program, chip, layers, seed=int(seed), p_policy=p_policy, t_cal_s=float(t_cal_s)
     )
+    if calibration is not None:
+        model.calibrate(calibration)
+    return model
 
 
 def replace_chip(model: ChipModel, **changes: Any) -> ChipModel:
-    """Reprogram the same program with some of (chip, seed, p_policy, t_cal_s) changed."""
+    """Reprogram the same program with some of (chip, seed, p_policy, t_cal_s) changed (the new
+    model is not ADC-calibrated: call its :meth:`ChipModel.calibrate`)."""
     kwargs = dict(chip=model.chip, seed=model.seed, p_policy=model.p_policy, t_cal_s=model.t_cal_s)
     unknown = set(changes) - set(kwargs)
     if unknown:

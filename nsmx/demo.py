@@ -181,7 +181,9 @@ def _run(args: argparse.Namespace) -> int:
     rows.append({"config": "software (torch)", "accuracy": acc, "nll": nll, "wall_s": wall})
     for label, chip in chips:
         try:
-            chip_model = program_chip(program, chip, seed=args.seed)
+            # Data-calibrated ADCs: on the first training examples, never the test set.
+            x_cal = x_tr[: chip.periphery.adc_cal_examples].numpy()
+            chip_model = program_chip(program, chip, seed=args.seed, calibration=x_cal)
         except MappingError as exc:
             print(f"  skipping chip {label}: {exc}")
             continue

@@ -9,12 +9,21 @@ ADC saturations). ``--cost`` adds the energy, latency and area per classificatio
 the last line one JSON object with ``chip_accuracy``, ``software_accuracy``, ``samples``, ``n``,
 ``mode``, ``chip``, ``seed``, ``t_s``, ``wall_s``, the full report and, with ``--cost``, ``cost``
 (:meth:`mapping.cost.CostReport.to_dict`).
+
+A chip whose ADC ranges are calibrated on data (``periphery.adc_range = "calibrated"``, the
+realistic presets' default) is calibrated right after programming on the first
+``periphery.adc_cal_examples`` examples of the dataset's *training* split — never on the
+evaluated test split — with the programming seed (:mod:`mapping.adc_calibration`). The ranges
+and the calibration are in the report (``adc``, ``adc_calibration``). More than 1 % saturated
+conversions in a layer's ADCs prints a warning on stderr naming the field that sets their range
+(``warnings`` in the report).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
@@ -106,6 +115,7 @@ def _run(args: argparse.Namespace) -> int:
     except MappingError as exc:
         raise UserError(str(exc)) from exc
     program_s = time.perf_counter() - t0
+    calibration_s = _calibrate(model, dataset, args.data_dir)
 
     src = program.source
     what = (
@@ -121,6 +131,13 @@ def _run(args: argparse.Namespace) -> int:
         f"reads {cfg.seed}"
     )
     print(f"  programmed {model.cells():,} cells in {program_s:.1f} s")
+    if model.adc_calibration is not None:
+        cal = model.adc_calibration
+        print(
+            f"  ADC ranges calibrated on {cal.source} x {cal.samples} reads (seed {cal.seed}) "
+            f"in {calibration_s:.1f} s: {cal.headroom:g} x the {cal.percentile:g}th percentile "
+            "of |signal| per converter"
+        )
 
     run_ = model.run(x, cfg, progress=not args.no_progress)
     report = chip_report(model, run_, y, chip=label)
@@ -149,11 +166,20 @@ def _run(args: argparse.Namespace) -> int:
     print()
     for line in format_layers(report):
         print(line)
+    for entry in report.adc:
+        fs = np.asarray(entry["full_scale_ua"])
+        print(
+            f"  ADC {entry['layer']}: {entry['what']}, one per {entry['scope']}, "
+            f"{entry['bits']} bits, range {entry['rule']}: full scale {fs.min():.4g}-"
+            f"{fs.max():.4g} µA"
+        )
     if report.adc_conversions:
         print(
             f"  ADC saturations: {report.adc_saturations:,} of {report.adc_conversions:,} "
             f"conversions ({report.adc_saturations / report.adc_conversions:.2%})"
         )
+    for line in report.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     cost = None
     if args.cost:
         from mapping.cost import cost_report, format_cost
@@ -185,9 +211,24 @@ def _run(args: argparse.Namespace) -> int:
             "software_wall_s": None if software is None else software["wall_s"],
             "wall_s": report.wall_s,
             "program_s": program_s,
+            "calibration_s": calibration_s,
             "report": report.to_dict(),
         }
         if cost is not None:
             result["cost"] = cost.to_dict()
         print(json.dumps(result))
     return 0
+
+
+def _calibrate(model: Any, dataset: str, data_dir: str | None) -> float:
+    """Calibrate ``model``'s data-calibrated ADCs on the first ``adc_cal_examples`` examples of
+    the *training* split of ``dataset`` (never the test split); returns the seconds it took
+    (0 when the chip has none to calibrate)."""
+    if not model.needs_adc_calibration:
+        return 0.0
+    t0 = time.perf_counter()
+    n = model.chip.periphery.adc_cal_examples
+    x_train, _ = load_split(dataset, "train", data_dir)
+    x_cal = x_train[:n].numpy()
+    model.calibrate(x_cal, source=f"{dataset} train[:{len(x_cal)}]")
+    return time.perf_counter() - t0

@@ -13,6 +13,7 @@ transaction. The names of the spec and worker modules are re-exported here.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -133,6 +134,11 @@ def run_sweep(
                 summary.ran += 1
             bar.update(1)
             bar.set_postfix(acc=f"{row['accuracy']:.4f}")
+            for line in row["extra_json"].get("warnings", ()):  # ADCs that clipped > 1 %
+                bar.write(
+                    f"warning: point {row['point_index']} seed {row['seed']}: {line}",
+                    file=sys.stderr,
+                )
             if on_row is not None:
                 on_row(row)
 

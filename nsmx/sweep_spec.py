@@ -336,13 +336,31 @@ def resolve_points(spec: SweepSpec) -> list[Point]:
 def _chip_identity(chip: Any) -> dict[str, Any]:
     """The chip as a point's configuration holds it: its dict form, without the ``cost`` section
     when that holds the defaults (cost parameters change no simulated number; leaving the
-    default section out keeps the hashes, and so the seeds, of points defined before it)."""
+    default section out keeps the hashes, and so the seeds, of points defined before it),
+    without the ADC calibration fields when the chip does not calibrate on data and without
+    ``gain_grid`` when it is ``"fixed"``."""
     from crossbar.cost import CostConfig
 
     out = chip.to_dict()
     if chip.cost == CostConfig():
         out.pop("cost")
+    # The ADC calibration settings act only with adc_range = "calibrated": left out otherwise,
+    # a point defined before they existed (an "rms" or "fixed" chip) keeps its hash and seeds.
+    if chip.periphery.adc_range != "calibrated":
+        for name in _CALIBRATION_FIELDS:
+            out["periphery"].pop(name)
+    if chip.periphery.gain_grid == "fixed":  # the only gain grid before the field existed
+        out["periphery"].pop("gain_grid")
     return out
+
+
+#: PeripheryConfig fields that only the "calibrated" ADC range rule reads
+_CALIBRATION_FIELDS = (
+    "adc_cal_percentile",
+    "adc_cal_headroom",
+    "adc_cal_examples",
+    "adc_cal_samples",
+)
 
 
 def _field_value(chip: Any, run: RunConfig, name: str, given: Any) -> Any:

@@ -29,16 +29,45 @@ def _cached_program(path: str, sha256: str) -> Any:
     return _WORKER_CACHE[key]
 
 
-def _cached_data(dataset: str, data_dir: str | None, limit: int | None) -> tuple[Any, Any]:
+def _cached_data(
+    dataset: str, data_dir: str | None, limit: int | None, split: str = "test"
+) -> tuple[Any, Any]:
     from nsm.data import load_dataset
 
-    key = ("data", dataset, data_dir, limit)
+    key = ("data", dataset, data_dir, limit, split)
     if key not in _WORKER_CACHE:
-        x, y = load_dataset(dataset, split="test", root=data_dir)
+        x, y = load_dataset(dataset, split=split, root=data_dir)
         if limit:
             x, y = x[:limit], y[:limit]
         _WORKER_CACHE[key] = (x.numpy(), y.numpy())
     return _WORKER_CACHE[key]
+
+
+def _calibrate(model: Any, task: Task) -> dict[str, Any] | None:
+    """Calibrate the chip's data-calibrated ADCs on the first ``adc_cal_examples`` examples of
+    the dataset's *training* split (never the evaluated test split), seeded by the point's
+    programming seed; returns the calibration's settings and per-converter full-scale summary
+    (µA: min, median, max), or None when the chip has nothing to calibrate."""
+    if not model.needs_adc_calibration:
+        return None
+    import numpy as np
+
+    n = model.chip.periphery.adc_cal_examples
+    x_cal, _ = _cached_data(task.dataset, task.data_dir, n, split="train")
+    cal = model.calibrate(x_cal, source=f"{task.dataset} train[:{len(x_cal)}]")
+    out = cal.to_dict(full_scales=False)
+    out["full_scale_ua"] = {
+        name: {
+            key: {
+                "min": float(np.min(fs)),
+                "median": float(np.median(fs)),
+                "max": float(np.max(fs)),
+            }
+            for key, fs in scales.items()
+        }
+        for name, scales in cal.full_scale_ua.items()
+    }
+    return out
 
 
 def package_versions() -> dict[str, str]:
@@ -58,7 +87,7 @@ def execute_task(task: Task) -> dict[str, Any]:
     """Program a fresh chip and run the MC evaluation of one (point, seed); returns the store
     row (:data:`nsmx.store.COLUMNS`). Runs in a worker (process, Dask worker or the caller)."""
     from mapping.cost import cost_report
-    from mapping.report import accuracy_nll
+    from mapping.report import accuracy_nll, saturation_warnings
     from mapping.runtime import program_chip
 
     run = task.run  # its seed is the task's derived read seed
@@ -68,6 +97,9 @@ def execute_task(task: Task) -> dict[str, Any]:
         t0 = time.perf_counter()
         model = program_chip(program, task.chip, seed=task.program_seed, config=run)
         program_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        calibration = _calibrate(model, task)
+        calibration_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         result = model.run(x, run)
         run_s = time.perf_counter() - t0
@@ -83,6 +115,9 @@ def execute_task(task: Task) -> dict[str, Any]:
         "firing_rate": result.firing_rate,
         "drift_gain": model.drift_gain(run.t_s) if run.drift_compensation else 1.0,
         "adc": adc,
+        "adc_calibration": calibration,
+        "calibration_s": calibration_s,
+        "warnings": saturation_warnings(model, result.counters),
         "cost": {
             **cost.metrics(),
             "energy_by_component_j": cost.energy_by_component_j,
