@@ -45,6 +45,27 @@ from crossbar.sampling import prepare_cells, sample_cells
 BATCH = 1000
 
 
+def _realistic() -> ChipConfig:
+    return ChipConfig.from_preset("rram-selector")
+
+
+#: case -> (chip factory, mode); the line names are engine_<case>_vs_dense_ratio
+CASES = {
+    "exact": (ChipConfig.ideal, "exact"),
+    "clt": (ChipConfig.ideal, "clt"),
+    "row": (
+        lambda: replace_field(ChipConfig.ideal(), "devices.element.structure", "per_row"),
+        "exact",
+    ),
+    "realistic_exact": (_realistic, "exact"),
+    "realistic_clt": (_realistic, "clt"),
+    "tile_adc_exact": (
+        lambda: replace_field(_realistic(), "periphery.partial_sums", "adc"),
+        "exact",
+    ),
+}
+
+
 def interleaved_best(fns: dict, repeats: int) -> tuple[dict, dict]:
     """Smallest wall-clock and process CPU time (s) of each callable over ``repeats``
     interleaved rounds."""
@@ -59,7 +80,9 @@ def interleaved_best(fns: dict, repeats: int) -> tuple[dict, dict]:
     return best, cpu
 
 
-def bench_shape(fan_in: int, fan_out: int, chips: dict, samples: int, repeats: int) -> None:
+def bench_shape(
+    fan_in: int, fan_out: int, chips: dict, samples: int, repeats: int, threads_list: list[int]
+) -> None:
     rng = np.random.default_rng(0)
     w = rng.standard_normal((fan_in, fan_out)).astype(np.float32)
     beta = rng.uniform(0.5, 2.0, fan_out)
@@ -90,14 +113,16 @@ def bench_shape(fan_in: int, fan_out: int, chips: dict, samples: int, repeats: i
             runs[tag] = n
             fns[tag] = lambda layer=layer, mode=mode, n=n: layer.sample(z, n, rng=rng, mode=mode)
     fns["kernel"]()
-    for threads in (1, 2):
+    for threads in threads_list:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         with threadpool_limits(threads):
             best, cpu = interleaved_best(fns, repeats)
         dense = best["dense"]
         tag = f"shape={shape} threads={threads}"
         gmac = BATCH * fan_in * fan_out / dense / 1e9
-        print(f"{tag} dense_s={dense:.5f} dense_gmac_s={gmac:.2f}")
+        print(
+            f"{tag} dense_s={dense:.5f} dense_gmac_s={gmac:.2f} load_1min={os.getloadavg()[0]:.2f}"
+        )
         for name, n in runs.items():
             t = best[name] / n
             print(
@@ -107,34 +132,39 @@ def bench_shape(fan_in: int, fan_out: int, chips: dict, samples: int, repeats: i
             )
             if name == "exact":
                 print(f"{tag} engine_exact_vs_kernel_ratio={best['kernel'] / best[name]:.4f}")
-        print(
-            f"{tag} clt_vs_dense_ratio={dense * samples / best['clt']:.4f} "
-            f"clt_vs_dense_cpu_ratio={cpu['dense'] * samples / cpu['clt']:.4f}"
-        )
+        if "clt" in best:
+            print(
+                f"{tag} clt_vs_dense_ratio={dense * samples / best['clt']:.4f} "
+                f"clt_vs_dense_cpu_ratio={cpu['dense'] * samples / cpu['clt']:.4f}"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples and repeats")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        default=None,
+        choices=list(CASES),
+        help="engine cases to time (default: all)",
+    )
+    parser.add_argument("--shapes", nargs="+", default=["784x300", "256x256"], help="FANINxFANOUT")
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds")
     args = parser.parse_args()
     samples = 2 if args.quick else 10
-    repeats = 2 if args.quick else 3
+    repeats = args.repeats or (2 if args.quick else 3)
     print(
         f"machine={platform.machine()} cpus={os.cpu_count()} "
         f"numba_threads_max={numba.config.NUMBA_NUM_THREADS}"
     )
-    ideal = ChipConfig.ideal()
-    realistic = ChipConfig.from_preset("rram-selector")
-    chips = {
-        "exact": (ideal, "exact"),
-        "clt": (ideal, "clt"),
-        "row": (replace_field(ideal, "devices.element.structure", "per_row"), "exact"),
-        "realistic_exact": (realistic, "exact"),
-        "realistic_clt": (realistic, "clt"),
-        "tile_adc_exact": (replace_field(realistic, "periphery.partial_sums", "adc"), "exact"),
-    }
-    for fan_in, fan_out in [(784, 300), (256, 256)]:
-        bench_shape(fan_in, fan_out, chips, samples, repeats)
+    chips = {name: (make(), mode) for name, (make, mode) in CASES.items()}
+    if args.cases:
+        chips = {name: chips[name] for name in args.cases}
+    for shape in args.shapes:
+        fan_in, fan_out = (int(x) for x in shape.split("x"))
+        bench_shape(fan_in, fan_out, chips, samples, repeats, args.threads)
 
 
 if __name__ == "__main__":

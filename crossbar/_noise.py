@@ -208,3 +208,36 @@ def noisy_sum(base, shift, var_s, var_c, thr, k0, k1, s0, b0, n_samples, c0, dec
                     x += np.sqrt(var) * _ppf(_k53(seed, c0 + i))
                 out_f[s, b, i] = np.float32(x)
     return out_i, out_f
+
+
+@njit(cache=True, parallel=True)
+def decide_moments(mean, var, thr, k0, k1, s0, b0, n_samples, c0):
+    """int8 (n_samples, batch, n) decisions ±1 = [mean + √var·N >= thr]: exactly
+    :func:`noisy_sum`'s decisions with base = var_s = 0, shift = mean, var_c = var (the same
+    :func:`_standardised` on the same float32 values), without the zero arrays.
+
+    mean: float32 (batch, n); var: float32 (nv, n), nv = batch or 1 (the same variances for every
+    row, e.g. fully driven inputs); thr: float32 (n,).
+    """
+    batch, n = mean.shape
+    nv = var.shape[0]
+    out_i = np.empty((n_samples, batch, n), dtype=np.int8)
+    zero = np.float32(0.0)
+    for item in prange(n_samples * batch):
+        s = item // batch
+        b = item - s * batch
+        vb = b if nv > 1 else 0
+        seed = _read_seed(k0, k1, s0 + s, b0 + b)
+        undecided = 0
+        for i in range(n):
+            t = _standardised(zero, mean[b, i], zero, var[vb, i], thr[i])
+            d = (_k53(seed, c0 + i) + 0.5) * _INV53 - _phi_approx(t)
+            out_i[s, b, i] = 1 if d > _PHI_EPS else (-1 if d < -_PHI_EPS else 0)
+            undecided += 1 if abs(d) <= _PHI_EPS else 0
+        if undecided > 0:
+            for i in range(n):
+                if out_i[s, b, i] == 0:
+                    t = _standardised(zero, mean[b, i], zero, var[vb, i], thr[i])
+                    u = (_k53(seed, c0 + i) + 0.5) * _INV53
+                    out_i[s, b, i] = 1 if u >= 0.5 * math.erfc(-t * _INV_SQRT2) else -1
+    return out_i

@@ -31,7 +31,7 @@ from scipy.special import ndtr
 from devices.conductance import check_time
 from devices.fields import check_array, check_choice, check_int, check_real
 
-from . import adc_range, calibration, unit
+from . import adc_range, calibration, realised, unit
 from .build import (
     KINDS,
     NOISES,
@@ -46,6 +46,7 @@ from .calibration import Calibration, EffectiveParameters
 from .config import ChipConfig
 from .counters import Counters
 from .moments import column_moments
+from .products import DrivenTable, SignedTable, driven_table, signed_table
 from .readout import DEFAULT_CHUNK_VALUES, MODES, check_states, read_out
 from .streams import Streams
 from .tile import Tile, TileArrays, read_arrays, scale_arrays
@@ -127,6 +128,7 @@ class HardwareLayer:
         # Read-time caches: tile arrays per (t_s, read_gain), column moments per (t_s, c, gain).
         self._cache: dict[tuple[float, float], list[list[TileArrays]]] = {}
         self._coef_cache: dict[tuple[float, int, float], tuple[np.ndarray, np.ndarray]] = {}
+        self._table_cache: dict[tuple[float, int, float], tuple[SignedTable, DrivenTable]] = {}
 
     # ------------------------------------------------------------------ build
 
@@ -421,6 +423,26 @@ class HardwareLayer:
             self._coef_cache[key] = (m, q)
         return self._coef_cache[key]
 
+    def moment_tables(
+        self, t_s: float, c: int, read_gain: float = 1.0
+    ) -> tuple[SignedTable, DrivenTable]:
+        """:meth:`moment_coefficients` prepared for the fixed-order products of
+        :mod:`crossbar.products`, with the analog comparator's offsets and noise variance as
+        the constant terms: E = offset + z M and Var = σ_n² + (z∘z) Q (µA, µA²). Cached like
+        the coefficients."""
+        key = (float(t_s), int(c), float(read_gain))
+        if key not in self._table_cache:
+            m, q = self.moment_coefficients(t_s, c, read_gain)
+            cs = self.col_slices[c]
+            tables = (
+                signed_table(m, self.offsets_ua[cs]),
+                driven_table(q, self.neuron.config.noise_sigma_ua**2),
+            )
+            if len(self._table_cache) >= _CACHED_READ_TIMES * len(self.col_slices):
+                self._table_cache.pop(next(iter(self._table_cache)))
+            self._table_cache[key] = tables
+        return self._table_cache[key]
+
     def drift_signal_us(self, t_s: float) -> float:
         """Σ over the layer's cells of the mean conductance G(t_s) (µS): what a global drift
         compensation measures (the column currents of an all-ones calibration read)."""
@@ -451,14 +473,16 @@ class HardwareLayer:
         s = unit.normalised_preactivation(m, n, self.beta, self.bias, self.noise_scale)
         return unit.firing_probability(s)
 
-    def _moments(self, z8: np.ndarray, t_s: float) -> tuple[np.ndarray, np.ndarray]:
+    def _moments(
+        self, z8: np.ndarray, t_s: float, read_gain: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """E and Var (µA, µA²) of the value compared with θ, without ADCs (batch, fan_out)."""
         zf = z8.astype(np.float64)
         z2 = np.square(zf)
         mean = np.empty((z8.shape[0], self.fan_out))
         var = np.empty_like(mean)
         for c, cs in enumerate(self.col_slices):
-            m, q = self.moment_coefficients(t_s, c)
+            m, q = self.moment_coefficients(t_s, c, read_gain)
             mean[:, cs] = zf @ m
             var[:, cs] = z2 @ q
         if self.analog_comparator:
@@ -466,29 +490,34 @@ class HardwareLayer:
             var += self.neuron.config.noise_sigma_ua**2
         return mean, var
 
-    def hardware_probability(self, z: Any, t_s: float = 0.0) -> np.ndarray:
+    def hardware_probability(self, z: Any, t_s: float = 0.0, read_gain: float = 1.0) -> np.ndarray:
         """P(z_i = +1 | z) predicted for this programmed chip at ``t_s`` (float64 (batch,
         fan_out)): Φ((E[u_i|z] + offset_i − θ_i)/√(Var[u_i|z] + σ_n²)) from the exact mean and
         variance of the pre-comparator value (p spread, g_min, read noise, drift, IR drop, gain
-        quantisation and error, comparator offset and noise). ADC quantisation and clipping are
-        not included (they are not Gaussian; :meth:`sample` includes them)."""
+        quantisation and error, comparator offset and noise), the column signals read through
+        the noiseless gain ``read_gain`` (global drift compensation, as :meth:`sample`). ADC
+        quantisation and clipping are not included (they are not Gaussian; :meth:`sample`
+        includes them)."""
         if self.kind != "binary":
             raise ValueError("hardware_probability is defined for kind='binary' layers only")
-        mean, var = self._moments(check_states(z, self.fan_in), check_time(t_s))
+        gain = check_real("read_gain", read_gain, gt=0.0)
+        mean, var = self._moments(check_states(z, self.fan_in), check_time(t_s), gain)
         x = mean - self.threshold_ua
         with np.errstate(divide="ignore", invalid="ignore"):
             p = ndtr(x / np.sqrt(var))
         return np.where(var > 0, p, (x >= 0).astype(np.float64))
 
-    def effective_parameters(self, t_s: float = 0.0) -> EffectiveParameters:
-        """The β, b̃ and direction the chip realises at ``t_s`` (see :class:`EffectiveParameters`
-        and :func:`crossbar.calibration.effective_parameters`; the comparator's offset and
-        noise count on the analog path)."""
+    def effective_parameters(self, t_s: float = 0.0, read_gain: float = 1.0) -> EffectiveParameters:
+        """The β, b̃ and direction the chip realises at ``t_s`` with the column signals read
+        through the noiseless gain ``read_gain`` (global drift compensation; 1 = none) (see
+        :class:`EffectiveParameters` and :func:`crossbar.calibration.effective_parameters`; the
+        comparator's offset and noise count on the analog path)."""
         if self.kind != "binary":
             raise ValueError("effective_parameters is defined for kind='binary' layers only")
         analog = self.analog_comparator
+        gain = check_real("read_gain", read_gain, gt=0.0)
         return calibration.effective_parameters(
-            self.read_arrays(check_time(t_s)),
+            self.read_arrays(check_time(t_s), gain),
             weight=self.weight,
             gain=self.gain,
             threshold_ua=self.threshold_ua,
@@ -496,6 +525,12 @@ class HardwareLayer:
             noise_sigma_ua=self.neuron.config.noise_sigma_ua if analog else 0.0,
             v_read_v=self.chip.v_read_v,
         )
+
+    def device_parameters(self, t_s: float = 0.0) -> dict[str, np.ndarray]:
+        """The realised parameters of every device of the programmed layer, as the engine reads
+        them (:func:`crossbar.realised.device_parameters`: G₀, G(t_s), ν, faults, and the
+        elements' p — 16-bit quantised as sampled — or σ; per cell, or per input row)."""
+        return realised.device_parameters(self, check_time(t_s))
 
     # ------------------------------------------------------------------ sampling
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import periphery
 from .counters import Counters
+from .products import driven_sum, encode_inputs, signed_product
 from .sampling import sample_cells, sample_row_currents
 from .streams import Streams, decide_gaussian, noisy_sum, standard_normals
 
@@ -53,6 +54,8 @@ def check_states(z: Any, fan_in: int) -> np.ndarray:
         raise TypeError(
             f"z must be an integer or float array of ±1 (0 = undriven row), got dtype {arr.dtype}"
         )
+    if arr.dtype == np.int8 and np.all(arr.view(np.uint8) + np.uint8(1) < 3):
+        return np.ascontiguousarray(arr)  # one pass: −1, 0, 1 are the bytes 255, 0, 1
     ok = (arr == 1) | (arr == -1) | (arr == 0)
     if not np.all(ok):
         raise ValueError(
@@ -176,22 +179,18 @@ class _Block:
 
     def _moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of the analog comparator input (sample-invariant case), float32
-        (batch, width), from one product per block with the layer's cached coefficients (the
-        same numbers as :meth:`HardwareLayer.hardware_probability`)."""
+        (batch, width): offset + z M and σ_n² + (z∘z) Q with the layer's cached coefficients
+        (the numbers of :meth:`HardwareLayer.hardware_probability`), each row summed in one
+        fixed float32 order that depends on its own inputs only (:mod:`crossbar.products`), so
+        the values do not depend on the batch chunk or the thread count."""
         if "moments" not in self._memo:
-            layer = self.layer
             t_s, gain = self.read
-            m, q = layer.moment_coefficients(t_s, self.c, gain)
-            zf = self.z8.astype(np.float64)
-            mean = zf @ m
-            mean += layer.offsets_ua[self.cs]
-            sigma2_n = layer.neuron.config.noise_sigma_ua**2
-            if all(self.full):  # z_j² = 1: the variance is a column sum
-                var = np.empty(mean.shape, dtype=np.float32)
-                var[:] = (q.sum(axis=0) + sigma2_n).astype(np.float32)
-            else:
-                var = (np.square(zf) @ q + sigma2_n).astype(np.float32)
-            self._memo["moments"] = (mean.astype(np.float32), var)
+            mean_table, var_table = self.layer.moment_tables(t_s, self.c, gain)
+            codes = encode_inputs(self.z8)
+            self._memo["moments"] = (
+                signed_product(codes, mean_table),
+                driven_sum(codes, var_table),
+            )
         return self._memo["moments"]
 
     # -- the stochastic read of one row-tile: (base, var_s, var_c) in µA / µA²
@@ -200,7 +199,13 @@ class _Block:
         v = np.float32(self.v)
         zero1 = np.zeros((1, self.batch, self.width), dtype=np.float32)
         zero2 = np.zeros((self.batch, self.width))
-        key = self.streams.key("element", t, self.c)
+        # Per-row drivers are shared by the column-tiles of a row-tile (one physical driver per
+        # input row): one stream per row-tile, so every column-tile sees the same draw ξ_j of a
+        # read. Per-cell elements have one stream per tile.
+        if ta.kind in ("bernoulli_row", "gaussian_row"):
+            key = self.streams.key("element", t)
+        else:
+            key = self.streams.key("element", t, self.c)
         kw = dict(samples=n, key=key, sample_offset=s0, batch_offset=self.b0)
         if ta.kind == "bernoulli_cell" and self.mode == "exact":
             zt = self.zt[t]

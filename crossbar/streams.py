@@ -128,23 +128,26 @@ def decide_gaussian(
     batch_offset: int,
 ) -> np.ndarray:
     """int8 ±1 decisions [mean + √var·N >= threshold], N from ``key``, for moments that do not
-    change from sample to sample: mean, var (batch, n) (float32, or converted to it),
-    threshold (n,).
+    change from sample to sample: mean (batch, n), var (batch, n) or a row broadcast over the
+    batch (float32, or converted to it), threshold (n,).
 
-    :func:`noisy_sum`'s decision with base = 0, shift = mean, var_c = var: the event
-    U >= Φ((threshold − mean)/√var), one table look-up per value (module docstring of
+    :func:`noisy_sum`'s decision with base = 0, shift = mean, var_c = var (bit for bit): the
+    event U >= Φ((threshold − mean)/√var), one table look-up per value (module docstring of
     :mod:`crossbar._noise`).
     """
-    zero = np.zeros((1, *np.shape(mean)), dtype=np.float32)
-    return noisy_sum(
-        zero,
-        mean,
-        zero,
-        var,
-        threshold,
-        key,
-        n_samples=n_samples,
-        sample_offset=sample_offset,
-        batch_offset=batch_offset,
-        decide=True,
+    mean32 = _f32(mean, 2)
+    var_arr = np.asarray(var)
+    if var_arr.ndim == 2 and var_arr.shape[0] > 1 and var_arr.strides[0] == 0:
+        var_arr = var_arr[:1]  # one row for the whole batch: no copy
+    k0, k1 = key.words
+    return _noise.decide_moments(
+        mean32,
+        _f32(var_arr, 2),
+        _f32(threshold, 1),
+        k0,
+        k1,
+        np.int64(sample_offset),
+        np.int64(batch_offset),
+        np.int64(n_samples),
+        np.int64(0),
     )
