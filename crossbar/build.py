@@ -68,23 +68,33 @@ def program_tiles(
     rng: np.random.Generator,
 ) -> list[list[Tile]]:
     """Program every tile, ``tiles[row_tile][column_tile]``; tile (t, c) draws from child
-    ``t·len(col_slices) + c`` of ``rng`` (so a tile's draws do not depend on the others)."""
+    ``t·len(col_slices) + c`` of ``rng`` (so a tile's draws do not depend on the others).
+
+    Per-row stochastic elements are one physical driver per input row: they are programmed once
+    per row-tile, by its first column-tile (t, 0), and that state is shared by every column-tile
+    of the row-tile (the same p_j or σ_j for all neurons of input j, and one draw per row and
+    read, see :mod:`crossbar.readout`). Per-cell elements belong to their tile.
+    """
     tile_rngs = rng.spawn(len(row_slices) * len(col_slices))
-    return [
-        [
-            program_tile(
-                target_plus_us[rs, cs],
-                target_minus_us[rs, cs],
-                rows=rs,
-                cols=cs,
-                conductance=conductance,
-                element=element,
-                rng=tile_rngs[t * len(col_slices) + c],
+    per_row = element is not None and element.structure == "per_row"
+    tiles: list[list[Tile]] = []
+    for t, rs in enumerate(row_slices):
+        row: list[Tile] = []
+        for c, cs in enumerate(col_slices):
+            row.append(
+                program_tile(
+                    target_plus_us[rs, cs],
+                    target_minus_us[rs, cs],
+                    rows=rs,
+                    cols=cs,
+                    conductance=conductance,
+                    element=element,
+                    rng=tile_rngs[t * len(col_slices) + c],
+                    element_state=row[0].element if per_row and c > 0 else None,
+                )
             )
-            for c, cs in enumerate(col_slices)
-        ]
-        for t, rs in enumerate(row_slices)
-    ]
+        tiles.append(row)
+    return tiles
 
 
 def trained_noise(

@@ -218,7 +218,10 @@ class _Block:
             r = ta.row_g.shape[0]
             eps = standard_normals(key, n, self.batch, r, sample_offset=s0, batch_offset=self.b0)
             xi_z = (1.0 + ta.row_sigma.astype(np.float32) * eps) * self.zt[t].astype(np.float32)
-            cur = (xi_z.reshape(n * self.batch, r) @ ta.row_g).reshape(n, self.batch, self.width)
+            # float64 product rounded once: a float32 BLAS row changes with the rows per call
+            # (chunking); float64 rows differ by ~1e-16, which the rounding absorbs.
+            cur = (xi_z.reshape(n * self.batch, r).astype(np.float64) @ ta.m_d).astype(np.float32)
+            cur = cur.reshape(n, self.batch, self.width)
             return v * cur, zero1, self._var(t, "v_rd")
         else:  # clt, or per-cell Gaussian elements (exactly Gaussian given the cells)
             return self._mean(t, "m_s")[None], zero1, self._var(t, "v_el", "v_rd")

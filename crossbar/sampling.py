@@ -38,6 +38,7 @@ import numpy as np
 
 from . import _kernels
 from .probability import DEFAULT_BITS, ProbabilityPlanes, quantise_probability
+from .products import driven_sum, driven_table, encode_inputs, signed_product, signed_table
 from .rng import SamplerKey, sampler_key
 
 __all__ = [
@@ -244,10 +245,12 @@ def sample_row_currents(
 
         I[s, b, i] = Σ_j ξ[s, b, j] · G[j, i] · z[b, j],   ξ[s, b, j] ~ Bernoulli(p_j)
 
-    The masked inputs ξ·z are drawn with the same counter-based generator (word q = j // 64 of
-    read (s, b)), then multiplied by G with one dense float32 product (numpy BLAS; its thread count
-    is set with threadpoolctl). Columns are therefore correlated: Cov(I_i, I_k) =
-    Σ_j p_j(1 − p_j) G_ji G_jk z_j².
+    The masked inputs ξ·z ∈ {−1, 0, +1} are drawn with the same counter-based generator (word
+    q = j // 64 of read (s, b)), then multiplied by G in the fixed summation order of
+    :func:`crossbar.products.signed_product` (each row's sum depends on its own inputs only, so
+    the result is bit-identical for any split of the samples or the batch, unlike a BLAS
+    product whose float32 rows change with the rows per call). Columns are correlated:
+    Cov(I_i, I_k) = Σ_j p_j(1 − p_j) G_ji G_jk z_j².
 
     Args:
         g: (rows, cols) conductances; z: (batch, rows) inputs in {-1, 0, +1}.
@@ -282,6 +285,8 @@ def sample_row_currents(
             raise ValueError(f"read_var contains {float(r32.min())!r}: variances must be >= 0")
     currents = np.empty((n_samples, batch, cols), dtype=np.float32)
     variances = np.empty_like(currents) if r32 is not None else None
+    g_table = signed_table(g32)
+    r_table = driven_table(r32) if r32 is not None else None
     chunk = max(1, _ROW_CHUNK_VALUES // max(1, batch * rows))
     for c0 in range(0, n_samples, chunk):
         n = min(chunk, n_samples - c0)
@@ -298,9 +303,10 @@ def sample_row_currents(
             np.int64(b0),
             np.int64(n),
         )
-        np.matmul(masked, g32, out=currents[c0 : c0 + n].reshape(n * batch, cols))
-        if r32 is not None:
-            np.matmul(np.abs(masked), r32, out=variances[c0 : c0 + n].reshape(n * batch, cols))
+        codes = encode_inputs(np.ascontiguousarray(masked.reshape(n * batch, rows), np.int8))
+        currents[c0 : c0 + n].reshape(n * batch, cols)[:] = signed_product(codes, g_table)
+        if r_table is not None:
+            variances[c0 : c0 + n].reshape(n * batch, cols)[:] = driven_sum(codes, r_table)
     return (currents, variances) if r32 is not None else currents
 
 

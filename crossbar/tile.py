@@ -78,17 +78,20 @@ def program_tile(
     conductance: Any,
     element: Any | None,
     rng: np.random.Generator,
+    element_state: Any | None = None,
 ) -> Tile:
     """Program one tile (once): both devices of every pair, then the stochastic elements.
 
     Each part draws from its own child of ``rng`` (G⁺, G⁻, elements), so that changing one
-    effect in a sweep leaves the others' draws unchanged.
+    effect in a sweep leaves the others' draws unchanged. ``element_state``: an element state
+    programmed elsewhere that this tile shares (the per-row drivers of a row-tile, one per
+    input row for every column-tile; see :func:`crossbar.build.program_tiles`).
     """
     rng_plus, rng_minus, rng_element = rng.spawn(3)
     g_plus = conductance.program(target_plus_us, rng=rng_plus)
     g_minus = conductance.program(target_minus_us, rng=rng_minus)
-    state = None
-    if element is not None:
+    state = element_state
+    if element is not None and state is None:
         r, c = target_plus_us.shape
         shape = (2 * r, c) if element.structure == "per_cell" else (r, c)
         state = element.program(shape, rng=rng_element)

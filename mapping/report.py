@@ -194,13 +194,14 @@ def chip_report(model: ChipModel, run: ChipRun, y: Any = None, *, chip: str = ""
     accuracy = nll = None
     if y is not None:
         accuracy, nll = accuracy_nll(run.probabilities, y)
+    read_gain = model.drift_gain(run.t_s) if run.config.drift_compensation else 1.0
     layers = []
     for pl in model.layers:
         hl = pl.hardware
         beta = ratio = align = None
         firing = run.firing_rate.get(pl.name)
         if hl.kind == "binary" and hl.stochastic:
-            eff = hl.effective_parameters(run.t_s)
+            eff = hl.effective_parameters(run.t_s, read_gain)
             trained = np.asarray(pl.record.beta, dtype=np.float64)
             beta = Spread.of(eff.beta)
             ok = np.abs(trained) > 1e-3

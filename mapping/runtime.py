@@ -32,7 +32,7 @@ from scipy.special import log_softmax
 from crossbar import ChipConfig, Counters
 from crossbar.layer import DEFAULT_CHUNK_VALUES, EffectiveParameters
 from devices.errors import ArgumentError
-from devices.fields import check_int, check_real
+from devices.fields import check_bool, check_int, check_real
 from mapping import digital
 from mapping.program import Program
 from mapping.programming import (
@@ -176,11 +176,16 @@ class ChipModel:
         """The programmed dense / conv layers (those with ±1 outputs)."""
         return tuple(pl for pl in self.layers if not isinstance(pl.record, OutputLayer))
 
-    def effective_parameters(self, t_s: float = 0.0) -> dict[str, EffectiveParameters]:
+    def effective_parameters(
+        self, t_s: float = 0.0, drift_compensation: bool = False
+    ) -> dict[str, EffectiveParameters]:
         """Per binary layer name: the β, b̃, alignment and gain the chip realises at ``t_s``
-        (:meth:`crossbar.HardwareLayer.effective_parameters`; per channel for convolutions)."""
+        (:meth:`crossbar.HardwareLayer.effective_parameters`; per channel for convolutions),
+        with the global drift gain :meth:`drift_gain` applied when ``drift_compensation`` (as
+        :meth:`run` applies it)."""
         t = check_real("t_s", t_s, ge=0.0, unit="s")
-        return {pl.name: pl.hardware.effective_parameters(t) for pl in self.binary_layers}
+        gain = self.drift_gain(t) if check_bool("drift_compensation", drift_compensation) else 1.0
+        return {pl.name: pl.hardware.effective_parameters(t, gain) for pl in self.binary_layers}
 
     def drift_gain(self, t_s: float) -> float:
         """The global drift compensation factor α(t) = Σ G(t_cal) / Σ G(t_s) over every cell
