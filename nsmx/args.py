@@ -10,9 +10,10 @@ Argument groups and the subcommands that take them:
   chips takes ``--set``);
 * run: ``--samples``, ``--mode``, ``--t-s``, ``--p-policy``, ``--drift-compensation`` and
   ``--seed`` (run; sweep without the seed; evaluate and demo take ``--samples``/``--seed``);
-* data: ``--dataset``, ``--data-dir`` and ``--limit`` (run, sweep, evaluate; train and learn
-  take ``--data-dir``);
-* output: ``--no-progress`` and ``--json``.
+* data: ``--dataset``, ``--data FILE.npz``, ``--data-dir`` and ``--limit`` (run, sweep,
+  evaluate; train and learn take ``--data`` and ``--data-dir``);
+* output: ``--no-progress`` and ``--json``;
+* plugins: ``--plugin MODULE`` (run, sweep, learn, chips; also before the subcommand).
 
 The run flags build one :class:`mapping.run_config.RunConfig` (:func:`run_config`), so each run
 setting is defaulted and validated where the Python API defines it.
@@ -175,9 +176,11 @@ def add_data_args(
     limit: bool = True,
     data_dir_help: str = "folder of the IDX files (default: $NSMX_MNIST_DIR or "
     "$NSMX_FASHION_MNIST_DIR)",
+    data: bool = True,
 ) -> None:
-    """``--dataset`` (default: the one the model was trained on), ``--data-dir`` and ``--limit``
-    (first N test examples)."""
+    """``--dataset`` (default: the one the model was trained on), ``--data FILE.npz`` (the
+    user's own data, :mod:`nsm.user_data`; instead of ``--dataset``), ``--data-dir`` and
+    ``--limit`` (first N test examples)."""
     if dataset:
         p.add_argument(
             "--dataset",
@@ -185,11 +188,45 @@ def add_data_args(
             default=None,
             help="test set (default: the one the model was trained on)",
         )
+    if data:
+        p.add_argument(
+            "--data",
+            default=None,
+            metavar="FILE.npz",
+            help="your own data instead of a bundled set: an .npz with arrays x, y (evaluated) "
+            "and optionally x_train, y_train (training and ADC calibration)",
+        )
     p.add_argument("--data-dir", default=None, help=data_dir_help)
     if limit:
         p.add_argument(
             "--limit", type=positive_int, default=None, help="first N test examples only"
         )
+
+
+def add_plugin_arg(p: argparse.ArgumentParser) -> None:
+    """``--plugin MODULE`` (repeatable, into ``args.plugins``): modules that register device or
+    element models (:mod:`devices.plugins`); installed entry points load without it."""
+    p.add_argument(
+        "--plugin",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first: a plugin that registers device/element models (repeatable; "
+        "installed plugins of the entry-point group nsm_crossbar.plugins load without it)",
+    )
+
+
+def load_plugin_args(modules: Any) -> list[str]:
+    """Import the installed plugins and ``modules`` (:func:`devices.plugins.load_plugins`);
+    returns every plugin module loaded; a plugin that fails to import is a :class:`UserError`
+    naming it."""
+    from devices.plugins import PluginError, load_plugins
+
+    try:
+        return load_plugins(list(modules), entry_points=True)
+    except PluginError as exc:
+        raise UserError(str(exc)) from exc
 
 
 def add_output_args(p: argparse.ArgumentParser, *, json: bool = True) -> None:
@@ -231,16 +268,54 @@ def load_split(name: str, split: str, root: str | None) -> tuple[Any, Any]:
         raise UserError(str(exc)) from exc
 
 
+def load_data(
+    path: str,
+    split: str,
+    *,
+    input_shape: Any = None,
+    n_classes: int | None = None,
+) -> tuple[Any, Any]:
+    """``(x, y)`` of one split of the user's ``.npz`` (:func:`nsm.user_data.load_npz`: torch
+    tensors, checked against ``input_shape`` and ``n_classes``); any problem with the file is a
+    :class:`UserError` naming the file and the array."""
+    from nsm.data import DatasetError
+    from nsm.user_data import load_npz
+
+    try:
+        return load_npz(path, split, input_shape=input_shape, n_classes=n_classes)
+    except DatasetError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def data_label(args: argparse.Namespace) -> str | None:
+    """The name of ``--data`` as reports show it (the file name), or None without it; giving
+    both ``--data`` and ``--dataset`` is a :class:`UserError`."""
+    from pathlib import Path
+
+    data = getattr(args, "data", None)
+    if data is None:
+        return None
+    if getattr(args, "dataset", None):
+        raise UserError(
+            f"give --data or --dataset, not both (--data {data}, --dataset {args.dataset})"
+        )
+    return Path(data).name
+
+
 __all__ = [
     "DATASETS",
     "UserError",
     "add_chip_args",
     "add_data_args",
     "add_output_args",
+    "add_plugin_arg",
     "add_run_args",
     "add_samples_arg",
     "add_seed_arg",
     "add_set_arg",
+    "data_label",
+    "load_data",
+    "load_plugin_args",
     "load_split",
     "nonnegative_float",
     "nonnegative_int",

@@ -1,4 +1,5 @@
-"""``nsmx chips``: list the chip presets; ``--show NAME|FILE [--set k=v ...]`` prints a chip's TOML.
+"""``nsmx chips``: list the chip presets, the registered device models and the loaded plugins;
+``--show NAME|FILE [--set k=v ...]`` prints a chip's TOML.
 
 The printed TOML is a complete chip file: edit it and pass it to ``nsmx run --chip file.toml``.
 """
@@ -9,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from nsmx.args import UserError, add_set_arg
+from nsmx.args import UserError, add_plugin_arg, add_set_arg
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -22,12 +23,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="print this chip (preset name or TOML file) as TOML",
     )
     add_set_arg(p, help="with --show: override a field first, e.g. periphery.adc_bits=6")
+    add_plugin_arg(p)
     p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from crossbar import ChipError, chip_toml, list_chips, resolve_chip
+    from devices.plugins import loaded_plugins
 
     if args.show is None:
         if args.sets:
@@ -37,8 +40,14 @@ def run(args: argparse.Namespace) -> int:
         print("chip presets (nsmx run --chip NAME; nsmx chips --show NAME prints one as TOML):")
         for name, description in chips.items():
             print(f"  {name:<{width}}  {description}")
+        models = _device_models()
+        print("device models (a chip TOML's devices.conductance.model / devices.element.model):")
+        for kind, names in models.items():
+            print(f"  {kind + ':':<12} {', '.join(names)}")
+        plugins = loaded_plugins()
+        print(f"plugins loaded: {', '.join(plugins) if plugins else 'none'}")
         if args.json:
-            print(json.dumps({"chips": chips}))
+            print(json.dumps({"chips": chips, "device_models": models, "plugins": plugins}))
         return 0
     try:
         chip = resolve_chip(args.show, args.sets)
@@ -55,3 +64,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(text, end="")
     return 0
+
+
+def _device_models() -> dict[str, list[str]]:
+    """The registered conductance and element model names (shipped and plugins'), sorted."""
+    from devices.registry import registered
+
+    return {kind: sorted(registered(kind)) for kind in ("conductance", "element")}

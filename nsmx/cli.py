@@ -27,7 +27,7 @@ from nsmx import (
     threads,
     train_cmd,
 )
-from nsmx.args import UserError, positive_int
+from nsmx.args import UserError, load_plugin_args, positive_int
 
 #: Subcommand name -> the function that runs it (takes the parsed arguments, returns the status).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -55,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="CPU threads for torch and numba (default: all cores; use 1 on a busy machine)",
     )
+    parser.add_argument(
+        "--plugin",
+        dest="global_plugins",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first: a plugin that registers device/element models (repeatable)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (train_cmd, evaluate_cmd, demo, compile_cmd, run_cmd, chips_cmd, learn_cmd):
         module.add_parser(sub)
@@ -68,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads is not None:
         threads.set_threads(args.threads)
     try:
+        # Plugins register their models before any chip file is read: the subcommand's
+        # --plugin and the global one; installed entry points load for the commands that
+        # build chips (those with --plugin).
+        modules = [*args.global_plugins, *getattr(args, "plugins", [])]
+        if modules or hasattr(args, "plugins"):
+            load_plugin_args(modules)
         return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"nsmx {args.command}: error: {exc}", file=sys.stderr)

@@ -18,6 +18,8 @@ from nsmx.args import (
     add_output_args,
     add_samples_arg,
     add_seed_arg,
+    data_label,
+    load_data,
     load_split,
 )
 
@@ -45,14 +47,19 @@ def run(args: argparse.Namespace) -> int:
         model, ckpt = load_model(args.checkpoint)
     except CheckpointError as exc:
         raise UserError(str(exc)) from exc
-    dataset = args.dataset or MODELS[ckpt["model"]].dataset
-    x, y = load_split(dataset, "test", args.data_dir)
     expected = MODELS[ckpt["model"]].input_shape
-    if tuple(x.shape[1:]) != expected:
-        raise UserError(
-            f"--dataset {dataset} gives inputs of shape {tuple(x.shape[1:])}, but model "
-            f"{ckpt['model']} expects {expected}"
-        )
+    user_data = data_label(args)
+    if user_data is not None:
+        dataset = user_data
+        x, y = load_data(args.data, "test", input_shape=expected, n_classes=_n_classes(model))
+    else:
+        dataset = args.dataset or MODELS[ckpt["model"]].dataset
+        x, y = load_split(dataset, "test", args.data_dir)
+        if tuple(x.shape[1:]) != expected:
+            raise UserError(
+                f"--dataset {dataset} gives inputs of shape {tuple(x.shape[1:])}, but model "
+                f"{ckpt['model']} expects {expected}"
+            )
     if args.limit:
         x, y = x[: args.limit], y[: args.limit]
     t0 = time.perf_counter()
@@ -90,3 +97,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     return 0
+
+
+def _n_classes(model: Any) -> int:
+    """The number of classes of a trained model: the width of its last ``nn.Linear``."""
+    from torch import nn
+
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    return int(last.out_features)

@@ -22,7 +22,9 @@ from nsmx.args import (
     add_chip_args,
     add_data_args,
     add_output_args,
+    add_plugin_arg,
     add_seed_arg,
+    load_data,
     load_split,
     positive_int,
 )
@@ -123,6 +125,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.npz")
+    add_plugin_arg(p)
     add_output_args(p)
     return p
 
@@ -200,9 +203,15 @@ def run(args: argparse.Namespace) -> int:
     ckpt = out / "checkpoint.npz"
     if ckpt.exists() and not args.resume:
         raise UserError(f"{ckpt} exists; pass --resume to continue or choose another --out")
-    dataset = DATASET_OF[args.model]
-    x_tr, y_tr = load_split(dataset, "train", args.data_dir)
-    x_te, y_te = load_split(dataset, "test", args.data_dir)
+    if args.data is not None:
+        dataset = Path(args.data).name
+        shape, classes = net.template.input_shape, net.template.n_classes
+        x_tr, y_tr = load_data(args.data, "train", input_shape=shape, n_classes=classes)
+        x_te, y_te = load_data(args.data, "test", input_shape=shape, n_classes=classes)
+    else:
+        dataset = DATASET_OF[args.model]
+        x_tr, y_tr = load_split(dataset, "train", args.data_dir)
+        x_te, y_te = load_split(dataset, "test", args.data_dir)
     x_tr, y_tr = x_tr.numpy(), y_tr.numpy()
     x_te, y_te = x_te.numpy(), y_te.numpy()
     if args.train_subset:

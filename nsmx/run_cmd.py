@@ -33,7 +33,10 @@ from nsmx.args import (
     add_chip_args,
     add_data_args,
     add_output_args,
+    add_plugin_arg,
     add_run_args,
+    data_label,
+    load_data,
     load_split,
     run_config,
 )
@@ -55,6 +58,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="report energy, latency and area per classification (the chip's cost.* fields)",
     )
+    add_plugin_arg(p)
     add_output_args(p)
     return p
 
@@ -96,13 +100,20 @@ def _run(args: argparse.Namespace) -> int:
         chip = resolve_chip(args.chip, args.sets)
     except ChipError as exc:
         raise UserError(str(exc)) from exc
-    dataset = _dataset(args, program)
-    x, y = load_split(dataset, "test", args.data_dir)
-    if tuple(x.shape[1:]) != program.input_shape:
-        raise UserError(
-            f"--dataset {dataset} gives inputs of shape {tuple(x.shape[1:])}, but the program "
-            f"expects {program.input_shape}"
+    user_data = data_label(args)
+    if user_data is not None:
+        dataset = user_data
+        x, y = load_data(
+            args.data, "test", input_shape=program.input_shape, n_classes=program.n_classes
         )
+    else:
+        dataset = _dataset(args, program)
+        x, y = load_split(dataset, "test", args.data_dir)
+        if tuple(x.shape[1:]) != program.input_shape:
+            raise UserError(
+                f"--dataset {dataset} gives inputs of shape {tuple(x.shape[1:])}, but the "
+                f"program expects {program.input_shape}"
+            )
     if args.limit:
         x, y = x[: args.limit], y[: args.limit]
     x, y = x.numpy(), y.numpy()
@@ -115,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     except MappingError as exc:
         raise UserError(str(exc)) from exc
     program_s = time.perf_counter() - t0
-    calibration_s = _calibrate(model, dataset, args.data_dir)
+    calibration_s = _calibrate(model, dataset, args)
 
     src = program.source
     what = (
@@ -220,15 +231,29 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibrate(model: Any, dataset: str, data_dir: str | None) -> float:
+def _calibrate(model: Any, dataset: str, args: argparse.Namespace) -> float:
     """Calibrate ``model``'s data-calibrated ADCs on the first ``adc_cal_examples`` examples of
-    the *training* split of ``dataset`` (never the test split); returns the seconds it took
-    (0 when the chip has none to calibrate)."""
+    the *training* split (of ``dataset``, or ``x_train`` of ``--data``; never the test split);
+    returns the seconds it took (0 when the chip has none to calibrate). A ``--data`` file
+    without ``x_train`` leaves the ADCs uncalibrated: the chip falls back to the rms rule and
+    says so on stderr."""
     if not model.needs_adc_calibration:
         return 0.0
+    from nsm.user_data import has_split
+
     t0 = time.perf_counter()
     n = model.chip.periphery.adc_cal_examples
-    x_train, _ = load_split(dataset, "train", data_dir)
+    if getattr(args, "data", None) is not None:
+        if not has_split(args.data, "train"):
+            print(
+                f"warning: {args.data} has no x_train/y_train: the ADC ranges are not "
+                "calibrated on data (rms rule instead); add training examples to calibrate",
+                file=sys.stderr,
+            )
+            return 0.0
+        x_train, _ = load_data(args.data, "train", input_shape=model.program.input_shape)
+    else:
+        x_train, _ = load_split(dataset, "train", args.data_dir)
     x_cal = x_train[:n].numpy()
     model.calibrate(x_cal, source=f"{dataset} train[:{len(x_cal)}]")
     return time.perf_counter() - t0

@@ -41,7 +41,7 @@ from nsmx.sweep_spec import (
 from nsmx.sweep_worker import execute_task, package_versions
 
 #: Fields of the sweep definition that must match when a store is resumed.
-FIXED_KEYS = ("dataset", "limit", "root_seed")
+FIXED_KEYS = ("dataset", "limit", "root_seed", "data_sha256")
 
 
 # ------------------------------------------------------------------------------ runner
@@ -112,9 +112,13 @@ def run_sweep(
         workers = check_int("workers", workers, ge=1)
     except (ConfigError, ConfigTypeError) as exc:
         raise SweepError(str(exc)) from None
+    from devices.plugins import loaded_plugins
+
     t0 = time.perf_counter()
     points = resolve_points(spec)
-    tasks = make_tasks(spec, points, threads=threads)
+    # Workers import the plugins loaded here before they build a chip (devices.plugins).
+    plugins = loaded_plugins()
+    tasks = make_tasks(spec, points, threads=threads, plugins=plugins)
     path = store_path(out)
     with open_or_create(path, spec) as store:
         done = store.done()
@@ -149,20 +153,29 @@ def run_sweep(
                 for task in todo:
                     commit(execute_task(task))
             else:
-                _run_processes(todo, workers, commit)
+                _run_processes(todo, workers, commit, plugins)
         finally:
             bar.close()
     summary.wall_s = time.perf_counter() - t0
     return summary
 
 
-def _run_processes(todo: Sequence[Task], workers: int, commit: Callable) -> None:
+def _run_processes(
+    todo: Sequence[Task], workers: int, commit: Callable, plugins: Sequence[str] = ()
+) -> None:
     import multiprocessing
+
+    from devices.plugins import load_plugins
 
     # spawn: the parent has imported torch (OpenMP); forking it can deadlock the children.
     ctx = multiprocessing.get_context("spawn")
     # Pool.__exit__ terminates the workers: an interrupted sweep leaves no orphan computing.
-    with ctx.Pool(processes=min(workers, max(1, len(todo)))) as pool:
+    # Each worker imports the plugins first, so a task's chip (a plugin's config) unpickles.
+    with ctx.Pool(
+        processes=min(workers, max(1, len(todo))),
+        initializer=load_plugins,
+        initargs=(tuple(plugins),),
+    ) as pool:
         for row in pool.imap_unordered(execute_task, todo, chunksize=1):
             commit(row)
 
@@ -174,9 +187,14 @@ def _run_dask(todo: Sequence[Task], scheduler: Any, commit: Callable) -> None:
         raise SweepError(
             "--scheduler needs the 'distributed' package: pip install 'nsm-crossbar[dask]'"
         ) from None
+    from devices.plugins import load_plugins
+
     own = not isinstance(scheduler, Client)
     client = Client(scheduler) if own else scheduler
     try:
+        plugins = todo[0].plugins if todo else ()
+        if plugins:  # every worker registers the plugins' models before a task unpickles
+            client.run(load_plugins, tuple(plugins))
         futures = [
             client.submit(
                 execute_task,

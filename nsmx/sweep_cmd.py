@@ -25,6 +25,7 @@ from nsmx.args import (
     add_chip_args,
     add_data_args,
     add_output_args,
+    add_plugin_arg,
     add_run_args,
     nonnegative_int,
     positive_int,
@@ -44,6 +45,7 @@ STUDY_KEYS = (
     "vary",
     "seeds",
     "dataset",
+    "data",
     "limit",
     "root_seed",
     "description",
@@ -130,6 +132,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=1,
         help="BLAS/numba threads per task (default: %(default)s)",
     )
+    add_plugin_arg(p)
     add_output_args(p)
 
     q = subparsers.add_parser("plot", help="plot a sweep's metrics (PNG and PDF)")
@@ -193,7 +196,7 @@ def load_sweep_file(
         chip = "rram-selector"     # preset or chip TOML (relative to the file's folder)
         set = ["periphery.adc_bits=8"]
         seeds = 3
-        dataset = "mnist"
+        dataset = "mnist"          # or data = "my-data.npz" (the file's folder is the base)
         limit = 2000
         root_seed = 0
         [defaults.run]
@@ -260,6 +263,8 @@ def load_sweep_file(
         chip = merged.get("chip", "ideal")
         if str(chip).endswith(".toml"):
             chip = str(path.parent / chip)
+        if "data" in merged:
+            merged["data"] = str(path.parent / merged["data"])
         kwargs = dict(
             program=str(base / merged["program"]),
             chip=chip,
@@ -267,7 +272,11 @@ def load_sweep_file(
             vary=tuple(items),
             name=name,
             description=merged.get("description", ""),
-            **{k: merged[k] for k in ("seeds", "dataset", "limit", "root_seed") if k in merged},
+            **{
+                k: merged[k]
+                for k in ("seeds", "dataset", "data", "limit", "root_seed")
+                if k in merged
+            },
             **merged["run"],
         )
         out[name] = kwargs
@@ -280,10 +289,15 @@ def _spec_from_args(args: argparse.Namespace, base: Mapping[str, Any] | None = N
     kwargs: dict[str, Any] = dict(base or {})
     if args.target:
         kwargs["program"] = args.target[0]
-    for key in ("chip", "seeds", *RUN_KEYS, "dataset", "limit", "root_seed"):
+    for key in ("chip", "seeds", *RUN_KEYS, "dataset", "data", "limit", "root_seed"):
         value = getattr(args, key)
         if value is not None:
             kwargs[key] = value
+    # The command line's --data replaces a study's dataset, and --dataset a study's data.
+    if args.data is not None and args.dataset is None:
+        kwargs.pop("dataset", None)
+    if args.dataset is not None and args.data is None:
+        kwargs.pop("data", None)
     if args.sets:
         kwargs["sets"] = (*kwargs.get("sets", ()), *args.sets)
     if args.vary:

@@ -121,6 +121,8 @@ class SweepSpec:
     samples, t_s, mode, p_policy, drift_compensation: base run settings (the fields of
     :class:`~mapping.run_config.RunConfig`, same defaults; :meth:`run_config`).
     dataset: test set (None: the one the program was trained on); limit: first N examples.
+    data: the user's own data instead (an ``.npz``, :mod:`nsm.user_data`: ``x``/``y`` evaluated,
+    ``x_train`` calibrates the ADCs); its SHA-256 is part of every point's identity.
     data_dir: folder of the IDX files (not part of the definition: data may move).
     root_seed: root of every derived seed.
     name: label of the sweep (study name).
@@ -138,6 +140,7 @@ class SweepSpec:
     drift_compensation: bool = RunConfig.drift_compensation
     dataset: str | None = None
     limit: int | None = None
+    data: str | None = None
     data_dir: str | None = None
     root_seed: int = 0
     name: str = ""
@@ -146,6 +149,12 @@ class SweepSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "program", str(self.program))
         object.__setattr__(self, "chip", str(self.chip))
+        if self.data is not None:
+            object.__setattr__(self, "data", _checked(check_name, "data", os.fspath(self.data)))
+            if self.dataset is not None:
+                raise SweepError(
+                    f"give data or dataset, not both (data {self.data!r}, dataset {self.dataset!r})"
+                )
         if isinstance(self.sets, str):
             raise SweepError("sets must be a list of 'field=value' strings, not one string")
         object.__setattr__(self, "sets", tuple(self.sets))
@@ -174,9 +183,15 @@ class SweepSpec:
         return run
 
     def to_dict(self) -> dict[str, Any]:
-        """The definition as recorded in the store (JSON-ready; ``data_dir`` left out)."""
+        """The definition as recorded in the store (JSON-ready; ``data_dir`` left out; with
+        ``data``, its file name and ``data_sha256``; without, neither key)."""
         out = asdict(self)
         out.pop("data_dir")
+        if self.data is None:
+            out.pop("data")
+        else:
+            out["data"] = Path(self.data).name
+            out["data_sha256"] = data_info(self.data).sha256
         out["vary"] = [[k, list(v)] for k, v in self.vary]
         out["sets"] = list(self.sets)
         out["spec_version"] = SPEC_VERSION
@@ -210,6 +225,23 @@ class ProgramInfo:
     input_shape: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class DataInfo:
+    """The user's data file as the sweep knows it: absolute path, file name, SHA-256."""
+
+    path: str
+    name: str
+    sha256: str
+
+
+def data_info(path: str | os.PathLike[str]) -> DataInfo:
+    """:class:`DataInfo` of a data file; a missing file is a :class:`SweepError`."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise SweepError(f"{path}: data file not found")
+    return DataInfo(path, Path(path).name, file_sha256(path))
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 (hex) of a file's bytes."""
     digest = hashlib.sha256()
@@ -226,7 +258,7 @@ def canonical_hash(config: Mapping[str, Any]) -> str:
 
 
 def _program_info(
-    path: str, dataset: str | None, cache: dict[str, tuple[ProgramInfo, Any]]
+    path: str, dataset: str | None, cache: dict[str, tuple[ProgramInfo, Any]], *, data=None
 ) -> tuple[ProgramInfo, Any]:
     from mapping.program import ProgramError, load_program
     from nsm.models import MODELS
@@ -239,7 +271,16 @@ def _program_info(
     except ProgramError as exc:
         raise SweepError(str(exc)) from None
     model = program.source.get("model")
-    if dataset is None:
+    if data is not None:  # the user's data: checked against the program's input and classes
+        from nsm.data import DatasetError
+        from nsm.user_data import load_npz
+
+        try:
+            load_npz(data.path, input_shape=program.input_shape, n_classes=program.n_classes)
+        except DatasetError as exc:
+            raise SweepError(str(exc)) from None
+        dataset = data.name
+    elif dataset is None:
         if model not in MODELS:
             raise SweepError(
                 f"{path} does not record the dataset it was trained on; give dataset "
@@ -292,6 +333,7 @@ def resolve_points(spec: SweepSpec) -> list[Point]:
                     raise SweepError(f"--vary {name}={value!r}: {err}") from None
 
     programs: dict[str, tuple[ProgramInfo, Any]] = {}
+    data = data_info(spec.data) if spec.data is not None else None
     datasets = set()
     points: list[Point] = []
     names = [name for name, _ in spec.vary]
@@ -308,7 +350,7 @@ def resolve_points(spec: SweepSpec) -> list[Point]:
                 except (ConfigError, ConfigTypeError) as err:  # a combination out of range
                     where = dict(zip(names, combo, strict=True))
                     raise SweepError(f"point {where}: {err}") from None
-        info, program = _program_info(path, spec.dataset, programs)
+        info, program = _program_info(path, spec.dataset, programs, data=data)
         datasets.add(info.dataset)
         for layer in program.layers:
             if isinstance(layer, (DenseLayer, ConvLayer)):
@@ -323,6 +365,8 @@ def resolve_points(spec: SweepSpec) -> list[Point]:
             "dataset": info.dataset,
             "limit": spec.limit,
         }
+        if data is not None:  # only then: the hashes of points on bundled data are unchanged
+            config["data"] = {"name": data.name, "sha256": data.sha256}
         # The values as the chip / run settings hold them (a TOML 0 for a float field is 0.0).
         params = {n: _field_value(chip, run, n, v) for n, v in zip(names, combo, strict=True)}
         points.append(Point(index, params, chip, run, info.path, config, canonical_hash(config)))
@@ -411,10 +455,23 @@ class Task:
     program_seed: int
     read_seed: int
     threads: int | None = 1
+    #: the user's data file (absolute path) and its SHA-256 (None: the bundled ``dataset``)
+    data: str | None = None
+    data_sha256: str | None = None
+    #: plugin modules the worker imports before building a chip (:mod:`devices.plugins`)
+    plugins: tuple[str, ...] = ()
 
 
-def make_tasks(spec: SweepSpec, points: Sequence[Point], *, threads: int | None = 1) -> list[Task]:
-    """One :class:`Task` per (point, seed index), points outer."""
+def make_tasks(
+    spec: SweepSpec,
+    points: Sequence[Point],
+    *,
+    threads: int | None = 1,
+    plugins: Sequence[str] = (),
+) -> list[Task]:
+    """One :class:`Task` per (point, seed index), points outer; ``plugins``: the plugin modules
+    each worker imports first (:func:`devices.plugins.loaded_plugins` of the caller)."""
+    data = data_info(spec.data) if spec.data is not None else None
     tasks = []
     for point in points:
         for s in range(spec.seeds):
@@ -436,6 +493,9 @@ def make_tasks(spec: SweepSpec, points: Sequence[Point], *, threads: int | None 
                     program_seed=program_seed,
                     read_seed=read_seed,
                     threads=threads,
+                    data=None if data is None else data.path,
+                    data_sha256=None if data is None else data.sha256,
+                    plugins=tuple(plugins),
                 )
             )
     return tasks
@@ -444,12 +504,14 @@ def make_tasks(spec: SweepSpec, points: Sequence[Point], *, threads: int | None 
 __all__ = [
     "RUN_FIELD_NAMES",
     "SPEC_VERSION",
+    "DataInfo",
     "Point",
     "ProgramInfo",
     "SweepError",
     "SweepSpec",
     "Task",
     "canonical_hash",
+    "data_info",
     "derive_seeds",
     "file_sha256",
     "make_tasks",

@@ -43,17 +43,58 @@ def _cached_data(
     return _WORKER_CACHE[key]
 
 
+def _cached_user_data(
+    path: str, sha256: str, limit: int | None, split: str, input_shape: tuple[int, ...]
+) -> tuple[Any, Any] | None:
+    """One split of the user's ``.npz`` (first ``limit`` examples, inputs shaped
+    ``input_shape``), its SHA-256 checked when first read (a file changed since resolution is
+    refused); None when ``split`` is absent."""
+    from nsm.user_data import has_split, load_npz
+
+    key = ("user-data", path, sha256, limit, split, tuple(input_shape))
+    if key not in _WORKER_CACHE:
+        if ("user-data-checked", path, sha256) not in _WORKER_CACHE:
+            if file_sha256(path) != sha256:
+                raise SweepError(f"{path} changed since the sweep was resolved (SHA-256 differs)")
+            _WORKER_CACHE[("user-data-checked", path, sha256)] = True
+        if not has_split(path, split):
+            _WORKER_CACHE[key] = None
+        else:
+            x, y = load_npz(path, split, input_shape=input_shape)
+            if limit:
+                x, y = x[:limit], y[:limit]
+            _WORKER_CACHE[key] = (x.numpy(), y.numpy())
+    return _WORKER_CACHE[key]
+
+
+def _task_data(
+    task: Task, program: Any, limit: int | None, split: str = "test"
+) -> tuple[Any, Any] | None:
+    """The task's examples of ``split`` for ``program``: the user's ``.npz`` when the sweep has
+    one, else the bundled dataset (None: a user file without that split)."""
+    if task.data is not None:
+        return _cached_user_data(
+            task.data, task.data_sha256, limit, split, tuple(program.input_shape)
+        )
+    return _cached_data(task.dataset, task.data_dir, limit, split)
+
+
 def _calibrate(model: Any, task: Task) -> dict[str, Any] | None:
     """Calibrate the chip's data-calibrated ADCs on the first ``adc_cal_examples`` examples of
     the dataset's *training* split (never the evaluated test split), seeded by the point's
     programming seed; returns the calibration's settings and per-converter full-scale summary
-    (µA: min, median, max), or None when the chip has nothing to calibrate."""
+    (µA: min, median, max), or None when the chip has nothing to calibrate. The user's data
+    calibrates on its ``x_train``; a file without it leaves the chip on the rms rule (the
+    chip's fallback, with its warning)."""
     if not model.needs_adc_calibration:
         return None
     import numpy as np
 
     n = model.chip.periphery.adc_cal_examples
-    x_cal, _ = _cached_data(task.dataset, task.data_dir, n, split="train")
+    train = _task_data(task, model.program, n, split="train")
+    if train is None:
+        return None
+    x_cal, _ = train
     cal = model.calibrate(x_cal, source=f"{task.dataset} train[:{len(x_cal)}]")
     out = cal.to_dict(full_scales=False)
     out["full_scale_ua"] = {
@@ -86,14 +127,17 @@ def package_versions() -> dict[str, str]:
 def execute_task(task: Task) -> dict[str, Any]:
     """Program a fresh chip and run the MC evaluation of one (point, seed); returns the store
     row (:data:`nsmx.store.COLUMNS`). Runs in a worker (process, Dask worker or the caller)."""
+    from devices.plugins import load_plugins
     from mapping.cost import cost_report
     from mapping.report import accuracy_nll, saturation_warnings
     from mapping.runtime import program_chip
 
     run = task.run  # its seed is the task's derived read seed
+    # The caller's plugins (and the installed entry points) register their models here too.
+    load_plugins(task.plugins)
     with limit_threads(task.threads):
         program = _cached_program(task.program, task.program_sha256)
-        x, y = _cached_data(task.dataset, task.data_dir, task.limit)
+        x, y = _task_data(task, program, task.limit)
         t0 = time.perf_counter()
         model = program_chip(program, task.chip, seed=task.program_seed, config=run)
         program_s = time.perf_counter() - t0

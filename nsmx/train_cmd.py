@@ -7,12 +7,14 @@ Writes ``checkpoint.pt`` and ``metrics.csv``/``metrics.json`` into ``--out`` (se
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from nsmx.args import (
     UserError,
     add_data_args,
     add_seed_arg,
+    load_data,
     load_split,
     positive_int,
 )
@@ -68,9 +70,15 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    dataset = MODELS[cfg.model].dataset
-    x_tr, y_tr = load_split(dataset, "train", args.data_dir)
-    x_te, y_te = load_split(dataset, "test", args.data_dir)
+    if args.data is not None:
+        dataset = Path(args.data).name
+        shape = MODELS[cfg.model].input_shape
+        x_tr, y_tr = load_data(args.data, "train", input_shape=shape, n_classes=10)
+        x_te, y_te = load_data(args.data, "test", input_shape=shape, n_classes=10)
+    else:
+        dataset = MODELS[cfg.model].dataset
+        x_tr, y_tr = load_split(dataset, "train", args.data_dir)
+        x_te, y_te = load_split(dataset, "test", args.data_dir)
     print(
         f"training {cfg.model} with rule {cfg.rule} on {dataset} ({len(x_tr)} train, "
         f"{len(x_te)} test) for {cfg.epochs} epochs -> {args.out}"
