@@ -11,8 +11,8 @@ Figures, for layers 784x300 and 256x256, batch 1000, Bernoulli p = 0.5, default 
 threads 1 and 2 (ratios are dense time / engine time per MC sample, so higher is better):
 - engine_exact_vs_dense_ratio: ``sample(mode="exact")`` on the ideal chip (two-phase β, analog
   partial sums) against the software layer's dense product z @ W (fan_in x fan_out);
-- engine_exact_vs_kernel_ratio: the bare exact kernel on the whole stacked [W⁺; W⁻] matrix
-  against the engine (1.0 = the tiling, periphery and decisions cost nothing);
+- engine_exact_vs_kernel_ratio: the bare exact kernel on the whole [W⁺; W⁻] differential matrix
+  (untiled) against the engine (1.0 = the tiling, periphery and decisions cost nothing);
 - engine_clt_vs_dense_ratio: ``mode="clt"``, 10 samples per input (the moments are computed
   once per input and shared by its samples);
 - engine_clt_1_vs_dense_ratio / engine_realistic_clt_1_...: ``mode="clt"`` with one sample per
@@ -97,11 +97,14 @@ def bench_shape(
         )
         if name == "realistic_exact":
             print(f"shape={shape} build_s={time.perf_counter() - t0:.3f}")
-    cells = prepare_cells(np.vstack([np.maximum(w, 0), np.maximum(-w, 0)]), 0.5)
-    z_stacked = np.concatenate([z, -z], axis=1)
+    pairs = np.vstack([np.maximum(w, 0), np.maximum(-w, 0)])
+    try:  # the engine's differential cells (G⁻ read with −z inside the kernel)
+        cells, z_kernel = prepare_cells(pairs, 0.5, differential=True), z
+    except TypeError:  # an older crossbar: the stacked rows with [z, −z]
+        cells, z_kernel = prepare_cells(pairs, 0.5), np.concatenate([z, -z], axis=1)
     fns = {
         "dense": lambda: zf @ w,
-        "kernel": lambda: sample_cells(cells, z_stacked, samples=samples, key=1),
+        "kernel": lambda: sample_cells(cells, z_kernel, samples=samples, key=1),
     }
     runs = {}  # name -> samples per input
     for name, (_, mode) in chips.items():

@@ -74,13 +74,15 @@ def _leading_planes(masks, eq, seed, planes, kb, n_planes):
     spends random words, never changes a result.
     """
     for q in range(masks.shape[0]):
-        base = _U(q) * kb
-        u = _word(seed, base)
+        # x = seed + (n + 1)·γ for counter n = q·bits + m, stepped by γ (the words of _word)
+        x = seed + (_U(q) * kb + _ONE) * _GAMMA
+        u = mix64(x)
         p = planes[0, q]
         lt = p & ~u
         e = ~(p ^ u)
         for m in range(1, n_planes):
-            u = _word(seed, base + _U(m))
+            x += _GAMMA
+            u = mix64(x)
             p = planes[m, q]
             lt |= e & p & ~u
             e &= ~(p ^ u)
@@ -135,7 +137,37 @@ def fill_masks(masks, eq, tail, seed, planes, always, last_plane, bits, has_alwa
             masks[q] |= always[q]
 
 
-@njit(cache=True, parallel=True, fastmath={"contract"})
+@njit(cache=True, inline="always")
+def _driven_rows(z, b, pairs, idx, sg):
+    """Rows read for batch row b, in the fixed accumulation order, with their input (±1; 0 for
+    padding to whole groups of four). Returns the padded count.
+
+    pairs 0: row j with input z[b, j]; 1: the stacked pair [G⁺; G⁻] of r = z.shape[1] inputs,
+    rows j (input z_j) then rows r + j (input −z_j), each in ascending order; 2: merged pairs,
+    row j with input z_j."""
+    r = z.shape[1]
+    n = 0
+    for j in range(r):
+        zj = z[b, j]
+        if zj != 0:
+            idx[n] = j
+            sg[n] = np.float32(zj)
+            n += 1
+    if pairs == 1:
+        for j in range(r):
+            zj = z[b, j]
+            if zj != 0:
+                idx[n] = r + j
+                sg[n] = np.float32(-zj)
+                n += 1
+    while n % 4 != 0:  # pad the last group with rows of weight 0
+        idx[n] = 0
+        sg[n] = _F0
+        n += 1
+    return n
+
+
+@njit(cache=True, parallel=True)
 def exact_cell_kernel(
     g,
     z,
@@ -152,30 +184,39 @@ def exact_cell_kernel(
     b0,
     n_samples,
     n_cols,
+    pairs,
+    select,
+    out,
+    var_out,
+    scale,
+    var_scale,
+    add,
 ):
     """Exact per-cell sampler.
 
-    g: float32 (rows, n_words·64) conductances, zero-padded columns; z: int8 (batch, rows) in
-    {-1, 0, 1}; read_var: float32 like g (ignored unless with_var). Returns float32
-    (n_samples, batch, n_cols) currents, and float32 (n_samples, batch, n_cols) variances
-    (an empty (0, 0, 0) array unless with_var).
+    g: float32 (rows, n_words·64) conductances, zero-padded columns; z: int8 (batch, inputs) in
+    {-1, 0, 1}; read_var: float32 like g (ignored unless with_var). ``pairs`` (see
+    :func:`_driven_rows`): 0 plain (inputs = rows); 1 stacked differential pairs (rows = 2·inputs,
+    the second half read with −z); 2 merged pairs (rows = inputs; the planes hold the 2·inputs
+    stacked cells, and ``select`` (inputs·n_words,) has bit set where the G⁺ cell is the one
+    that can carry current, so the merged cell conducts with ξ⁺ there and ξ⁻ elsewhere).
+    Writes float32 (n_samples, batch, n_cols) currents into ``out`` (scaled by ``scale``;
+    added to the values there when ``add``) and, with_var, the read-noise variances into
+    ``var_out`` (scaled by ``var_scale``).
 
     A task is one batch row b and up to _SAMPLES_PER_TASK samples: draw the masks of every cell
     for each sample, list the rows with z != 0 (shared by the samples), then for four rows at a
-    time form z·G once and add its conducting entries to each sample's accumulator (LLVM: one
-    vptestmd + one masked load per 16 cells, one accumulator load/store per four rows). The sum
-    for a read is always ((t0 + t1) + (t2 + t3)) per group, groups in ascending row order, in
-    float32, whatever the task split or thread count.
+    time form z·G (and z²·R) once and add its conducting entries to each sample's accumulators
+    (LLVM: one vptestmd + one masked load per 16 cells, one accumulator load/store per four
+    rows; the variance reuses the mask test). The sum for a read is always ((t0 + t1) + (t2 +
+    t3)) per group, groups in ascending row order, in float32, whatever the task split or
+    thread count; then out = scale·acc (+ out).
     """
     rows, ncp = g.shape
     batch = z.shape[0]
     n_half = ncp // 32
     n_blocks = (n_samples + _SAMPLES_PER_TASK - 1) // _SAMPLES_PER_TASK
-    out = np.empty((n_samples, batch, n_cols), dtype=np.float32)
-    if with_var:
-        var_out = np.empty((n_samples, batch, n_cols), dtype=np.float32)
-    else:
-        var_out = np.empty((0, 0, 0), dtype=np.float32)
+    n_merged = select.shape[0]
     bit = _BIT32
     for task in prange(batch * n_blocks):
         b = task // n_blocks
@@ -190,46 +231,62 @@ def exact_cell_kernel(
         acc = np.zeros((_SAMPLES_PER_TASK, ncp), dtype=np.float32)
         vacc = np.zeros((_SAMPLES_PER_TASK, ncp), dtype=np.float32)
         zg = np.empty((4, 32), dtype=np.float32)
+        zv = np.empty((4, 32), dtype=np.float32)
         for t in range(ns):
             seed = read_seed(k0, k1, s0 + first + t, b0 + b)
-            fill_masks(masks[t], eq, tail, seed, planes, always, last_plane, bits, has_always)
+            mt = masks[t]
+            fill_masks(mt, eq, tail, seed, planes, always, last_plane, bits, has_always)
+            if pairs == 2:  # merged cell q: ξ⁺ where select, else ξ⁻ (word q + n_merged)
+                for q in range(n_merged):
+                    sq = select[q]
+                    mt[q] = (mt[q] & sq) | (mt[q + n_merged] & ~sq)
         m32 = masks.view(np.uint32)
-        n = 0
-        for r in range(rows):
-            zr = z[b, r]
-            if zr != 0:
-                idx[n] = r
-                sg[n] = np.float32(zr)
-                n += 1
-        while n % 4 != 0:  # pad the last group with rows of weight 0
-            idx[n] = 0
-            sg[n] = _F0
-            n += 1
-        for pass_ in range(2 if with_var else 1):
-            # pass 0: currents Σ ξ G z; pass 1: read-noise variances Σ ξ R z² (same masks)
-            src = g if pass_ == 0 else read_var
-            dst = acc if pass_ == 0 else vacc
-            for grp in range(0, n, 4):
-                r0 = idx[grp]
-                r1 = idx[grp + 1]
-                r2 = idx[grp + 2]
-                r3 = idx[grp + 3]
-                c0 = sg[grp]
-                c1 = sg[grp + 1]
-                c2 = sg[grp + 2]
-                c3 = sg[grp + 3]
-                if pass_ == 1:  # z² (1 for ±1 inputs, 0 for padding rows)
-                    c0 = c0 * c0
-                    c1 = c1 * c1
-                    c2 = c2 * c2
-                    c3 = c3 * c3
-                for h in range(n_half):
-                    for k in range(32):  # z·G of the group, formed once for every sample
+        n = _driven_rows(z, b, pairs, idx, sg)
+        for grp in range(0, n, 4):
+            r0 = idx[grp]
+            r1 = idx[grp + 1]
+            r2 = idx[grp + 2]
+            r3 = idx[grp + 3]
+            c0 = sg[grp]
+            c1 = sg[grp + 1]
+            c2 = sg[grp + 2]
+            c3 = sg[grp + 3]
+            for h in range(n_half):
+                for k in range(32):  # z·G of the group, formed once for every sample
+                    c = h * 32 + k
+                    zg[0, k] = c0 * g[r0, c]
+                    zg[1, k] = c1 * g[r1, c]
+                    zg[2, k] = c2 * g[r2, c]
+                    zg[3, k] = c3 * g[r3, c]
+                if with_var:
+                    for k in range(32):  # z²·R (1 for ±1 inputs, 0 for padding rows)
                         c = h * 32 + k
-                        zg[0, k] = c0 * src[r0, c]
-                        zg[1, k] = c1 * src[r1, c]
-                        zg[2, k] = c2 * src[r2, c]
-                        zg[3, k] = c3 * src[r3, c]
+                        zv[0, k] = (c0 * c0) * read_var[r0, c]
+                        zv[1, k] = (c1 * c1) * read_var[r1, c]
+                        zv[2, k] = (c2 * c2) * read_var[r2, c]
+                        zv[3, k] = (c3 * c3) * read_var[r3, c]
+                    for t in range(ns):
+                        a0 = m32[t, r0 * n_half + h]
+                        a1 = m32[t, r1 * n_half + h]
+                        a2 = m32[t, r2 * n_half + h]
+                        a3 = m32[t, r3 * n_half + h]
+                        for k in range(32):
+                            bk = bit[k]
+                            e0 = (a0 & bk) != 0
+                            e1 = (a1 & bk) != 0
+                            e2 = (a2 & bk) != 0
+                            e3 = (a3 & bk) != 0
+                            t0 = zg[0, k] if e0 else _F0
+                            t1 = zg[1, k] if e1 else _F0
+                            t2 = zg[2, k] if e2 else _F0
+                            t3 = zg[3, k] if e3 else _F0
+                            acc[t, h * 32 + k] += (t0 + t1) + (t2 + t3)
+                            v0 = zv[0, k] if e0 else _F0
+                            v1 = zv[1, k] if e1 else _F0
+                            v2 = zv[2, k] if e2 else _F0
+                            v3 = zv[3, k] if e3 else _F0
+                            vacc[t, h * 32 + k] += (v0 + v1) + (v2 + v3)
+                else:
                     for t in range(ns):
                         a0 = m32[t, r0 * n_half + h]
                         a1 = m32[t, r1 * n_half + h]
@@ -241,14 +298,23 @@ def exact_cell_kernel(
                             t1 = zg[1, k] if (a1 & bk) != 0 else _F0
                             t2 = zg[2, k] if (a2 & bk) != 0 else _F0
                             t3 = zg[3, k] if (a3 & bk) != 0 else _F0
-                            dst[t, h * 32 + k] += (t0 + t1) + (t2 + t3)
+                            acc[t, h * 32 + k] += (t0 + t1) + (t2 + t3)
         for t in range(ns):
-            for c in range(n_cols):
-                out[first + t, b, c] = acc[t, c]
-            if with_var:
+            o = out[first + t, b]
+            if add:
                 for c in range(n_cols):
-                    var_out[first + t, b, c] = vacc[t, c]
-    return out, var_out
+                    o[c] = o[c] + scale * acc[t, c]
+            else:
+                for c in range(n_cols):
+                    o[c] = scale * acc[t, c]
+            if with_var:
+                vo = var_out[first + t, b]
+                if add:
+                    for c in range(n_cols):
+                        vo[c] = vo[c] + var_scale * vacc[t, c]
+                else:
+                    for c in range(n_cols):
+                        vo[c] = var_scale * vacc[t, c]
 
 
 @njit(cache=True, parallel=True)

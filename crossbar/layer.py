@@ -46,7 +46,6 @@ from .calibration import Calibration, EffectiveParameters
 from .config import ChipConfig
 from .counters import Counters
 from .moments import column_moments
-from .products import DrivenTable, SignedTable, driven_table, signed_table
 from .readout import DEFAULT_CHUNK_VALUES, MODES, check_states, read_out
 from .streams import Streams
 from .tile import Tile, TileArrays, read_arrays, scale_arrays
@@ -128,7 +127,8 @@ class HardwareLayer:
         # Read-time caches: tile arrays per (t_s, read_gain), column moments per (t_s, c, gain).
         self._cache: dict[tuple[float, float], list[list[TileArrays]]] = {}
         self._coef_cache: dict[tuple[float, int, float], tuple[np.ndarray, np.ndarray]] = {}
-        self._table_cache: dict[tuple[float, int, float], tuple[SignedTable, DrivenTable]] = {}
+        # Fixed-order product tables of the CLT / exact read terms (crossbar.moment_tables).
+        self._table_cache: dict[tuple, Any] = {}
 
     # ------------------------------------------------------------------ build
 
@@ -422,26 +422,6 @@ class HardwareLayer:
                 self._coef_cache.pop(next(iter(self._coef_cache)))
             self._coef_cache[key] = (m, q)
         return self._coef_cache[key]
-
-    def moment_tables(
-        self, t_s: float, c: int, read_gain: float = 1.0
-    ) -> tuple[SignedTable, DrivenTable]:
-        """:meth:`moment_coefficients` prepared for the fixed-order products of
-        :mod:`crossbar.products`, with the analog comparator's offsets and noise variance as
-        the constant terms: E = offset + z M and Var = σ_n² + (z∘z) Q (µA, µA²). Cached like
-        the coefficients."""
-        key = (float(t_s), int(c), float(read_gain))
-        if key not in self._table_cache:
-            m, q = self.moment_coefficients(t_s, c, read_gain)
-            cs = self.col_slices[c]
-            tables = (
-                signed_table(m, self.offsets_ua[cs]),
-                driven_table(q, self.neuron.config.noise_sigma_ua**2),
-            )
-            if len(self._table_cache) >= _CACHED_READ_TIMES * len(self.col_slices):
-                self._table_cache.pop(next(iter(self._table_cache)))
-            self._table_cache[key] = tables
-        return self._table_cache[key]
 
     def drift_signal_us(self, t_s: float) -> float:
         """Σ over the layer's cells of the mean conductance G(t_s) (µS): what a global drift

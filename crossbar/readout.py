@@ -22,7 +22,8 @@ import numpy as np
 
 from . import periphery
 from .counters import Counters
-from .products import driven_sum, encode_inputs, signed_product
+from .moment_tables import deterministic_tables, moment_tables
+from .products import InputCodes, driven_sum, encode_inputs, signed_product
 from .sampling import sample_cells, sample_row_currents
 from .streams import Streams, decide_gaussian, noisy_sum, standard_normals
 
@@ -35,6 +36,9 @@ MODES = ("exact", "clt")
 
 #: float32 values per (samples x batch x columns) block processed at once (bounded memory).
 DEFAULT_CHUNK_VALUES = 1 << 20
+
+# Samples per input the exact kernel reads together (crossbar._kernels._SAMPLES_PER_TASK).
+_EXACT_SAMPLES = 8
 
 
 def check_states(z: Any, fan_in: int) -> np.ndarray:
@@ -88,9 +92,13 @@ def read_out(
     batch = z8.shape[0]
     out = np.empty((n_samples, batch, layer.fan_out), dtype=np.int8 if decide else np.float32)
     counts = Counters(evaluations=n_samples * batch)
+    # The exact per-cell kernel shares each row's work among up to 8 samples of one input:
+    # give it that many per block (fewer batch rows per block instead; results do not depend
+    # on the blocks).
+    per_input = min(n_samples, _EXACT_SAMPLES) if mode == "exact" else 1
     for c, cs in enumerate(layer.col_slices):
         width = cs.stop - cs.start
-        b_step = max(1, min(batch, chunk_values // width))
+        b_step = max(1, min(batch, chunk_values // (width * per_input)))
         for b0 in range(0, batch, b_step):
             zb = z8[b0 : b0 + b_step]
             block = _Block(layer, arrays, c, zb, streams, mode, b0, (t_s, read_gain), record)
@@ -185,8 +193,8 @@ class _Block:
         the values do not depend on the batch chunk or the thread count."""
         if "moments" not in self._memo:
             t_s, gain = self.read
-            mean_table, var_table = self.layer.moment_tables(t_s, self.c, gain)
-            codes = encode_inputs(self.z8)
+            mean_table, var_table = moment_tables(self.layer, t_s, self.c, gain)
+            codes = self._codes()
             self._memo["moments"] = (
                 signed_product(codes, mean_table),
                 driven_sum(codes, var_table),
@@ -208,8 +216,7 @@ class _Block:
             key = self.streams.key("element", t, self.c)
         kw = dict(samples=n, key=key, sample_offset=s0, batch_offset=self.b0)
         if ta.kind == "bernoulli_cell" and self.mode == "exact":
-            zt = self.zt[t]
-            res = sample_cells(ta.cells, np.concatenate([zt, -zt], axis=1), **kw)
+            res = sample_cells(ta.cells, self.zt[t], **kw)  # differential: G⁻ read with −z
         elif ta.kind == "bernoulli_row":
             res = sample_row_currents(
                 ta.row_g, self.zt[t], ta.row_planes, read_var=ta.row_var, **kw
@@ -228,6 +235,53 @@ class _Block:
         if isinstance(res, tuple):
             return v * res[0], (v * v) * res[1], zero2
         return v * res, zero1, zero2
+
+    def _cells_sum(self, s0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The exact per-cell reads of every row-tile summed in row-tile order, V·I (µA) and
+        V²·V_read (µA², or a zero row without read noise), float32 (n, batch, width): the
+        kernel scales by V and adds each tile into one pair of buffers (the same numbers as
+        summing :meth:`_stochastic`'s per-tile arrays)."""
+        v = np.float32(self.v)
+        base = var_s = None
+        for t, ta in enumerate(self.tiles):
+            cells = ta.cells
+            kw = dict(
+                samples=n,
+                key=self.streams.key("element", t, self.c),
+                sample_offset=s0,
+                batch_offset=self.b0,
+                scale=v,
+            )
+            has_var = cells.read_var is not None
+            if base is None:
+                res = sample_cells(cells, self.zt[t], **kw)
+                base, var_s = res if has_var else (res, None)
+                continue
+            if has_var and var_s is None:
+                var_s = np.zeros_like(base)
+            sample_cells(cells, self.zt[t], out=(base, var_s) if has_var else base, **kw)
+        if var_s is None:
+            var_s = np.zeros((1, self.batch, self.width), dtype=np.float32)
+        return base, var_s
+
+    def _codes(self) -> InputCodes:
+        if "codes" not in self._memo:
+            self._memo["codes"] = encode_inputs(self.z8)
+        return self._memo["codes"]
+
+    def _deterministic(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sample-invariant terms of the analog sum when the stochastic read is drawn:
+        offset + Σ_t a V (z m_d) and σ_n² + Σ_t a² V² (z∘z v_d) over the row-tiles (µA, µA²),
+        float32 (batch, width), each row in one fixed order (:mod:`crossbar.products`)."""
+        if "deterministic" not in self._memo:
+            t_s, gain = self.read
+            mean_table, var_table = deterministic_tables(self.layer, t_s, self.c, gain)
+            codes = self._codes()
+            self._memo["deterministic"] = (
+                signed_product(codes, mean_table),
+                driven_sum(codes, var_table),
+            )
+        return self._memo["deterministic"]
 
     def _noisy(self, base, var_s, var_c, key, s0, n) -> np.ndarray:
         return noisy_sum(
@@ -276,6 +330,10 @@ class _Block:
                 return decide_gaussian(mean, var, theta, key, **kw)
             zero1 = np.zeros((1, self.batch, self.width), dtype=np.float32)
             return noisy_sum(zero1, mean, zero1, var, theta, key, decide=False, **kw)
+        if self.mode == "exact" and all(ta.kind == "bernoulli_cell" for ta in self.tiles):
+            base, var_s = self._cells_sum(s0, n)
+            shift, var_c = self._deterministic()
+            return noisy_sum(base, shift, var_s, var_c, theta, key, decide=decide, **kw)
         base = var_s = None
         var_c = np.zeros((self.batch, self.width))
         for t in range(len(self.tiles)):

@@ -32,12 +32,12 @@ and batch row of this call) when splitting a run into chunks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _kernels
-from .probability import DEFAULT_BITS, ProbabilityPlanes, quantise_probability
+from .probability import DEFAULT_BITS, ProbabilityPlanes, pack_bits, quantise_probability
 from .products import driven_sum, driven_table, encode_inputs, signed_product, signed_table
 from .rng import SamplerKey, sampler_key
 
@@ -59,16 +59,29 @@ class CellArray:
     """A programmed array of cells ready for repeated exact reads (see :func:`prepare_cells`).
 
     Attributes:
-        g: float32 (rows, n_words·64) conductances, columns zero-padded to a multiple of 64.
+        g: float32 (rows', n_words·64) conductances as the kernel reads them, columns
+            zero-padded to a multiple of 64: the cells themselves, or for merged differential
+            pairs one row per pair (G⁺ − G⁻, see :func:`prepare_cells`).
         read_var: float32 like ``g`` (per-cell read-noise variance), or None.
-        probability: the cells' conducting probabilities as bit planes.
+        probability: the cells' conducting probabilities as bit planes (every cell, stacked).
         shape: (rows, cols) of the cells.
+        pairs: 0 plain; 1 differential pairs [G⁺; G⁻] read with inputs [z, −z]; 2 the same,
+            merged (no pair has two cells that can carry current in one column).
+        select: uint64 (rows/2 · n_words,) for merged pairs: bit set where the G⁺ cell is the
+            pair's active cell (an empty array otherwise).
     """
 
     g: np.ndarray
     read_var: np.ndarray | None
     probability: ProbabilityPlanes
     shape: tuple[int, int]
+    pairs: int = 0
+    select: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+
+    @property
+    def inputs(self) -> int:
+        """Inputs per read: rows, or rows/2 for differential pairs."""
+        return self.shape[0] // 2 if self.pairs else self.shape[0]
 
 
 def _as_matrix(name: str, a: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -137,6 +150,7 @@ def prepare_cells(
     *,
     read_var: np.ndarray | None = None,
     bits: int = DEFAULT_BITS,
+    differential: bool = False,
 ) -> CellArray:
     """Prepare conductances and probabilities for :func:`sample_cells` (do it once per programming).
 
@@ -145,17 +159,45 @@ def prepare_cells(
         p: conducting probability: scalar, per-cell (rows, cols) array, or prepared planes.
         read_var: optional (rows, cols) per-cell read-noise variance σ_read² (e.g. µS²), ≥ 0.
         bits: k, the resolution of p (|error| ≤ 2^-(k+1)); ignored for prepared planes.
+        differential: ``g`` (and ``p``, ``read_var``) are the stacked differential pairs
+            [G⁺; G⁻] of rows/2 inputs (see :func:`stack_differential`): :func:`sample_cells`
+            then takes z of shape (batch, rows/2) and reads G⁺ with z and G⁻ with −z. Where no
+            pair has both cells able to carry current in a column (G or read variance nonzero;
+            e.g. g_min = 0 and exact programming: one device of every pair is at 0), the pairs
+            are merged: one row per pair holds G⁺ − G⁻ and its cell conducts with the active
+            device's own draw ξ⁺ or ξ⁻. The draws, and so the distribution and the random
+            stream, are those of the two rows; only the float32 summation order differs (the
+            pair's one nonzero term is added in the pair's place), and half the cells are read.
     """
     g32 = _as_matrix("g", g)
     shape = (int(g32.shape[0]), int(g32.shape[1]))
-    var_padded = None
+    r32 = None
     if read_var is not None:
         r32 = _as_matrix("read_var", read_var, shape)
         if r32.min() < 0:
             raise ValueError(f"read_var contains {float(r32.min())!r}: variances must be >= 0")
-        var_padded = _padded(r32)
+    planes = _as_planes(p, shape, bits)
+    if not differential:
+        var = None if r32 is None else _padded(r32)
+        return CellArray(g=_padded(g32), read_var=var, probability=planes, shape=shape)
+    if shape[0] % 2:
+        raise ValueError(f"g has {shape[0]} rows; differential pairs need an even number")
+    r = shape[0] // 2
+    active = g32 != 0
+    if r32 is not None:
+        active |= r32 != 0
+    plus, minus = active[:r], active[r:]
+    if np.any(plus & minus):  # some pair has two current-carrying cells: read both rows
+        var = None if r32 is None else _padded(r32)
+        return CellArray(g=_padded(g32), read_var=var, probability=planes, shape=shape, pairs=1)
+    merged_var = None if r32 is None else _padded(r32[:r] + r32[r:])
     return CellArray(
-        g=_padded(g32), read_var=var_padded, probability=_as_planes(p, shape, bits), shape=shape
+        g=_padded(g32[:r] - g32[r:]),  # exact: one of the two is 0
+        read_var=merged_var,
+        probability=planes,
+        shape=shape,
+        pairs=2,
+        select=pack_bits(plus),
     )
 
 
@@ -167,22 +209,30 @@ def sample_cells(
     key: SamplerKey | int | np.random.SeedSequence,
     sample_offset: int = 0,
     batch_offset: int = 0,
+    scale: float = 1.0,
+    out: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Exact per-cell reads of a prepared array.
 
     Args:
         cells: from :func:`prepare_cells`.
-        z: (batch, rows) inputs in {-1, 0, +1} (0: row not driven, e.g. conv zero padding).
+        z: (batch, inputs) inputs in {-1, 0, +1} (0: row not driven, e.g. conv zero padding);
+            inputs = rows, or rows/2 for differential cells.
         samples: number of MC samples (independent reads of every cell).
         key: generator key (a SamplerKey, or an int / SeedSequence to derive one).
         sample_offset, batch_offset: global indices of the first sample and batch row, so that a
             run split into chunks gives the same numbers as one call.
+        scale: a factor s applied to the reads in float32 (e.g. the read voltage): I·s and
+            V·s² (the same numbers as multiplying the results afterwards).
+        out: arrays to add the (scaled) reads into, in float32, instead of returning new ones:
+            I, or (I, V) with read_var, each C-contiguous float32 (samples, batch, cols)
+            (out += s·I: the same numbers as ``out + s * I``). Returned.
 
     Returns:
         I float32 (samples, batch, cols); with read_var also V float32 (samples, batch, cols).
     """
-    rows, cols = cells.shape
-    z8 = _as_inputs(z, rows)
+    cols = cells.shape[1]
+    z8 = _as_inputs(z, cells.inputs)
     n_samples = _check_count("samples", samples)
     s0 = _check_count("sample_offset", sample_offset)
     b0 = _check_count("batch_offset", batch_offset)
@@ -190,7 +240,23 @@ def sample_cells(
     pl = cells.probability
     with_var = cells.read_var is not None
     read_var = cells.read_var if with_var else np.zeros((1, 1), dtype=np.float32)
-    currents, variances = _kernels.exact_cell_kernel(
+    want = (n_samples, z8.shape[0], cols)
+    add = out is not None
+    if out is None:
+        currents = np.empty(want, dtype=np.float32)
+        variances = np.empty(want if with_var else (0, 0, 0), dtype=np.float32)
+    else:
+        currents, variances = out if with_var else (out, np.empty((0, 0, 0), np.float32))
+        for name, arr in (("out", currents), ("out variances", variances))[: 1 + with_var]:
+            if not (
+                isinstance(arr, np.ndarray)
+                and arr.dtype == np.float32
+                and arr.shape == want
+                and arr.flags.c_contiguous
+            ):
+                raise ValueError(f"{name} must be a C-contiguous float32 array of shape {want}")
+    v = np.float32(scale)
+    _kernels.exact_cell_kernel(
         cells.g,
         z8,
         read_var,
@@ -206,6 +272,13 @@ def sample_cells(
         np.int64(b0),
         np.int64(n_samples),
         np.int64(cols),
+        np.int64(cells.pairs),
+        cells.select,
+        currents,
+        variances,
+        v,
+        v * v,
+        add,
     )
     return (currents, variances) if with_var else currents
 

@@ -130,7 +130,7 @@ class TileArrays:
             raise ValueError(f"a {self.kind} tile has no per-cell sampler array")
         if not self._cells:
             g, planes, var = self.stacked
-            self._cells.append(prepare_cells(g, planes, read_var=var))
+            self._cells.append(prepare_cells(g, planes, read_var=var, differential=True))
         return self._cells[0]
 
 

@@ -271,6 +271,78 @@ def test_differential_pair_mean():
     assert np.all(np.abs(i_cells.mean(axis=0) - mean) < 4.5 * np.sqrt(var / n))
 
 
+def _pairs(rng, rows, cols, integer=False, disjoint=True):
+    if integer:
+        w = rng.integers(-20, 21, (rows, cols)).astype(np.float32)
+    else:
+        w = rng.normal(0, 10, (rows, cols)).astype(np.float32)
+    gp, gm = np.maximum(w, 0), np.maximum(-w, 0)
+    if not disjoint:
+        gm = gm + rng.uniform(0, 1, gm.shape).astype(np.float32)
+    return np.vstack([gp, gm])
+
+
+def test_differential_cells_read_the_same_draws_as_the_stacked_rows():
+    """prepare_cells(differential=True): inputs z instead of [z, −z]. Pairs with two active
+    cells are read as the stacked rows (bit for bit); disjoint pairs are merged, which reads the
+    same draws ξ⁺, ξ⁻ — with integer conductances (exact float32 sums in any order) the results
+    are identical, with real ones they agree to float32 rounding."""
+    rng = np.random.default_rng(11)
+    rows, cols = 90, 70
+    z = rng.choice(np.array([-1, 0, 1], np.int8), size=(6, rows))
+    zz = np.concatenate([z, -z], axis=1)
+    for integer, disjoint in [(True, True), (False, True), (False, False)]:
+        g = _pairs(rng, rows, cols, integer, disjoint)
+        p = rng.uniform(0.1, 0.9, g.shape)
+        var = (0.05 * g) ** 2
+        stacked = prepare_cells(g, p, read_var=var)
+        cells = prepare_cells(g, p, read_var=var, differential=True)
+        assert cells.pairs == (2 if disjoint else 1) and cells.inputs == rows
+        want_i, want_v = sample_cells(stacked, zz, samples=5, key=12)
+        got_i, got_v = sample_cells(cells, z, samples=5, key=12)
+        if integer or not disjoint:
+            np.testing.assert_array_equal(got_i, want_i)
+        else:  # |error| <= rows·2^-24·Σ|G| per column (float32 rounding, another order)
+            bound = 2 * rows * 2.0**-24 * np.abs(g).sum(axis=0)
+            assert np.all(np.abs(got_i - want_i) <= bound)
+        assert np.all(np.abs(got_v - want_v) <= 2 * rows * 2.0**-24 * var.sum(axis=0))
+    with pytest.raises(ValueError, match="even number"):
+        prepare_cells(np.ones((3, 2)), 0.5, differential=True)
+    with pytest.raises(ValueError, match=r"z must have shape \(batch, 45\)"):
+        sample_cells(prepare_cells(np.ones((90, 2)), 0.5, differential=True), zz, samples=1, key=1)
+
+
+def test_merged_pairs_chunk_and_thread_invariant_and_scaled_accumulation():
+    rng = np.random.default_rng(13)
+    g = _pairs(rng, 60, 130)
+    cells = prepare_cells(g, rng.uniform(0.2, 0.8, g.shape), read_var=g * g, differential=True)
+    z = rng.choice(np.array([-1, 1], np.int8), size=(5, 60))
+    key = sampler_key(np.random.SeedSequence(7))
+    whole_i, whole_v = sample_cells(cells, z, samples=11, key=key)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        for s0, s1, b0, b1 in [(0, 3, 0, 2), (3, 11, 2, 5)]:
+            i_part, v_part = sample_cells(
+                cells, z[b0:b1], samples=s1 - s0, key=key, sample_offset=s0, batch_offset=b0
+            )
+            np.testing.assert_array_equal(i_part, whole_i[s0:s1, b0:b1])
+            np.testing.assert_array_equal(v_part, whole_v[s0:s1, b0:b1])
+    finally:
+        numba.set_num_threads(threads)
+    # scale and out: the numbers of out + s·I and out + s²·V in float32
+    acc = (np.full(whole_i.shape, 3.0, np.float32), np.full(whole_v.shape, 0.5, np.float32))
+    res = sample_cells(cells, z, samples=11, key=key, scale=0.2, out=acc)
+    s = np.float32(0.2)
+    assert res[0] is acc[0]
+    np.testing.assert_array_equal(acc[0], np.float32(3.0) + s * whole_i)
+    np.testing.assert_array_equal(acc[1], np.float32(0.5) + (s * s) * whole_v)
+    scaled = sample_cells(cells, z, samples=11, key=key, scale=0.2)
+    np.testing.assert_array_equal(scaled[0], s * whole_i)
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        sample_cells(cells, z, samples=11, key=key, out=(acc[0][:, :2], acc[1]))
+
+
 def test_sampler_input_errors_name_the_field():
     g = np.ones((4, 3))
     with pytest.raises(ValueError, match=r"z contains 2"):

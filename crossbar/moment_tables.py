@@ -1,0 +1,80 @@
+"""A layer's read terms prepared for the fixed-order products of :mod:`crossbar.products`.
+
+Two sets of tables per column-tile c and read (t_s, read_gain), cached on the layer:
+
+- :func:`moment_tables` — the CLT moments of the analog comparator input,
+  E = offset + z M and Var = σ_n² + (z∘z) Q with (M, Q) of
+  :meth:`~crossbar.HardwareLayer.moment_coefficients` (µA, µA² per unit input);
+- :func:`deterministic_tables` — the sample-invariant terms when the stochastic read is drawn
+  (exact mode): offset + z M_d and σ_n² + (z∘z) Q_d with M_d = V a m_d and Q_d = V² a² v_d
+  stacked over the row-tiles (a = 0 without a deterministic read).
+
+The offsets and the comparator noise variance σ_n² ride as the tables' constant terms.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .products import DrivenTable, SignedTable, driven_table, signed_table
+
+if TYPE_CHECKING:
+    from .layer import HardwareLayer
+
+__all__ = ["deterministic_tables", "moment_tables"]
+
+# Entries kept per layer: (two kinds) x (read conditions) x (column-tiles), as the layer's
+# other read-time caches (4 read conditions).
+_READS_CACHED = 4
+
+
+def _cached(layer: HardwareLayer, key: tuple, build) -> tuple[SignedTable, DrivenTable]:
+    cache = layer._table_cache
+    if key not in cache:
+        if len(cache) >= 2 * _READS_CACHED * len(layer.col_slices):
+            cache.pop(next(iter(cache)))
+        cache[key] = build()
+    return cache[key]
+
+
+def _with_constants(
+    layer: HardwareLayer, c: int, m: np.ndarray, q: np.ndarray
+) -> tuple[SignedTable, DrivenTable]:
+    cs = layer.col_slices[c]
+    return (
+        signed_table(m, layer.offsets_ua[cs]),
+        driven_table(q, layer.neuron.config.noise_sigma_ua**2),
+    )
+
+
+def moment_tables(
+    layer: HardwareLayer, t_s: float, c: int, read_gain: float = 1.0
+) -> tuple[SignedTable, DrivenTable]:
+    """(E, Var) tables of column-tile ``c``'s analog comparator input (module docstring)."""
+    key = ("clt", float(t_s), int(c), float(read_gain))
+
+    def build():
+        m, q = layer.moment_coefficients(t_s, c, read_gain)
+        return _with_constants(layer, c, m, q)
+
+    return _cached(layer, key, build)
+
+
+def deterministic_tables(
+    layer: HardwareLayer, t_s: float, c: int, read_gain: float = 1.0
+) -> tuple[SignedTable, DrivenTable]:
+    """The exact mode's sample-invariant terms of column-tile ``c`` (module docstring)."""
+    key = ("exact", float(t_s), int(c), float(read_gain))
+
+    def build():
+        cs = layer.col_slices[c]
+        a = layer.gain[cs] if layer.reads_deterministic else np.zeros(cs.stop - cs.start)
+        col = [row[c] for row in layer.read_arrays(t_s, read_gain)]
+        v = layer.chip.v_read_v
+        m_d = v * np.vstack([a * ta.m_d for ta in col])
+        q_d = v**2 * np.vstack([a**2 * ta.v_d for ta in col])
+        return _with_constants(layer, c, m_d, q_d)
+
+    return _cached(layer, key, build)
