@@ -78,3 +78,52 @@ def layer_transposed_read(
     if rng is None:
         return e
     return e + v * np.sqrt(np.square(d) @ v_d.T) * rng.standard_normal(e.shape)
+
+
+def tiled_transposed_read(
+    layer: Any,
+    delta: np.ndarray,
+    *,
+    t_s: float = 0.0,
+    rng: np.random.Generator | None = None,
+    adc_bits: int | None = None,
+    adc_sigmas: float | None = None,
+) -> np.ndarray:
+    """Transposed read through a programmed layer's tiles: (batch, fan_in) float64, µA.
+
+    Every tile (t, c) is driven on its columns with V·δ (``delta`` (batch, fan_out)) and its
+    rows are sensed: e = V δ_c m_dᵀ + read noise (the deterministic phase's coefficients at
+    ``t_s``: drift, the wire attenuation of the forward read — the transposed drive's own IR
+    pattern is not solved —, variance V² δ² v_dᵀ, one Gaussian per sensed row and read from
+    ``rng``; None = noise-free). Each tile's sensed rows pass a converter of ``adc_bits``
+    (default the chip's ``periphery.adc_bits``; 0 = ideal) whose full scale is ``adc_sigmas``
+    (default ``periphery.adc_range_sigmas``) times the rms over the batch of the row's
+    noise-free signal (an auto-ranging gradient converter); the column-tiles' row values are
+    summed digitally. On an ideal chip this is V δ (stacked m_d)ᵀ.
+    """
+    from .periphery import adc_convert
+
+    d = np.asarray(delta, dtype=np.float64)
+    if d.ndim != 2 or d.shape[1] != layer.fan_out:
+        raise ValueError(f"delta has shape {d.shape}; expected (batch, {layer.fan_out})")
+    per = layer.chip.periphery
+    bits = per.adc_bits if adc_bits is None else int(adc_bits)
+    sigmas = per.adc_range_sigmas if adc_sigmas is None else float(adc_sigmas)
+    v = layer.chip.v_read_v
+    arrays = layer.read_arrays(float(t_s))
+    out = np.zeros((d.shape[0], layer.fan_in))
+    for t, rs in enumerate(layer.row_slices):
+        for c, cs in enumerate(layer.col_slices):
+            ta = arrays[t][c]
+            dc = d[:, cs]
+            mean = v * (dc @ ta.m_d.T)
+            e = mean
+            if rng is not None:
+                std = v * np.sqrt(np.square(dc) @ ta.v_d.T)
+                e = mean + std * rng.standard_normal(mean.shape)
+            if bits:
+                fs = sigmas * np.sqrt(np.mean(np.square(mean), axis=0))
+                fs = np.where(fs > 0, fs, 1.0)
+                e = np.asarray(adc_convert(e, fs, bits)[0], dtype=np.float64)
+            out[:, rs] += e
+    return out

@@ -1,10 +1,14 @@
-"""``nsmx learn``: train an NSM MLP in situ on a virtual chip with pulse-programmed devices.
+"""``nsmx learn``: train an NSM in situ on a virtual chip with pulse-programmed devices, from
+scratch (``--model``) or by fine-tuning a programmed chip (``--program FILE.nsmx --tune
+periphery|full``).
 
 Writes into ``--out DIR``: ``metrics.csv`` and ``metrics.json`` (one row per epoch: loss,
 train / test accuracy, gradient cosine per layer, pulses per device, refreshes, time),
-``checkpoint.npz`` (every epoch; ``--resume`` continues from it) and ``program.nsmx`` (the
-learned network as a crossbar program; evaluate it with ``nsmx run DIR/program.nsmx``).
-``--json`` makes the last line of stdout one JSON object (the final epoch's metrics).
+``chip_state.npz`` (the learned chip as it is, every epoch: ``nsmx run --chip-state`` evaluates
+it, ``--resume`` continues it) and ``program.nsmx`` (the learned network as a crossbar program).
+``--json`` makes the last line of stdout one JSON object: accuracy_before (the chip before
+learning), accuracy_after, epochs, n (test examples), samples, the paths written and the final
+epoch's metrics.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from nsmx.args import (
     UserError,
@@ -50,7 +56,36 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     p.add_argument(
-        "--model", choices=sorted(DATASET_OF), default="digits-mlp", help="(default: %(default)s)"
+        "--model",
+        choices=sorted(DATASET_OF),
+        default=None,
+        help="architecture learned from scratch (default: digits-mlp; not with --program)",
+    )
+    p.add_argument(
+        "--program",
+        default=None,
+        metavar="FILE.nsmx",
+        help="fine-tune the chip programmed with this compiled program",
+    )
+    p.add_argument(
+        "--tune",
+        choices=["periphery", "full"],
+        default="full",
+        help="with --program: periphery = only β gains, thresholds and the output layer (no "
+        "pulse); full = also pulse updates of the crossbars (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dataset",
+        choices=["digits", "mnist", "fashion-mnist"],
+        default=None,
+        help="the data the program was trained for (default: the program's source dataset, "
+        "or the --model's)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=["clt", "exact"],
+        default="clt",
+        help="the engine's read mode for training and evaluation (default: %(default)s)",
     )
     p.add_argument(
         "--epochs", type=positive_int, default=10, help="total epochs to reach (default: 10)"
@@ -124,7 +159,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         data_dir_help="MNIST IDX folder (default: $NSMX_MNIST_DIR)",
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.npz")
+    p.add_argument("--resume", action="store_true", help="continue from DIR/chip_state.npz")
     add_plugin_arg(p)
     add_output_args(p)
     return p
@@ -175,14 +210,58 @@ def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from crossbar import ChipError, resolve_chip
-    from mapping.learning import LearningConfig, OnChipNetwork, Trainer
-    from mapping.program import save_program
+    from mapping.learning import ChipStateError, LearningConfig, OnChipNetwork, Trainer
+    from mapping.program import ProgramError, load_program, save_program
 
+    if args.program is not None and args.model is not None:
+        raise UserError("--model and --program are exclusive (a program has its architecture)")
+    if args.program is None and args.tune != "full":
+        raise UserError(
+            "--tune periphery needs --program (a chip learned from scratch learns its crossbars)"
+        )
+    program = None
+    model = args.model or "digits-mlp"
+    if args.program is not None:
+        try:
+            program = load_program(args.program)
+        except (ProgramError, OSError) as exc:
+            raise UserError(str(exc)) from exc
+        model = ""
+    if args.dataset is not None:
+        dataset = args.dataset
+    elif program is not None:
+        dataset = str(program.source.get("dataset", ""))
+        if dataset not in ("digits", "mnist", "fashion-mnist"):
+            raise UserError(
+                f"{args.program}: name its data with --dataset (source says {dataset!r})"
+            )
+    else:
+        dataset = DATASET_OF[model]
+    out = Path(args.out)
+    state_path = out / "chip_state.npz"
+    if state_path.exists() and not args.resume:
+        raise UserError(f"{state_path} exists; pass --resume to continue or choose another --out")
+    if args.data is not None:
+        dataset = Path(args.data).name
+        shape = program.input_shape if program else None
+        x_tr, y_tr = load_data(args.data, "train", input_shape=shape, n_classes=None)
+        x_te, y_te = load_data(args.data, "test", input_shape=shape, n_classes=None)
+    else:
+        x_tr, y_tr = load_split(dataset, "train", args.data_dir)
+        x_te, y_te = load_split(dataset, "test", args.data_dir)
+    x_tr, y_tr = np.asarray(x_tr), np.asarray(y_tr)
+    x_te, y_te = np.asarray(x_te), np.asarray(y_te)
+    if args.train_subset:
+        x_tr, y_tr = x_tr[: args.train_subset], y_tr[: args.train_subset]
+    if args.test_subset:
+        x_te, y_te = x_te[: args.test_subset], y_te[: args.test_subset]
     try:
         chip = resolve_chip(args.chip, args.sets)
         pulse = _pulse(args.pulse)
         config = LearningConfig(
-            model=args.model,
+            model=model,
+            mode=args.mode,
+            tune=args.tune,
             estimator=args.estimator,
             delta=args.delta,
             update=args.update,
@@ -196,41 +275,23 @@ def run(args: argparse.Namespace) -> int:
             eval_samples=args.eval_samples,
             seed=args.seed,
         )
-        net = OnChipNetwork(config, chip, pulse)
+        n_cal = chip.periphery.adc_cal_examples
+        net = OnChipNetwork(config, chip, pulse, program, calibration=x_tr[:n_cal])
     except (ChipError, ValueError, TypeError) as exc:
         raise UserError(str(exc)) from exc
-    out = Path(args.out)
-    ckpt = out / "checkpoint.npz"
-    if ckpt.exists() and not args.resume:
-        raise UserError(f"{ckpt} exists; pass --resume to continue or choose another --out")
-    if args.data is not None:
-        dataset = Path(args.data).name
-        shape, classes = net.template.input_shape, net.template.n_classes
-        x_tr, y_tr = load_data(args.data, "train", input_shape=shape, n_classes=classes)
-        x_te, y_te = load_data(args.data, "test", input_shape=shape, n_classes=classes)
-    else:
-        dataset = DATASET_OF[args.model]
-        x_tr, y_tr = load_split(dataset, "train", args.data_dir)
-        x_te, y_te = load_split(dataset, "test", args.data_dir)
-    x_tr, y_tr = x_tr.numpy(), y_tr.numpy()
-    x_te, y_te = x_te.numpy(), y_te.numpy()
-    if args.train_subset:
-        x_tr, y_tr = x_tr[: args.train_subset], y_tr[: args.train_subset]
-    if args.test_subset:
-        x_te, y_te = x_te[: args.test_subset], y_te[: args.test_subset]
     trainer = Trainer(net, x_tr, y_tr, x_te, y_te)
-    if args.resume and ckpt.exists():
+    if args.resume and state_path.exists():
         try:
-            info, arrays = Trainer.read_checkpoint(ckpt)
-            trainer.load(info, arrays)
-        except (ValueError, KeyError, OSError) as exc:
-            raise UserError(f"{ckpt}: cannot resume ({exc})") from exc
-        print(f"resumed from {ckpt} at epoch {trainer.epoch}")
+            trainer.resume(state_path)
+        except (ChipStateError, OSError) as exc:
+            raise UserError(f"cannot resume: {exc}") from exc
+        print(f"resumed from {state_path} at epoch {trainer.epoch}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(
         json.dumps(
             {
                 "learning": dataclasses.asdict(config),
+                "program": args.program,
                 "chip": args.chip,
                 "sets": args.sets,
                 "pulse": args.pulse,
@@ -244,20 +305,24 @@ def run(args: argparse.Namespace) -> int:
         ),
         encoding="utf-8",
     )
+    what = f"fine-tuning {args.program} ({args.tune})" if program else f"{model} from scratch"
     print(
-        f"in-situ learning: {args.model} on chip {args.chip}, pulse device {args.pulse} "
-        f"({net.pair_update}), estimator {args.estimator}, update {args.update}, "
-        f"{len(x_tr)} train / {len(x_te)} test examples"
+        f"in-situ learning: {what} on chip {args.chip}, pulse device {args.pulse} "
+        f"({net.pair_update}), estimator {args.estimator}, update {args.update}, mode "
+        f"{args.mode}, {len(x_tr)} train / {len(x_te)} test examples"
     )
     source = {
-        "model": args.model,
+        "model": model or str(program.source.get("model", "program")),
         "dataset": dataset,
         "rule": "in_situ",
         "chip": args.chip,
         "pulse": args.pulse,
         "estimator": args.estimator,
         "update": args.update,
+        "tune": args.tune,
     }
+    acc_before = trainer.history[0]["accuracy_before"] if trainer.history else trainer.evaluate(-1)
+    print(f"chip accuracy before learning: {acc_before * 100:.2f} %", flush=True)
     row: dict[str, Any] = trainer.history[-1] if trainer.history else {}
     while trainer.epoch < args.epochs:
         bar = None
@@ -272,6 +337,7 @@ def run(args: argparse.Namespace) -> int:
                 leave=False,
             )
         row = trainer.run_epoch(progress=bar.update if bar else None)
+        row["accuracy_before"] = acc_before
         if bar is not None:
             bar.close()
         cos = " ".join(f"{c:.3f}" for c in row["grad_cosine"])
@@ -282,24 +348,79 @@ def run(args: argparse.Namespace) -> int:
             f"({row['wall_s']:.1f} s)",
             flush=True,
         )
-        trainer.save(
-            ckpt,
-            meta={
-                "args": {
-                    k: v
-                    for k, v in vars(args).items()
-                    if isinstance(v, (str, int, float, bool, list))
-                }
-            },
-        )
+        trainer.save(state_path, meta={"dataset": dataset, "source": source})
         _write_metrics(out, trainer.history)
         save_program(net.to_program(dict(source, epochs=trainer.epoch)), out / "program.nsmx")
     if not trainer.history:
-        raise UserError(f"nothing to do: the checkpoint is already at epoch {trainer.epoch}")
+        raise UserError(f"nothing to do: the chip state is already at epoch {trainer.epoch}")
     print(
-        f"wrote {out / 'program.nsmx'} (evaluate with: nsmx run {out / 'program.nsmx'} "
-        f"--chip {args.chip})"
+        f"wrote {state_path} (evaluate with: nsmx run --chip-state {state_path}) and "
+        f"{out / 'program.nsmx'}"
     )
     if args.json:
-        print(json.dumps(row))
+        summary = {
+            "accuracy_before": acc_before,
+            "accuracy_after": row["test_acc"],
+            "epochs": trainer.epoch,
+            "n": len(x_te),
+            "samples": config.eval_samples,
+            "chip_state": str(state_path),
+            "program": str(out / "program.nsmx"),
+            "metrics": str(out / "metrics.json"),
+            **row,
+        }
+        print(json.dumps(summary, allow_nan=False))
+    return 0
+
+
+def run_chip_state(args: argparse.Namespace) -> int:
+    """``nsmx run --chip-state FILE``: the MC test accuracy of a learned chip as it is (the
+    chip-state file's conductances, calibration and gains; its learning mode unless
+    ``--mode`` is given), on the data it learned (or ``--dataset`` / ``--data``)."""
+    from mapping.learning import ChipStateError, load_chip_state
+    from nsmx.args import run_config
+
+    if args.program is not None:
+        raise UserError("give either a program or --chip-state, not both")
+    cfg = run_config(args)
+    try:
+        net, manifest = load_chip_state(args.chip_state)
+    except (ChipStateError, OSError) as exc:
+        raise UserError(str(exc)) from exc
+    dataset = args.dataset or manifest.get("meta", {}).get("dataset")
+    if args.data is not None:
+        x, y = load_data(args.data, "test", input_shape=net.input_shape, n_classes=None)
+        dataset = Path(args.data).name
+    else:
+        if dataset not in ("digits", "mnist", "fashion-mnist"):
+            raise UserError(f"{args.chip_state}: name the test data with --dataset")
+        x, y = load_split(dataset, "test", args.data_dir)
+    x, y = np.asarray(x), np.asarray(y)
+    if args.limit:
+        x, y = x[: args.limit], y[: args.limit]
+    run = net.model.run(x, net.run_config(cfg.samples, cfg.seed), progress=not args.no_progress)
+    acc = float(np.mean(np.argmax(run.probabilities, axis=1) == y))
+    pos = manifest.get("position", {})
+    print(
+        f"chip state {args.chip_state} (epoch {pos.get('epoch', '?')}, "
+        f"{net.total_pulses():,} pulses so far) on {dataset} test: {len(y)} examples x "
+        f"{cfg.samples} MC samples, mode {net.config.mode}, reads seed {cfg.seed}"
+    )
+    print(f"  chip accuracy {acc * 100:.2f} %")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "chip_state": str(args.chip_state),
+                    "dataset": dataset,
+                    "n": len(y),
+                    "samples": cfg.samples,
+                    "seed": cfg.seed,
+                    "mode": net.config.mode,
+                    "chip_accuracy": acc,
+                    "epoch": pos.get("epoch"),
+                },
+                allow_nan=False,
+            )
+        )
     return 0

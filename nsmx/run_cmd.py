@@ -48,7 +48,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "run", help="run a compiled program (.nsmx) on a virtual chip and compare with software"
     )
-    p.add_argument("program", help="compiled program (nsmx compile's .nsmx file)")
+    p.add_argument(
+        "program", nargs="?", default=None, help="compiled program (nsmx compile's .nsmx file)"
+    )
+    p.add_argument(
+        "--chip-state",
+        default=None,
+        metavar="FILE",
+        help="evaluate a learned chip as it is (nsmx learn's chip_state.npz) instead of a program",
+    )
     add_chip_args(p)
     add_run_args(p)
     add_data_args(p)
@@ -84,6 +92,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
+
+    if args.chip_state is not None:  # a learned chip (nsmx learn): evaluated as it is
+        from nsmx.learn_cmd import run_chip_state
+
+        return run_chip_state(args)
+    if args.program is None:
+        raise UserError("give a program (.nsmx) or --chip-state FILE")
 
     from crossbar import ChipError, chip_label, resolve_chip
     from mapping.program import ProgramError, load_program

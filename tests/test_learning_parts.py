@@ -7,12 +7,10 @@ import pytest
 from scipy.special import ndtr
 
 from crossbar import ChipConfig, HardwareLayer
-from crossbar.tile import Tile, read_arrays
 from crossbar.transpose import layer_transposed_read, transposed_read
 from devices.pulse import load_pulse_preset
 from mapping.estimators import estimate_density, exact_density, window_mean
 from mapping.learning import ChipLayer, LearningConfig, OnChipNetwork
-from mapping.learning.layer import _as_state
 from mapping.reference import firing_probability
 from mapping.updates import pulse_counts
 
@@ -131,36 +129,64 @@ def test_pulse_counts_have_the_managed_mean(update, norm):
         assert np.all((n_inc == 0) | (n_dec == 0))  # one polarity per device
 
 
-@pytest.mark.parametrize("preset", ["ideal", "selector-fefet"])
-def test_chip_layer_moments_match_the_engine(preset):
-    # The learning layer's read coefficients equal crossbar.tile.read_arrays on the same
-    # conductances and element state (the one engine's physics), up to p quantisation (2^-16).
-    from mapping.chips import resolve_chip
+@pytest.mark.parametrize("preset,mode", [("ideal", "clt"), ("rram-selector", "exact")])
+def test_learning_forward_is_the_chip_models_forward(preset, mode):
+    # One engine: for the same chip state and read seed, the training forward pass (hidden
+    # states and logits) is ChipModel.sample_states / run, bit for bit.
+    from crossbar import resolve_chip
+    from mapping import RunConfig
 
     chip = resolve_chip(preset)
-    w0 = np.random.default_rng(5).uniform(-0.1, 0.1, (20, 7))
-    layer = ChipLayer(
-        w0,
-        chip=chip,
-        pulse=load_pulse_preset("ideal"),
-        pair_update="bidirectional",
-        beta_init=1.0,
-        init_fill=0.5,
-        rng=np.random.default_rng(6),
+    net = OnChipNetwork(LearningConfig(mode=mode), chip, load_pulse_preset("rram"))
+    x = np.random.default_rng(3).random((30, 1, 8, 8))
+    logits, cache = net.forward(x, seed=11)
+    states = net.model.sample_states(x, RunConfig(samples=1, seed=11, mode=mode))
+    np.testing.assert_array_equal(logits, states[-1][0])
+    for layer, c in zip(net.layers, cache, strict=True):
+        np.testing.assert_array_equal(c["z_out"], states[layer.programmed.index][0])
+    # the learning layer reads the engine's own tiles: its margins are the engine's moments
+    z = cache[0]["z_in"]
+    margin, sigma = net.layers[0].margins(z)
+    p = ndtr(margin / sigma)
+    hl = net.layers[0].hw
+    np.testing.assert_allclose(p, hl.hardware_probability(z), rtol=1e-12, atol=1e-12)
+
+
+def test_stuck_cells_do_not_move_under_pulses():
+    from crossbar import resolve_chip
+
+    chip = resolve_chip("rram-selector", ["devices.conductance.p_stuck_on=0.05"])
+    net = OnChipNetwork(LearningConfig(lr_pulses=20.0), chip, load_pulse_preset("rram"))
+    layer = net.layers[0]
+    assert layer.stuck_plus.sum() > 50
+    before = layer.g_plus.g_us[layer.stuck_plus].copy()
+    rng = np.random.default_rng(0)
+    x = rng.random((50, 1, 8, 8))
+    y = rng.integers(0, 10, 50)
+    for _ in range(3):
+        net.step(x, y, lr_pulses=20.0, rng=rng)
+    assert layer.g_plus.total_pulses()[layer.stuck_plus].sum() > 0  # pulses were sent to them
+    np.testing.assert_array_equal(layer.g_plus.g_us[layer.stuck_plus], before)
+    g0 = np.block([[t.g_plus.g0_us for t in row] for row in layer.hw.tiles])
+    np.testing.assert_array_equal(g0[layer.stuck_plus], before)
+    moved = ~layer.stuck_plus & (layer.g_plus.total_pulses() > 0)
+    assert np.any(g0[moved] != layer._stuck_g[0][moved])  # healthy cells did move
+
+
+def test_periphery_tuning_sends_no_pulse():
+    net = OnChipNetwork(
+        LearningConfig(tune="periphery"), ChipConfig.ideal(), load_pulse_preset("rram")
     )
-    elem = chip.devices.element_model()
-    state = elem.program((40, 7), rng=np.random.default_rng(6).spawn(4)[2])
-    tile = Tile(
-        rows=slice(0, 20),
-        cols=slice(0, 7),
-        g_plus=_as_state(layer.g_plus.g_us),
-        g_minus=_as_state(layer.g_minus.g_us),
-        element=state,
-    )
-    ta = read_arrays(tile, conductance=layer.cond, element=elem, t_s=0.0, r_wire_ohm=0.0)
-    mom = layer.moments()
-    for name in ("m_s", "m_d", "v_el", "v_rd", "v_d"):
-        np.testing.assert_allclose(mom[name], getattr(ta, name), rtol=1e-4, atol=1e-9)
+    g = [ly.g_plus.g_us.copy() for ly in net.layers]
+    a = [ly.a.copy() for ly in net.layers]
+    rng = np.random.default_rng(0)
+    x = rng.random((50, 1, 8, 8))
+    y = rng.integers(0, 10, 50)
+    res = net.step(x, y, lr_pulses=8.0, rng=rng)
+    assert res.pulses == 0 and net.total_pulses() == 0
+    for ly, g0, a0 in zip(net.layers, g, a, strict=True):
+        np.testing.assert_array_equal(ly.g_plus.g_us, g0)
+        assert np.any(ly.a != a0)  # the periphery did learn
 
 
 def test_exact_estimator_gradient_matches_mean_field_gradient():
@@ -182,9 +208,8 @@ def test_program_export_reproduces_the_chip_probabilities():
     net = OnChipNetwork(LearningConfig(), ChipConfig.ideal(), load_pulse_preset("rram"))
     prog = net.to_program({"model": "digits-mlp"})
     z = np.where(np.random.default_rng(8).random((16, 64)) < 0.5, 1.0, -1.0)
-    layer = net.layers[0]
-    c = layer.forward(z, np.random.default_rng(9))
-    p_chip = ndtr(c["margin"] / c["sigma"])
+    margin, sigma = net.layers[0].margins(z)
+    p_chip = ndtr(margin / sigma)
     dense = next(r for r in prog.layers if r.kind == "dense")
     np.testing.assert_allclose(firing_probability(dense, z), p_chip, atol=2e-5)
 
@@ -201,15 +226,18 @@ def test_learning_config_errors():
 def test_bidirectional_pairs_start_unbiased_on_a_level_grid():
     # FeFET: 32 levels. The reference G⁻ sits on a level and G⁺ = G⁻ + w on the same grid, so
     # zero weights are exactly zero (a reference rounded apart from G⁺ biased every weight).
+    from mapping import program_chip
+    from mapping.learning import scratch_program
+    from mapping.learning.layer import chip_pulse
+
     chip = ChipConfig.ideal()
+    model = program_chip(scratch_program("digits-mlp", 0, 1.0), chip)
     layer = ChipLayer(
-        np.zeros((30, 4)),
-        chip=chip,
-        pulse=load_pulse_preset("fefet"),
+        model.binary_layers[0],
+        pulse=chip_pulse(load_pulse_preset("fefet"), 0.0, 25.0),
         pair_update="bidirectional",
-        beta_init=1.0,
-        init_fill=0.3,
         rng=np.random.default_rng(0),
+        init=(np.zeros((64, 128)), 0.3),
     )
     np.testing.assert_array_equal(layer.g_plus.g_us, layer.g_minus.g_us)
 

@@ -32,21 +32,30 @@ Modules: :mod:`~mapping.learning.config` (:class:`LearningConfig`), :mod:`~mappi
 a program) and :mod:`~mapping.learning.trainer` (:class:`Trainer`: epochs and checkpoints).
 """
 
+from .chip_state import ChipStateError, load_chip_state, read_chip_state, save_chip_state
 from .config import LearningConfig
 from .layer import ChipLayer
 from .models import mlp_models, mlp_template
-from .network import Adam, OnChipNetwork, StepResult
+from .network import TUNES, Adam, OnChipNetwork, StepResult, scratch_program
+from .output import PeripheryOutput
 from .trainer import CHECKPOINT_VERSION, Trainer, cosine
 
 __all__ = [
     "CHECKPOINT_VERSION",
+    "TUNES",
     "Adam",
     "ChipLayer",
+    "ChipStateError",
     "LearningConfig",
     "OnChipNetwork",
+    "PeripheryOutput",
     "StepResult",
     "Trainer",
     "cosine",
+    "load_chip_state",
     "mlp_models",
     "mlp_template",
+    "read_chip_state",
+    "save_chip_state",
+    "scratch_program",
 ]

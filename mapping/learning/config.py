@@ -8,6 +8,7 @@ from devices.fields import check_choice, check_real, param, validate_config
 from devices.pulse import PulseConfig
 
 from ..estimators import ESTIMATORS
+from ..run_config import MODES, P_POLICIES
 from ..updates import NORMS, PAIR_UPDATES, UPDATES
 from .models import mlp_models, mlp_template
 
@@ -24,10 +25,18 @@ class LearningConfig:
     ``set_only`` for devices with an abrupt RESET (PCM), else ``bidirectional``.
     ``refresh_every``/``refresh_level``: refresh of saturated set_only pairs (0 = never).
     ``init_fill``: fraction of the window that the largest initial |w| of a column uses.
-    ``model``: an MLP of :data:`nsm.models.MODELS` (:func:`mapping.learning.models.mlp_models`).
+    ``model``: an MLP of :data:`nsm.models.MODELS` (:func:`mapping.learning.models.mlp_models`),
+    or ``""`` when learning starts from a compiled program. ``mode``: the engine's read mode of
+    the forward pass and of evaluation ("exact" or "clt", as :meth:`ChipModel.run`).
+    ``tune``: ``"full"`` (pulse updates of the crossbars and the periphery) or ``"periphery"``
+    (only the β gains, thresholds and output layer: no pulse is sent). ``p_policy``: how the
+    program's p is read on the chip (:func:`mapping.runtime.program_chip`).
     """
 
     model: str = "digits-mlp"
+    mode: str = "clt"
+    tune: str = "full"
+    p_policy: str = "trained"
     estimator: str = "exact"
     delta: float = param(0.5, gt=0.0, le=100.0)
     estimator_reads: int = param(1, ge=1)
@@ -49,11 +58,17 @@ class LearningConfig:
     def __post_init__(self) -> None:
         validate_config(self)  # the numeric fields: types and ranges as declared
         name = type(self).__name__
-        try:
-            mlp_template(self.model)  # compiles only the requested model
-        except (ValueError, TypeError):
-            check_choice(f"{name}.model", self.model, mlp_models())  # raises, listing the MLPs
-            raise
+        check_choice(f"{name}.mode", self.mode, MODES)
+        check_choice(f"{name}.tune", self.tune, ("full", "periphery"))
+        check_choice(f"{name}.p_policy", self.p_policy, P_POLICIES)
+        if self.model == "":
+            pass  # the architecture comes from a compiled program
+        else:
+            try:
+                mlp_template(self.model)  # compiles only the requested model
+            except (ValueError, TypeError):
+                check_choice(f"{name}.model", self.model, mlp_models())  # raises, listing the MLPs
+                raise
         check_choice(f"{name}.estimator", self.estimator, ESTIMATORS)
         check_choice(f"{name}.update", self.update, UPDATES)
         check_choice(f"{name}.update_norm", self.update_norm, NORMS)

@@ -1,181 +1,214 @@
-"""One hidden NSM layer on the chip for in-situ learning: :class:`ChipLayer`.
+"""One hidden NSM layer of a programmed chip, made learnable: :class:`ChipLayer`.
 
-A pulse-programmed differential-pair array (:mod:`devices.pulse`) plus its periphery registers
-(gain a_i, threshold t_i); its forward pass is the engine's ``clt`` read of the same arrays
-(module docstring of :mod:`mapping.learning`).
+It wraps the engine's own :class:`~crossbar.layer.HardwareLayer` (the tiles of a
+:class:`~mapping.runtime.ChipModel`) and adds what learning needs:
+
+- pulse-programmed devices (:mod:`devices.pulse`) behind the tiles' conductances: one
+  :class:`~devices.pulse.PulseArray` per side of the differential pairs, over the layer's
+  (fan_in, fan_out) matrix. After every pulse train the arrays are written back into the tiles'
+  programmed conductances G₀ (:meth:`sync_conductances`), so the conductance model keeps giving
+  read noise, drift and the IR-drop attenuation of the new state; a stuck cell (a programming
+  fault) keeps its stuck conductance whatever pulses it receives;
+- the periphery registers: the gain register a_i (quantised on the layer's gain grid, with the
+  gain error drawn at programming) and the threshold t_i in units of the column's σ at
+  programming (θ_i = t_i σ⁰_i, µA).
+
+Its read is the HardwareLayer's read; :meth:`margins` gives the noise-free margin E[u|z] − θ and
+the σ of the comparator input from :meth:`~crossbar.layer.HardwareLayer.moment_coefficients`
+(which take them from :func:`crossbar.moments.column_moments`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from crossbar.config import ChipConfig
-from crossbar.periphery import quantise_gain
-from crossbar.probability import quantise_probability
-from crossbar.tile import DEFAULT_BITS
-from devices.conductance import ConductanceState
+from crossbar import periphery
+from crossbar.calibration import calibrate
+from crossbar.moments import stack_coefficients
 from devices.pulse import PulseConfig, PulseDevice
 
+from ..programming import ProgrammedLayer
 
-def _as_state(g_us: np.ndarray) -> ConductanceState:
-    return ConductanceState(
-        g_level_us=g_us,
-        g0_us=g_us,
-        nu=np.zeros(g_us.shape),
-        stuck=np.zeros(g_us.shape, dtype=np.int8),
+
+def chip_pulse(pulse: PulseConfig, g_min_us: float, g_max_us: float) -> PulseConfig:
+    """The pulse response ``pulse`` on the chip's conductance window [g_min, g_max] (µS): the
+    same number of steps across the window (steps scaled by the ratio of the windows)."""
+    ratio = (g_max_us - g_min_us) / pulse.span_us
+    return dataclasses.replace(
+        pulse,
+        g_min_us=float(g_min_us),
+        g_max_us=float(g_max_us),
+        dg_up_us=pulse.dg_up_us * ratio,
+        dg_down_us=pulse.dg_down_us * ratio,
     )
 
 
+def invalidate_reads(hl) -> None:
+    """Drop the HardwareLayer's read-time caches (tile arrays, moment coefficients and tables)
+    after its conductances or gains changed in place."""
+    hl._cache.clear()
+    hl._coef_cache.clear()
+    hl._table_cache.clear()
+
+
+def _on_grid(a: np.ndarray, grid: periphery.GainGrid, gain_range: float) -> np.ndarray:
+    """a on an existing fitted gain grid (the grid is fixed at programming)."""
+    c = np.clip(a, -gain_range, gain_range) + grid.offset
+    if grid.ratio == 1.0 or grid.lo == 0.0:
+        q = np.full(c.shape, grid.lo)
+    else:
+        with np.errstate(divide="ignore"):
+            k = np.rint(np.log(np.abs(c) / grid.lo) / np.log(grid.ratio))
+        q = grid.lo * grid.ratio ** np.clip(np.nan_to_num(k, neginf=0.0), 0, grid.levels - 1)
+    q = np.where(c < 0, -q, q)
+    return np.clip(q - grid.offset, -gain_range, gain_range)
+
+
 class ChipLayer:
-    """One hidden NSM layer on the chip: a pulse-programmed pair array plus its periphery."""
+    """A programmed hidden layer with pulse-programmed devices and learnable periphery."""
 
     def __init__(
         self,
-        w0: np.ndarray,
+        programmed: ProgrammedLayer,
         *,
-        chip: ChipConfig,
         pulse: PulseConfig,
         pair_update: str,
-        beta_init: float,
-        init_fill: float,
         rng: np.random.Generator,
+        init: tuple[np.ndarray, float] | None = None,
     ) -> None:
-        per = chip.periphery
-        if per.beta_mode != "two_phase" or per.partial_sums != "analog":
-            raise ValueError(
-                "in-situ learning needs chip.periphery.beta_mode='two_phase' and "
-                f"partial_sums='analog' (got {per.beta_mode!r}, {per.partial_sums!r})"
-            )
-        self.chip, self.pulse, self.pair_update = chip, pulse, pair_update
-        self.v = float(chip.v_read_v)
-        self.cond = chip.devices.conductance_model()
-        elem = chip.devices.element_model()
-        n_in, n_out = w0.shape
-        rng_p, rng_m, rng_el, rng_n = rng.spawn(4)
+        """``init = (w0, init_fill)``: learning from scratch — the pairs are re-programmed from
+        w0 for pulse learning (``bidirectional``: G⁻ a reference at mid-window, G⁺ = G⁻ + κw;
+        ``set_only``: G± = g_min + κ max(±w, 0); the largest |w| of a column uses
+        ``init_fill`` of the window) and the periphery recalibrated. None: keep the program's
+        conductances (fine-tuning a programmed chip)."""
+        self.programmed = programmed
+        hl = self.hw = programmed.hardware
+        if hl.kind != "binary" or not hl.stochastic:
+            raise ValueError(f"layer {programmed.name!r}: learning needs a stochastic NSM layer")
+        self.pulse, self.pair_update = pulse, pair_update
+        self.v = float(hl.chip.v_read_v)
+        rng_init, rng_cal, rng_p, rng_m = rng.spawn(4)
+        if init is not None:
+            self._reprogram(*init, rng_init)
+            invalidate_reads(hl)
+            hl._apply(calibrate(hl, rng_cal))  # the periphery calibrated on the new state
+        self.stuck_plus = self._assemble("stuck") != 0
+        self.stuck_minus = self._assemble("stuck", minus=True) != 0
+        self._stuck_g = (self._assemble("g0_us"), self._assemble("g0_us", minus=True))
+        self.g_plus = self._pulse_array(self._stuck_g[0], rng_p)
+        self.g_minus = self._pulse_array(self._stuck_g[1], rng_m)
+        self.sync_conductances()
+        # Periphery registers.
+        self.a = np.array(hl.gain_set, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.gain_factor = np.where(hl.gain_set != 0, hl.gain / hl.gain_set, 1.0)
+        _, sigma = self.margins(np.ones((1, hl.fan_in), dtype=np.int8))
+        self.sigma0 = np.where(sigma[0] > 0, sigma[0], 1.0)
+        self.t = hl.threshold_ua / self.sigma0
+        self.apply_registers()
+
+    # ------------------------------------------------------------------ conductances
+
+    def _assemble(self, field: str, minus: bool = False) -> np.ndarray:
+        side = "g_minus" if minus else "g_plus"
+        return np.block(
+            [[np.asarray(getattr(getattr(t, side), field)) for t in row] for row in self.hw.tiles]
+        ).astype(np.float64 if field != "stuck" else np.int8)
+
+    def _reprogram(self, w0: np.ndarray, init_fill: float, rng: np.random.Generator) -> None:
+        hl, pulse = self.hw, self.pulse
         span, g_min = pulse.span_us, pulse.g_min_us
         reach = np.max(np.abs(w0), axis=0)
-        if pair_update == "set_only":
+        if self.pair_update == "set_only":
             kappa = init_fill * span / np.where(reach > 0, reach, 1.0)
             gp0, gm0 = g_min + kappa * np.maximum(w0, 0), g_min + kappa * np.maximum(-w0, 0)
-        else:  # bidirectional: G⁻ is a reference at mid-window, G⁺ = G⁻ + w
+        else:  # bidirectional: G⁻ a reference at mid-window, G⁺ = G⁻ + κw
             kappa = init_fill * 0.5 * span / np.where(reach > 0, reach, 1.0)
             gm0 = np.full(w0.shape, g_min + 0.5 * span)
             gp0 = gm0 + kappa * w0
-        device = PulseDevice(pulse)
-        self.g_minus = device.init(gm0, rng=rng_m)
-        if pair_update == "bidirectional":
-            # G⁺ = (the reference as realised, on the level grid) + w: a reference rounded to
-            # another level than G⁺ would bias every weight by up to half a level.
-            gp0 = np.clip(self.g_minus.g_us + (gp0 - gm0), g_min, pulse.g_max_us)
-        self.g_plus = device.init(gp0, rng=rng_p)
-        # Element moments per cell (constant: element variation is drawn once).
-        if elem.structure == "per_cell":
-            state = elem.program((2 * n_in, n_out), rng=rng_el)
-            par = np.asarray(
-                elem.p(state) if elem.noise == "bernoulli" else elem.sigma(state), dtype=np.float64
-            )
-            pp, pm = par[:n_in], par[n_in:]
-        else:
-            state = elem.program((n_in, n_out), rng=rng_el)
-            par = np.asarray(
-                elem.p(state) if elem.noise == "bernoulli" else elem.sigma(state), dtype=np.float64
-            )
-            pp = pm = np.broadcast_to(par[:, None], (n_in, n_out))
-        self.noise, self.structure = elem.noise, elem.structure
-        if elem.noise == "bernoulli":
-            # p on the sampler's grid of DEFAULT_BITS bits, exactly as the engine reads it.
-            pp = quantise_probability(pp, pp.shape, bits=DEFAULT_BITS).quantised()
-            pm = quantise_probability(pm, pm.shape, bits=DEFAULT_BITS).quantised()
-            self.alpha_p, self.alpha_m = pp, pm
-            var_p, var_m = pp * (1 - pp), pm * (1 - pm)
-        else:
-            self.alpha_p = self.alpha_m = np.ones((n_in, n_out))
-            var_p, var_m = pp**2, pm**2
-        if elem.structure == "per_cell":  # independent elements on G⁺ and G⁻
-            self.beta_p, self.beta_m, self.gamma = var_p, var_m, np.zeros((n_in, n_out))
-        else:  # one driver per row: both devices share ξ_j
-            self.beta_p = self.beta_m = np.zeros((n_in, n_out))
-            self.gamma = var_p
-        self.alpha_bar = float(0.5 * (self.alpha_p.mean() + self.alpha_m.mean()))
-        self.xi_var = float(0.5 * (var_p.mean() + var_m.mean()))
-        self.neuron = chip.devices.neuron_model()
-        self.offsets_ua = self.neuron.program(n_out, rng=rng_n)
-        self.noise_sigma_ua = float(self.neuron.config.noise_sigma_ua)
-        self.gain_bits, self.gain_range = per.gain_bits, per.gain_range
-        # Periphery registers: gain a_i from β_init on the programmed arrays, threshold t_i = 0.
-        self.a = np.zeros(n_out)
-        mom = self.moments()
-        w_norm = self.v * np.linalg.norm(mom["m_s"], axis=0)
-        ratio = np.sqrt(2.0) * np.sqrt(mom["var_s"]) / np.where(w_norm > 0, w_norm, 1.0)
-        self.a = np.clip(
-            beta_init * ratio * self.alpha_bar - self.alpha_bar,
-            -0.9 * self.gain_range,
-            0.9 * self.gain_range,
-        )
-        self.t = np.zeros(n_out)
+        rngs = rng.spawn(len(hl.row_slices) * len(hl.col_slices))
+        for t, rs in enumerate(hl.row_slices):
+            for c, cs in enumerate(hl.col_slices):
+                tile = hl.tiles[t][c]
+                r_p, r_m = rngs[t * len(hl.col_slices) + c].spawn(2)
+                for state, target, r in ((tile.g_plus, gp0, r_p), (tile.g_minus, gm0, r_m)):
+                    new = hl.conductance.program(target[rs, cs], rng=r)
+                    for f in ("g_level_us", "g0_us", "nu", "stuck"):
+                        np.copyto(getattr(state, f), getattr(new, f))
+
+    def _pulse_array(self, g0: np.ndarray, rng: np.random.Generator):
+        """Pulse devices at the programmed G₀ (programming error may leave a cell just outside
+        the window: it keeps its G₀ until a pulse moves it, which lands inside)."""
+        p = self.pulse
+        arr = PulseDevice(p).init(np.clip(g0, p.g_min_us, p.g_max_us), rng=rng)
+        if p.n_levels == 0:
+            arr.g_us[...] = g0
+        return arr
+
+    def sync_conductances(self) -> None:
+        """Write the pulse arrays into the tiles' G₀ (stuck cells keep theirs)."""
+        for arr, stuck, g_stuck in (
+            (self.g_plus, self.stuck_plus, self._stuck_g[0]),
+            (self.g_minus, self.stuck_minus, self._stuck_g[1]),
+        ):
+            arr.g_us[stuck] = g_stuck[stuck]
+        for row in self.hw.tiles:
+            for tile in row:
+                for state, arr in ((tile.g_plus, self.g_plus), (tile.g_minus, self.g_minus)):
+                    g = arr.g_us[tile.rows, tile.cols]
+                    state.g0_us[...] = g
+                    state.g_level_us[...] = g
+        invalidate_reads(self.hw)
+
+    # ------------------------------------------------------------------ periphery
+
+    def a_q(self) -> np.ndarray:
+        """The gain register on the layer's grid (the value the periphery sets)."""
+        per = self.hw.chip.periphery
+        if self.hw.gain_grid is not None:
+            return _on_grid(self.a, self.hw.gain_grid, per.gain_range)
+        return periphery.quantise_gain(self.a, per.gain_bits, per.gain_range)
+
+    def apply_registers(self) -> None:
+        """Set the HardwareLayer's realised gain and threshold from the registers."""
+        hl = self.hw
+        a_set = self.a_q()
+        hl.gain_set = a_set
+        hl.gain = a_set * self.gain_factor
+        hl.threshold_ua = self.t * self.sigma0
+        hl._coef_cache.clear()
+        hl._table_cache.clear()
+
+    # ------------------------------------------------------------------ analytic read
+
+    def margins(self, z: np.ndarray, t_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(E[u|z] − θ, σ(u|z)) of the decision (µA, float64 (batch, fan_out)) for states z."""
+        hl = self.hw
+        zf = np.asarray(z, dtype=np.float64)
+        mean = np.empty((zf.shape[0], hl.fan_out))
+        var = np.empty_like(mean)
+        for c, cs in enumerate(hl.col_slices):
+            m, q = hl.moment_coefficients(t_s, c)
+            mean[:, cs] = zf @ m
+            var[:, cs] = np.square(zf) @ q
+        if hl.analog_comparator:
+            mean += hl.offsets_ua
+            var += hl.neuron.config.noise_sigma_ua**2
+        return mean - hl.threshold_ua, np.sqrt(np.maximum(var, 1e-30))
+
+    def coefficient(self, name: str, t_s: float = 0.0) -> np.ndarray:
+        """One tile coefficient (m_s, m_d, v_d, ...) over the layer (fan_in, fan_out)."""
+        return stack_coefficients(self.hw.read_arrays(t_s), name)
+
+    def alpha(self, t_s: float = 0.0) -> np.ndarray:
+        """Per column, ᾱ_i = Σ_j m_s m_d / Σ_j m_d² (the stochastic read relative to the
+        deterministic one: p for Bernoulli cells, 1 for Gaussian elements), (fan_out,)."""
+        m_s, m_d = self.coefficient("m_s", t_s), self.coefficient("m_d", t_s)
+        den = np.sum(m_d * m_d, axis=0)
+        return np.where(den > 0, np.sum(m_s * m_d, axis=0) / np.where(den > 0, den, 1.0), 0.0)
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.g_plus.shape  # type: ignore[return-value]
-
-    def a_q(self) -> np.ndarray:
-        return quantise_gain(self.a, self.gain_bits, self.gain_range)
-
-    def moments(self) -> dict[str, np.ndarray]:
-        """The read coefficients (as crossbar.tile.read_arrays, no IR drop) of the current G
-        (cached until a pulse changes a conductance)."""
-        key = (self.g_plus.version, self.g_minus.version)
-        if getattr(self, "_moments_key", None) != key:
-            self._moments = self._compute_moments()
-            self._moments_key = key
-        return self._moments
-
-    def _compute_moments(self) -> dict[str, np.ndarray]:
-        gp, gm = self.g_plus.g_us, self.g_minus.g_us
-        sp = self.cond.read_sigma(_as_state(gp), 0.0)
-        sm = self.cond.read_sigma(_as_state(gm), 0.0)
-        m_s = self.alpha_p * gp - self.alpha_m * gm
-        m_d = gp - gm
-        v_el = self.beta_p * gp**2 + self.beta_m * gm**2 + self.gamma * m_d**2
-        v_rd = self.alpha_p * sp**2 + self.alpha_m * sm**2
-        v_d = sp**2 + sm**2
-        var_s = self.v**2 * (v_el + v_rd).sum(axis=0) + self.noise_sigma_ua**2
-        return dict(m_s=m_s, m_d=m_d, v_el=v_el, v_rd=v_rd, v_d=v_d, sp=sp, sm=sm, var_s=var_s)
-
-    def forward(self, z: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """One stochastic read of the layer for ±1 inputs z (batch, n_in)."""
-        mom = self.moments()
-        a = self.a_q()
-        coef = mom["m_s"] + a * mom["m_d"]
-        var = (
-            self.v**2 * (mom["v_el"] + mom["v_rd"] + a**2 * mom["v_d"]).sum(axis=0)
-            + self.noise_sigma_ua**2
-        )
-        sigma = np.sqrt(var)
-        i_d = self.v * (z @ mom["m_d"])
-        margin = self.v * (z @ coef) + self.offsets_ua - self.t * sigma
-        u = margin + sigma * rng.standard_normal(margin.shape)
-        return dict(
-            z_in=z,
-            z_out=np.where(u >= 0, 1.0, -1.0),
-            margin=margin,
-            sigma=sigma,
-            u=u,
-            i_d=i_d,
-            a=a,
-            mom=mom,
-        )
-
-    def effective(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(w (n_in, n_out) µS, β (n_out,), b̃ (n_out,)): the NSM the chip realises now."""
-        mom = self.moments()
-        a = self.a_q()
-        w = mom["m_s"] + a * mom["m_d"]
-        var = (
-            self.v**2 * (mom["v_el"] + mom["v_rd"] + a**2 * mom["v_d"]).sum(axis=0)
-            + self.noise_sigma_ua**2
-        )
-        sigma = np.sqrt(var)
-        beta = self.v * np.linalg.norm(w, axis=0) / (np.sqrt(2.0) * sigma)
-        b_tilde = (self.offsets_ua - self.t * sigma) / (np.sqrt(2.0) * sigma)
-        return w, beta, b_tilde

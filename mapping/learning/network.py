@@ -1,5 +1,14 @@
-"""The whole in-situ-learning MLP: hidden :class:`~mapping.learning.layer.ChipLayer` s on the
-chip, a digital output layer, the training step and its diagnostics (:class:`OnChipNetwork`)."""
+"""The whole in-situ-learning network on one engine (:class:`OnChipNetwork`).
+
+The network *is* a :class:`~mapping.runtime.ChipModel` (tiles, two-phase β gain, thresholds,
+calibrated ADCs, comparators, wires, counters) whose hidden layers are made learnable by
+:class:`~mapping.learning.layer.ChipLayer` and whose output layer sits in the digital periphery
+(:class:`~mapping.learning.output.PeripheryOutput`). The forward pass of a training step is
+:meth:`ChipModel.sample_states` itself (one MC sample per example, exact or clt), so learning
+and inference read the same chip; the backward pass uses transposed reads of the same tiles
+(:func:`crossbar.transpose.tiled_transposed_read`: the chip's wire attenuation and read noise,
+a converter on the sensed rows).
+"""
 
 from __future__ import annotations
 
@@ -11,21 +20,27 @@ from typing import Any
 import numpy as np
 
 from crossbar.config import ChipConfig
-from crossbar.transpose import transposed_read
+from crossbar.moments import layer_moments
+from crossbar.transpose import tiled_transposed_read
 from devices.pulse import PulseConfig
 
-from ..digital import binarise
 from ..estimators import estimate_density
 from ..program import Program
-from ..records import DenseLayer, OutputLayer
+from ..records import BinariseLayer, DenseLayer, FlattenLayer, OutputLayer
+from ..run_config import RunConfig
+from ..runtime import ChipModel, program_chip
 from ..updates import apply_pair_update, pulse_counts, refresh_pairs
 from .config import LearningConfig
-from .layer import ChipLayer
+from .layer import ChipLayer, chip_pulse
 from .models import mlp_template
+from .output import PeripheryOutput
+
+#: how much of the chip a fine-tuning run may change
+TUNES = ("full", "periphery")
 
 
 class Adam:
-    """Adam on a dict of float64 arrays (the periphery's digital optimiser)."""
+    """Adam on a dict of float64 arrays (the periphery's digital optimiser), in place."""
 
     def __init__(
         self,
@@ -57,49 +72,110 @@ class StepResult:
     grads: list[np.ndarray]  # hardware-sampled weight gradients per layer (diagnostics)
     cache: list[dict[str, np.ndarray]]
     logits: np.ndarray
+    pulses: int  # pulses sent in this step (0 for periphery-only tuning)
+
+
+def _check_mlp(program: Program) -> None:
+    layers = program.layers
+    body = layers[2:-1] if len(layers) > 2 and isinstance(layers[1], FlattenLayer) else layers[1:-1]
+    if (
+        not isinstance(layers[0], BinariseLayer)
+        or not isinstance(layers[-1], OutputLayer)
+        or not body
+        or not all(isinstance(r, DenseLayer) and not r.deterministic for r in body)
+    ):
+        kinds = [r.kind for r in layers]
+        raise ValueError(
+            f"in-situ learning trains binarize, [flatten], stochastic dense..., output; the "
+            f"program has {kinds}"
+        )
+
+
+def scratch_program(model: str, seed: int, beta_init: float) -> Program:
+    """The architecture ``model`` (:func:`~mapping.learning.models.mlp_template`) with random
+    initial weights (nn.Linear's kaiming_uniform(a=√5) bound 1/√fan_in, from ``seed``), β =
+    ``beta_init`` and zero biases: the program a from-scratch learning run starts from."""
+    template = mlp_template(model)
+    rng_w, _, rng_out = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+    layers = []
+    for rec in template.layers:
+        if isinstance(rec, (DenseLayer, OutputLayer)):
+            n_in, n_out = rec.fan_in, rec.fan_out
+            rng = rng_out if isinstance(rec, OutputLayer) else rng_w
+            w = rng.uniform(-1 / math.sqrt(n_in), 1 / math.sqrt(n_in), (n_in, n_out))
+            kw: dict[str, Any] = dict(weight=w.astype(np.float32), bias=np.zeros(n_out, np.float32))
+            if isinstance(rec, DenseLayer):
+                kw["beta"] = np.full(n_out, beta_init, dtype=np.float32)
+            rec = dataclasses.replace(rec, **kw)
+        layers.append(rec)
+    return Program(layers=tuple(layers), input_shape=template.input_shape, source={})
 
 
 class OnChipNetwork:
-    """The whole MLP: hidden :class:`ChipLayer` s on the chip + a digital output layer."""
+    """A programmed chip that learns: hidden :class:`ChipLayer` s + a digital output layer.
 
-    def __init__(self, config: LearningConfig, chip: ChipConfig, pulse: PulseConfig) -> None:
+    ``program`` None: learn ``config.model`` from scratch (:func:`scratch_program`); else
+    fine-tune the chip programmed with ``program`` (``config.tune``: ``"periphery"`` — gains,
+    thresholds, output layer, no pulse; ``"full"`` — also pulse updates of the crossbars).
+    ``calibration``: training inputs for the chip's data-calibrated ADCs (as
+    :func:`~mapping.runtime.program_chip`).
+    """
+
+    def __init__(
+        self,
+        config: LearningConfig,
+        chip: ChipConfig,
+        pulse: PulseConfig,
+        program: Program | None = None,
+        *,
+        calibration: Any = None,
+    ) -> None:
         if not isinstance(chip, ChipConfig):
             raise TypeError(f"chip={chip!r} must be a crossbar.ChipConfig")
         if not isinstance(pulse, PulseConfig):
             raise TypeError(f"pulse={pulse!r} must be a devices.pulse.PulseConfig")
         self.config, self.chip, self.pulse = config, chip, pulse
         self.pair_update = config.resolved_pair_update(pulse)
-        # The architecture is the compiled program of the nsm.models MLP: its binariser (with
-        # its threshold), dense sizes and output layer; to_program fills in what was learned.
-        self.template = mlp_template(config.model)
-        dense = self.template.binary_layers
-        self.input_shape = self.template.input_shape
-        sizes = (dense[0].fan_in, *(d.fan_out for d in dense))
-        n_classes = self.template.n_classes
-        self.binariser = self.template.layers[0]
-        ss = np.random.SeedSequence(config.seed)
-        rng_w, rng_layers, rng_out = (np.random.default_rng(s) for s in ss.spawn(3))
-        layer_rngs = rng_layers.spawn(len(sizes) - 1)
+        scratch = self.scratch = program is None
+        if scratch:
+            program = scratch_program(config.model, config.seed, config.beta_init)
+        _check_mlp(program)
+        self.initial_program = program
+        self.template = program
+        self.input_shape = program.input_shape
+        model = program_chip(program, chip, seed=config.seed, p_policy=config.p_policy)
+        cond = chip.devices.conductance_model()
+        self.chip_pulse = chip_pulse(pulse, cond.g_min_us, cond.g_max_us)
+        layer_rngs = np.random.default_rng(np.random.SeedSequence([config.seed, 7])).spawn(
+            len(model.layers)
+        )
         self.layers: list[ChipLayer] = []
-        for k in range(len(sizes) - 1):
-            bound = 1.0 / math.sqrt(sizes[k])  # nn.Linear's kaiming_uniform(a=√5) bound
-            w0 = rng_w.uniform(-bound, bound, (sizes[k], sizes[k + 1]))
+        for k, pl in enumerate(model.binary_layers):
+            init = None
+            if scratch:
+                init = (np.asarray(pl.record.weight, dtype=np.float64), config.init_fill)
             self.layers.append(
                 ChipLayer(
-                    w0,
-                    chip=chip,
-                    pulse=pulse,
+                    pl,
+                    pulse=self.chip_pulse,
                     pair_update=self.pair_update,
-                    beta_init=config.beta_init,
-                    init_fill=config.init_fill,
                     rng=layer_rngs[k],
+                    init=init,
                 )
             )
-        bound = 1.0 / math.sqrt(sizes[-1])
+        out_rec = program.layers[-1]
         self.digital = {
-            "w_out": rng_out.uniform(-bound, bound, (sizes[-1], n_classes)),
-            "b_out": np.zeros(n_classes),
+            "w_out": np.array(out_rec.weight, dtype=np.float64),
+            "b_out": np.array(out_rec.bias, dtype=np.float64),
         }
+        out_pl = model.layers[-1]
+        self.output = PeripheryOutput(self.digital["w_out"], self.digital["b_out"], out_pl.chip)
+        layers = (*model.layers[:-1], dataclasses.replace(out_pl, hardware=self.output))
+        self.model = ChipModel(
+            program, chip, layers, seed=model.seed, p_policy=model.p_policy, t_cal_s=model.t_cal_s
+        )
+        if calibration is not None and self.model.needs_adc_calibration:
+            self.model.calibrate(calibration)
         for k, layer in enumerate(self.layers):
             self.digital[f"a{k}"] = layer.a
             self.digital[f"t{k}"] = layer.t
@@ -107,35 +183,33 @@ class OnChipNetwork:
         self.updates = 0
         self.refreshed = 0
 
+    # ------------------------------------------------------------------ evaluation
+
+    def run_config(self, samples: int, seed: int) -> RunConfig:
+        return RunConfig(
+            samples=samples, seed=seed, mode=self.config.mode, p_policy=self.model.p_policy
+        )
+
+    def accuracy(self, x: np.ndarray, y: np.ndarray, samples: int, seed: int) -> float:
+        """MC accuracy of the chip as it is (:meth:`ChipModel.run`)."""
+        run = self.model.run(x, self.run_config(samples, seed))
+        return float(np.mean(np.argmax(run.probabilities, axis=1) == np.asarray(y)))
+
     # ------------------------------------------------------------------ forward / backward
 
-    def binarise(self, x: np.ndarray) -> np.ndarray:
-        """Images in [0, 1] (n, *input_shape) → ±1 rows (n, features): the program's binariser
-        (sign(2x − 1) for threshold 0.5), flattened."""
-        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-        return binarise(self.binariser, x, np.float64)
-
-    def forward(self, z: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list]:
+    def forward(self, x: np.ndarray, seed: int) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
+        """One MC sample per example through the chip (:meth:`ChipModel.sample_states` with
+        read seed ``seed``): logits float64 (b, classes) and per hidden layer its ±1 input and
+        output states (float64)."""
+        states = self.model.sample_states(x, self.run_config(1, seed))
+        b = len(x)
         cache = []
         for layer in self.layers:
-            c = layer.forward(z, rng)
-            cache.append(c)
-            z = c["z_out"]
-        logits = z @ self.digital["w_out"] + self.digital["b_out"]
-        return logits, cache
-
-    def predict_proba(
-        self, x: np.ndarray, samples: int, *, rng: np.random.Generator, chunk: int = 1000
-    ) -> np.ndarray:
-        """MC-averaged softmax over ``samples`` independent forward passes (n, classes)."""
-        z0 = self.binarise(x)
-        out = np.zeros((len(z0), self.digital["b_out"].size))
-        for s0 in range(0, len(z0), chunk):
-            zb = z0[s0 : s0 + chunk]
-            for _ in range(samples):
-                logits, _ = self.forward(zb, rng)
-                out[s0 : s0 + chunk] += _softmax(logits)
-        return out / samples
+            i = layer.programmed.index
+            z_in = np.asarray(states[i - 1][0], dtype=np.float64).reshape(b, -1)
+            z_out = np.asarray(states[i][0], dtype=np.float64).reshape(b, -1)
+            cache.append({"z_in": z_in, "z_out": z_out})
+        return np.asarray(states[-1][0], dtype=np.float64), cache
 
     def step(
         self,
@@ -149,72 +223,64 @@ class OnChipNetwork:
         """One training step on a mini-batch (x images, y labels); ``apply=False`` only
         computes (diagnostics)."""
         cfg = self.config
-        rng_f, rng_e, rng_t, rng_u = rng.spawn(4)
-        z = self.binarise(x)
-        b = len(z)
-        logits, cache = self.forward(z, rng_f)
+        seed = int(rng.integers(1 << 62))
+        rng_e, rng_t, rng_u = rng.spawn(3)
+        logits, cache = self.forward(x, seed)
+        b = len(x)
         p = _softmax(logits)
         loss = float(-np.mean(np.log(p[np.arange(b), y] + 1e-12)))
         correct = int(np.sum(np.argmax(logits, axis=1) == y))
         g_logits = p.copy()
         g_logits[np.arange(b), y] -= 1.0
         g_logits /= b
-        z_last = cache[-1]["z_out"]
-        grads_dig = {"w_out": z_last.T @ g_logits, "b_out": g_logits.sum(axis=0)}
+        grads_dig = {"w_out": cache[-1]["z_out"].T @ g_logits, "b_out": g_logits.sum(axis=0)}
         g_z = g_logits @ self.digital["w_out"].T
         hw_grads: list[np.ndarray] = [np.empty(0)] * len(self.layers)
-        pulses: list[tuple[np.ndarray, np.ndarray]] = [None] * len(self.layers)  # type: ignore
+        pulses: list[Any] = [None] * len(self.layers)
+        pulse_weights = cfg.tune == "full"
         for k in range(len(self.layers) - 1, -1, -1):
             layer, c = self.layers[k], cache[k]
+            margin, sigma = layer.margins(c["z_in"])
+            c["margin"], c["sigma"] = margin, sigma
             f = estimate_density(
-                cfg.estimator,
-                c["margin"],
-                c["sigma"],
-                u=c["u"],
-                delta=cfg.delta,
-                reads=cfg.estimator_reads,
-                rng=rng_e,
+                cfg.estimator, margin, sigma, delta=cfg.delta, reads=cfg.estimator_reads, rng=rng_e
             )
             g_m = g_z * 2.0 * f  # dL/dm (1/µA)
-            grads_dig[f"a{k}"] = np.sum(g_m * c["i_d"], axis=0)
-            grads_dig[f"t{k}"] = -np.sum(g_m * c["sigma"], axis=0)
-            gain = self.layers[k].v * (layer.alpha_bar + c["a"])  # column read gain, V
-            d = g_m * gain  # per-example column error: dL/dw_ij ≈ z_j d_i
+            m_d = layer.coefficient("m_d")
+            i_d = layer.v * (c["z_in"] @ m_d)  # the deterministic read (µA)
+            grads_dig[f"a{k}"] = np.sum(g_m * i_d, axis=0) * layer.gain_factor
+            grads_dig[f"t{k}"] = -np.sum(g_m, axis=0) * layer.sigma0
+            drive = layer.alpha() + layer.hw.gain  # the column read gain per volt
+            c["drive"] = drive
+            d = g_m * (layer.v * drive)  # per-example column error: dL/dG_ij ≈ z_j d_i
             hw_grads[k] = c["z_in"].T @ d
-            if apply:
+            if apply and pulse_weights:
                 pulses[k] = pulse_counts(
                     c["z_in"], d, lr_pulses, update=cfg.update, rng=rng_u, norm=cfg.update_norm
                 )
-            if k > 0:
-                mom = c["mom"]
-                # δ·(ᾱ + a) on the columns (the periphery's gain), rows sensed: dL/dz below.
-                g_z = transposed_read(
-                    layer.g_plus.g_us,
-                    layer.g_minus.g_us,
-                    g_m * (layer.alpha_bar + c["a"]),
-                    v_read_v=layer.v,
-                    read_sigma_plus_us=mom["sp"],
-                    read_sigma_minus_us=mom["sm"],
-                    rng=rng_t,
-                )
+            if k > 0:  # δ·(ᾱ + a) on the columns, rows sensed: dL/dz of the layer below
+                g_z = tiled_transposed_read(layer.hw, g_m * drive, rng=rng_t)
+        sent = 0
         if apply:
             upd_rngs = rng_u.spawn(len(self.layers) + 1)
-            for k, layer in enumerate(self.layers):
-                n_inc, n_dec = pulses[k]
-                apply_pair_update(
-                    layer.g_plus,
-                    layer.g_minus,
-                    n_inc,
-                    n_dec,
-                    pair_update=self.pair_update,
-                    rng=upd_rngs[k],
-                )
+            if pulse_weights:
+                for k, layer in enumerate(self.layers):
+                    n_inc, n_dec = pulses[k]
+                    sent += int(n_inc.sum() + n_dec.sum())
+                    apply_pair_update(
+                        layer.g_plus,
+                        layer.g_minus,
+                        n_inc,
+                        n_dec,
+                        pair_update=self.pair_update,
+                        rng=upd_rngs[k],
+                    )
             self.adam.step(grads_dig)
-            for layer in self.layers:  # registers within the gain range
-                np.clip(layer.a, -layer.gain_range, layer.gain_range, out=layer.a)
+            per = self.chip.periphery
             self.updates += 1
             if (
-                self.pair_update == "set_only"
+                pulse_weights
+                and self.pair_update == "set_only"
                 and cfg.refresh_every
                 and self.updates % cfg.refresh_every == 0
             ):
@@ -222,47 +288,42 @@ class OnChipNetwork:
                     self.refreshed += refresh_pairs(
                         layer.g_plus, layer.g_minus, level=cfg.refresh_level, rng=upd_rngs[-1]
                     )
-        return StepResult(loss, correct, hw_grads, cache, logits)
+            for layer in self.layers:
+                np.clip(layer.a, -per.gain_range, per.gain_range, out=layer.a)
+                if pulse_weights:
+                    layer.sync_conductances()
+                layer.apply_registers()
+        return StepResult(loss, correct, hw_grads, cache, logits, sent)
 
     # ------------------------------------------------------------------ diagnostics
 
     def exact_gradients(self, cache: list[dict[str, np.ndarray]], y: np.ndarray) -> list:
-        """The mean-field NSM weight gradients (float64, torch autograd) of the mini-batch
-        whose forward ``cache`` is given (same sampled states and conductances): per layer
-        dL/dw (n_in, n_out), w = G⁺ − G⁻ (set_only: (∂/∂G⁺ − ∂/∂G⁻)/2; bidirectional:
-        ∂/∂G⁺, the device that is updated)."""
+        """The mean-field NSM gradients (float64, torch autograd) of the mini-batch whose
+        ``cache`` a :meth:`step` filled (same sampled states, same chip): dL/dM through
+        P = Φ((zM + offset − θ)/σ) with σ held at the read's value, mapped to the devices by
+        the column read gain V(ᾱ_i + a_i), per layer (n_in, n_out)."""
         import torch
 
         t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
         h = t(cache[0]["z_in"])
         leaves = []
         for layer, c in zip(self.layers, cache, strict=True):
-            gp = t(layer.g_plus.g_us).requires_grad_(True)
-            gm = t(layer.g_minus.g_us).requires_grad_(True)
-            leaves.append((gp, gm))
-            mom = c["mom"]
-            a = t(c["a"])
-            m_s = t(layer.alpha_p) * gp - t(layer.alpha_m) * gm
-            m_d = gp - gm
-            v_el = t(layer.beta_p) * gp**2 + t(layer.beta_m) * gm**2 + t(layer.gamma) * m_d**2
-            var = (
-                layer.v**2 * (v_el + t(mom["v_rd"]) + a**2 * t(mom["v_d"])).sum(0)
-                + layer.noise_sigma_ua**2
-            )
-            sigma = torch.sqrt(var)
-            margin = layer.v * (h @ (m_s + a * m_d)) + t(layer.offsets_ua) - t(layer.t) * sigma
-            prob = 0.5 * (1.0 + torch.erf(margin / (math.sqrt(2.0) * sigma)))
+            hl = layer.hw
+            m = np.hstack([hl.moment_coefficients(0.0, j)[0] for j in range(len(hl.col_slices))])
+            mt = t(m).requires_grad_(True)
+            leaves.append(mt)
+            off = hl.offsets_ua if hl.analog_comparator else np.zeros(hl.fan_out)
+            margin = h @ mt + t(off - hl.threshold_ua)
+            prob = 0.5 * (1.0 + torch.erf(margin / (math.sqrt(2.0) * t(c["sigma"]))))
             mean = 2.0 * prob - 1.0
             h = (t(c["z_out"]) - mean).detach() + mean
         logits = h @ t(self.digital["w_out"]) + t(self.digital["b_out"])
         loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(y, dtype=torch.long))
-        flat = [v for pair in leaves for v in pair]
-        grads = torch.autograd.grad(loss, flat)
-        out = []
-        for k in range(len(self.layers)):
-            g_p, g_m = grads[2 * k].numpy(), grads[2 * k + 1].numpy()
-            out.append(0.5 * (g_p - g_m) if self.pair_update == "set_only" else g_p)
-        return out
+        grads = torch.autograd.grad(loss, leaves)
+        return [
+            g.numpy() * (layer.v * c["drive"])
+            for g, layer, c in zip(grads, self.layers, cache, strict=True)
+        ]
 
     def pulse_stats(self) -> list[dict[str, float]]:
         """Per layer: mean and max pulses per device so far (both devices of the pairs)."""
@@ -276,16 +337,27 @@ class OnChipNetwork:
             )
         return out
 
+    def total_pulses(self) -> int:
+        return int(
+            sum(
+                ly.g_plus.total_pulses().sum() + ly.g_minus.total_pulses().sum()
+                for ly in self.layers
+            )
+        )
+
     # ------------------------------------------------------------------ state
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """Every mutable array (conductances, pulse counters, periphery, Adam moments)."""
+        """Every mutable array: conductances and pulse counters, periphery registers (and the
+        ADC full scales), Adam moments."""
         out: dict[str, np.ndarray] = {}
         for k, layer in enumerate(self.layers):
             for side, arr in (("plus", layer.g_plus), ("minus", layer.g_minus)):
                 out[f"l{k}_{side}_g_us"] = arr.g_us
                 out[f"l{k}_{side}_n_up"] = arr.n_up
                 out[f"l{k}_{side}_n_down"] = arr.n_down
+            for key, fs in layer.hw.adc_full_scale_ua.items():
+                out[f"l{k}_adc_{key}"] = fs
         for key in self.digital:
             out[f"digital_{key}"] = self.digital[key]
             out[f"adam_m_{key}"] = self.adam.m[key]
@@ -295,44 +367,44 @@ class OnChipNetwork:
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         for key, value in self.state_arrays().items():
             if key not in arrays:
-                raise ValueError(f"checkpoint lacks array {key!r}")
+                raise ValueError(f"state lacks array {key!r}")
             src = np.asarray(arrays[key])
             if src.shape != value.shape:
                 raise ValueError(
-                    f"checkpoint array {key!r} has shape {src.shape}; expected {value.shape}"
+                    f"state array {key!r} has shape {src.shape}; expected {value.shape}"
                 )
             value[...] = src  # in place: the registers are shared with the layers
-        for layer in self.layers:  # conductances changed behind the arrays' backs
+        for layer in self.layers:
             layer.g_plus.version += 1
             layer.g_minus.version += 1
+            layer.sync_conductances()
+            layer.apply_registers()
 
     def to_program(self, source: dict[str, Any] | None = None) -> Program:
-        """The learned network as a crossbar :class:`~mapping.program.Program` (the NSM the
-        chip realises: w = m_s + a m_d, β and b from the realised σ), for ``nsmx run``."""
-        template = self.template
+        """The learned network as a crossbar :class:`~mapping.program.Program`: the NSM the
+        chip realises now (weights = the realised mean weights m_s + a m_d per volt, β and b
+        such that the NSM unit's P equals the chip's Φ((z·M + offset − θ)/σ) for ±1 inputs),
+        for ``nsmx run``."""
         layers = []
         k = 0
-        for rec in template.layers:
+        for rec in self.template.layers:
             if isinstance(rec, DenseLayer):
-                layer = self.layers[k]
-                w, beta, b_tilde = layer.effective()
+                hl = self.layers[k].hw
+                w, q = layer_moments(hl.read_arrays(0.0), hl.gain, 1.0)  # per volt
+                analog = hl.analog_comparator
+                v = hl.chip.v_read_v
+                var = v**2 * q.sum(axis=0) + (hl.neuron.config.noise_sigma_ua**2 if analog else 0)
+                scale = np.sqrt(2.0 * var)
                 norm = np.linalg.norm(w, axis=0)
-                kw: dict[str, Any]
-                if layer.noise == "bernoulli":
-                    p = min(max(layer.alpha_bar, 1e-6), 1 - 1e-6)
-                    c = math.sqrt(2 * p * (1 - p))
-                    kw = dict(noise="bernoulli", p=p, sigma=None)
-                else:
-                    sig = math.sqrt(layer.xi_var)
-                    c = math.sqrt(2) * sig
-                    kw = dict(noise="gaussian", p=None, sigma=sig)
+                off = hl.offsets_ua if analog else 0.0
+                beta = v * norm / scale  # P = Φ((V z·w + offset − θ)/√Var), as the chip reads
+                bias = (off - hl.threshold_ua) / scale * hl.noise_scale * norm
                 rec = dataclasses.replace(
                     rec,
                     weight=w.astype(np.float32),
                     beta=beta.astype(np.float32),
-                    bias=(b_tilde * c * norm).astype(np.float32),
+                    bias=bias.astype(np.float32),
                     rule="in_situ",
-                    **kw,
                 )
                 k += 1
             elif isinstance(rec, OutputLayer):
@@ -343,7 +415,7 @@ class OnChipNetwork:
                 )
             layers.append(rec)
         return Program(
-            layers=tuple(layers), input_shape=template.input_shape, source=dict(source or {})
+            layers=tuple(layers), input_shape=self.input_shape, source=dict(source or {})
         )
 
 

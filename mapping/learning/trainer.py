@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .chip_state import (
+    VERSION,
+    ChipStateError,
+    _program_from_bytes,
+    check_same_chip,
+    read_chip_state,
+    same_program,
+    save_chip_state,
+)
 from .network import OnChipNetwork
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = VERSION  # the chip-state file's version
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -44,11 +51,16 @@ class Trainer:
     def _rng(self, stream: int, epoch: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.net.config.seed, stream, epoch]))
 
+    def eval_seed(self, epoch: int) -> int:
+        """The read seed of every evaluation (before learning and after each epoch): the
+        learning seed, so that accuracies are paired (the same read noise on every test
+        example) and ``nsmx run --chip-state FILE --samples S --seed SEED`` reproduces them."""
+        return self.net.config.seed
+
     def evaluate(self, epoch: int) -> float:
-        proba = self.net.predict_proba(
-            self.x_test, self.net.config.eval_samples, rng=self._rng(2, epoch)
-        )
-        return float(np.mean(np.argmax(proba, axis=1) == self.y_test))
+        """MC test accuracy of the chip as it is (:meth:`ChipModel.run`)."""
+        cfg = self.net.config
+        return self.net.accuracy(self.x_test, self.y_test, cfg.eval_samples, self.eval_seed(epoch))
 
     def run_epoch(self, progress: Any = None) -> dict[str, Any]:
         net, cfg = self.net, self.net.config
@@ -90,50 +102,48 @@ class Trainer:
             "pulses": net.pulse_stats(),
             "refreshed_pairs": net.refreshed,
             "updates": net.updates,
+            "pulses_sent": net.total_pulses(),
             "wall_s": time.perf_counter() - t0,
         }
         self.history.append(row)
         return row
 
-    # -- checkpoints: arrays in .npz (allow_pickle=False), the rest in JSON
-    def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
-        path = Path(path)
-        arrays = self.net.state_arrays()
-        arrays = {k: np.asarray(v) for k, v in arrays.items()}
-        info = {
-            "version": CHECKPOINT_VERSION,
+    # -- checkpoints: the chip-state file (mapping.learning.chip_state)
+    def position(self) -> dict[str, Any]:
+        net = self.net
+        return {
             "epoch": self.epoch,
-            "updates": self.net.updates,
-            "refreshed": self.net.refreshed,
-            "adam_t": self.net.adam.t,
-            "config": dataclasses.asdict(self.net.config),
-            "chip": self.net.chip.to_dict(),
-            "pulse": dataclasses.asdict(self.net.pulse),
+            "updates": net.updates,
+            "refreshed": net.refreshed,
+            "adam_t": net.adam.t,
             "history": self.history,
-            "meta": meta or {},
         }
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, meta=np.frombuffer(json.dumps(info).encode(), dtype=np.uint8), **arrays)
-        tmp.replace(path)
-        return path
 
-    @staticmethod
-    def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        with np.load(Path(path), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        info = json.loads(arrays.pop("meta").tobytes().decode())
-        if info.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(
-                f"{path}: checkpoint version {info.get('version')!r} is not "
-                f"supported (expected {CHECKPOINT_VERSION})"
-            )
-        return info, arrays
+    def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+        """Write the chip state (and the training position) to ``path``."""
+        return save_chip_state(
+            path, self.net, position=self.position(), scratch=self.net.scratch, meta=meta
+        )
 
-    def load(self, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        if info["config"] != dataclasses.asdict(self.net.config):
-            raise ValueError("checkpoint was written with a different learning configuration")
-        self.net.load_state_arrays(arrays)
-        self.net.updates, self.net.refreshed = int(info["updates"]), int(info["refreshed"])
-        self.net.adam.t = int(info["adam_t"])
-        self.epoch = int(info["epoch"])
-        self.history = list(info["history"])
+    def resume(self, path: str | Path) -> None:
+        """Continue from a chip-state file written by :meth:`save` with the same learning
+        configuration, chip, pulse device and initial program (else ``ChipStateError``)."""
+        manifest, arrays = read_chip_state(path)
+        check_same_chip(manifest, self.net, path)
+        if not self.net.scratch:
+            stored = _program_from_bytes(arrays.pop("program"))
+            if not same_program(stored, self.net.initial_program):
+                raise ChipStateError(f"{path}: written for another program; cannot resume")
+        for k, layer in enumerate(self.net.layers):
+            for side, mask in (("plus", layer.stuck_plus), ("minus", layer.stuck_minus)):
+                if not np.array_equal(arrays.pop(f"l{k}_{side}_stuck"), mask):
+                    raise ChipStateError(f"{path}: the chip's stuck cells differ; cannot resume")
+        try:
+            self.net.load_state_arrays(arrays)
+        except ValueError as exc:
+            raise ChipStateError(f"{path}: {exc}") from None
+        pos = manifest["position"]
+        self.net.updates, self.net.refreshed = int(pos["updates"]), int(pos["refreshed"])
+        self.net.adam.t = int(pos["adam_t"])
+        self.epoch = int(pos["epoch"])
+        self.history = list(pos["history"])

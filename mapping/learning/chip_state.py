@@ -1,0 +1,246 @@
+"""The chip-state file: a learned chip as it is (conductances, calibration, gains), not a program.
+
+One ``.npz`` archive (never pickled) holding a JSON manifest and named float64/int64 arrays:
+
+- manifest: ``format`` (:data:`FORMAT`), ``version`` (:data:`VERSION`), the learning
+  configuration, the chip and pulse-device configurations, the training position (epoch,
+  updates, refreshes, Adam step, history), the caller's ``meta`` and a ``checksum``: SHA-256
+  over the canonical manifest (without the checksum) and every array's name, dtype, shape and
+  bytes;
+- arrays: every mutable array of :meth:`OnChipNetwork.state_arrays` (the pairs' conductances
+  G₀ and pulse counters, the gain and threshold registers, the ADC full scales, the digital
+  output layer, the optimiser's moments), the stuck-at masks (to check that the chip rebuilt from
+  the manifest has the same faults) and ``program``: the bytes of the ``.nsmx`` program the chip
+  was first programmed with (absent for a chip that learned from scratch).
+
+The device randomness drawn at programming (programming error, faults, elements, comparator
+offsets, gain errors) is rebuilt from (program, chip, seed); the file overwrites what learning
+changed. Reading validates everything and raises :class:`ChipStateError` naming the file and
+the problem (missing, not an npz, foreign format, other version, checksum mismatch, missing or
+misshapen arrays, a chip whose faults differ).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossbar import ChipConfig
+from devices.pulse import pulse_from_dict, pulse_to_dict
+
+from .config import LearningConfig
+
+FORMAT = "nsmx-chip-state"
+VERSION = 1
+MANIFEST_KEY = "__manifest__"
+
+
+class ChipStateError(ValueError):
+    """A chip-state file that cannot be read (damaged, foreign, another version, tampered)."""
+
+
+def _checksum(manifest: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    h.update(json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _program_bytes(program: Any) -> np.ndarray:
+    from ..program import save_program
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_program(program, Path(tmp) / "program.nsmx")
+        return np.frombuffer(path.read_bytes(), dtype=np.uint8).copy()
+
+
+def _program_from_bytes(data: np.ndarray) -> Any:
+    from ..program import load_program
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "program.nsmx"
+        path.write_bytes(np.asarray(data, dtype=np.uint8).tobytes())
+        return load_program(path)
+
+
+def state_arrays(net: Any) -> dict[str, np.ndarray]:
+    """The arrays a chip-state file holds for ``net`` (copies)."""
+    arrays = {k: np.array(v) for k, v in net.state_arrays().items()}
+    for k, layer in enumerate(net.layers):
+        arrays[f"l{k}_plus_stuck"] = layer.stuck_plus.astype(np.int64)
+        arrays[f"l{k}_minus_stuck"] = layer.stuck_minus.astype(np.int64)
+    return arrays
+
+
+def save_chip_state(
+    path: str | os.PathLike,
+    net: Any,
+    *,
+    position: dict[str, Any],
+    scratch: bool,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``net``'s chip state to ``path`` atomically (temporary file, then rename).
+
+    ``position``: the training position (epoch, updates, refreshed, adam_t, history);
+    ``scratch``: whether the chip learned from scratch (else its initial program is stored)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = state_arrays(net)
+    if not scratch:
+        arrays["program"] = _program_bytes(net.initial_program)
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "learning": dataclasses.asdict(net.config),
+        "chip": net.chip.to_dict(),
+        "pulse": pulse_to_dict(net.pulse),
+        "scratch": bool(scratch),
+        "position": position,
+        "meta": meta or {},
+    }
+    manifest["checksum"] = {"algorithm": "sha256", "value": _checksum(manifest, arrays)}
+    text = json.dumps(manifest, ensure_ascii=True, allow_nan=False)
+    members = {MANIFEST_KEY: np.frombuffer(text.encode("ascii"), dtype=np.uint8)}
+    members.update(arrays)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            np.savez(f, **members)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_chip_state(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(manifest, arrays) of a chip-state file, validated (format, version, checksum)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ChipStateError(f"{path}: chip-state file not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not hasattr(npz, "files"):
+                raise ChipStateError(f"{path}: not a chip-state file (a .npy array, not an .npz)")
+            members = {k: npz[k] for k in npz.files}
+    except ChipStateError:
+        raise
+    except Exception as exc:  # numpy/zipfile raise many types for foreign or damaged files
+        raise ChipStateError(
+            f"{path}: not a readable chip-state file ({type(exc).__name__}: {exc})"
+        ) from None
+    if MANIFEST_KEY not in members:
+        raise ChipStateError(f"{path}: not a chip-state file (no manifest)")
+    try:
+        manifest = json.loads(members.pop(MANIFEST_KEY).tobytes().decode("ascii"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ChipStateError(f"{path}: damaged chip-state manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ChipStateError(f"{path}: not a chip-state file (format is not {FORMAT!r})")
+    if manifest.get("version") != VERSION:
+        raise ChipStateError(
+            f"{path}: chip-state version {manifest.get('version')!r} is not supported "
+            f"(expected {VERSION})"
+        )
+    stored = (manifest.get("checksum") or {}).get("value")
+    if stored != _checksum(manifest, members):
+        raise ChipStateError(
+            f"{path}: checksum mismatch: the chip-state file was modified or damaged"
+        )
+    return manifest, members
+
+
+def load_chip_state(
+    path: str | os.PathLike, *, calibration: Any = None
+) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the learned chip of a chip-state file: (:class:`OnChipNetwork`, manifest).
+
+    The network is rebuilt from the manifest (learning config, chip, pulse device, initial
+    program or scratch architecture, seed), then every stored array is written into it."""
+    from .network import OnChipNetwork
+
+    manifest, arrays = read_chip_state(path)
+    try:
+        config = LearningConfig(**manifest["learning"])
+        chip = ChipConfig.from_dict(manifest["chip"])
+        pulse = pulse_from_dict(manifest["pulse"])
+        program = None if manifest["scratch"] else _program_from_bytes(arrays.pop("program"))
+        net = OnChipNetwork(config, chip, pulse, program, calibration=calibration)
+        for k, layer in enumerate(net.layers):
+            for side, mask in (("plus", layer.stuck_plus), ("minus", layer.stuck_minus)):
+                if not np.array_equal(arrays.pop(f"l{k}_{side}_stuck"), mask.astype(np.int64)):
+                    raise ChipStateError(
+                        f"{path}: the rebuilt chip's stuck cells differ from the file's "
+                        f"(layer {k}, {side}): another engine or device model"
+                    )
+        net.load_state_arrays(arrays)
+    except ChipStateError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ChipStateError(f"{path}: invalid chip state ({type(exc).__name__}: {exc})") from None
+    position = manifest.get("position", {})
+    net.updates = int(position.get("updates", 0))
+    net.refreshed = int(position.get("refreshed", 0))
+    net.adam.t = int(position.get("adam_t", 0))
+    return net, manifest
+
+
+def check_same_chip(manifest: dict[str, Any], net: Any, path: str | os.PathLike) -> None:
+    """Refuse to continue a chip state with another learning configuration, chip, pulse
+    device or initial program than ``net``'s (``ChipStateError`` naming what differs)."""
+    diffs = []
+    if manifest.get("learning") != dataclasses.asdict(net.config):
+        diffs.append("learning configuration")
+    if manifest.get("chip") != net.chip.to_dict():
+        diffs.append("chip")
+    if manifest.get("pulse") != pulse_to_dict(net.pulse):
+        diffs.append("pulse device")
+    if bool(manifest.get("scratch")) != bool(net.scratch):
+        diffs.append("starting point (scratch or program)")
+    if diffs:
+        raise ChipStateError(f"{path}: written with another {', '.join(diffs)}; cannot resume")
+
+
+def same_program(a: Any, b: Any) -> bool:
+    """Whether two programs have the same layers and arrays (timestamps aside)."""
+    if len(a.layers) != len(b.layers) or a.input_shape != b.input_shape:
+        return False
+    for ra, rb in zip(a.layers, b.layers, strict=True):
+        if type(ra) is not type(rb):
+            return False
+        for f in dataclasses.fields(ra):
+            va, vb = getattr(ra, f.name), getattr(rb, f.name)
+            if isinstance(va, np.ndarray) or isinstance(vb, np.ndarray):
+                if not np.array_equal(np.asarray(va), np.asarray(vb)):
+                    return False
+            elif va != vb:
+                return False
+    return True
+
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "ChipStateError",
+    "check_same_chip",
+    "load_chip_state",
+    "read_chip_state",
+    "same_program",
+    "save_chip_state",
+    "state_arrays",
+]
