@@ -102,7 +102,13 @@ class LayerReport:
 
 @dataclass(frozen=True)
 class ChipReport:
-    """A run's summary (see the module docstring); ``accuracy``/``nll`` are None without labels."""
+    """A run's summary (see the module docstring); ``accuracy``/``nll`` are None without labels.
+
+    adc: every ADC of the chip (:func:`mapping.adc_calibration.converter_table`: layer,
+    converter, what it converts, scope, bits, range rule, full scales in µA); adc_calibration:
+    how the ranges were calibrated on data (source, examples, samples, seed, rule), None when
+    they were not; warnings: :func:`saturation_warnings` of the run.
+    """
 
     chip: str
     accuracy: float | None
