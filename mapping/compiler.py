@@ -279,23 +279,27 @@ def compile_checkpoint(
 ) -> Program:
     """Load a training checkpoint (``nsm.checkpoint.load_model``) and compile it.
 
-    The program's ``source`` records the checkpoint path, model, rule and epochs trained.
+    The program's ``source`` records the checkpoint path, model, rule and epochs trained (and,
+    for a user architecture that names one, its dataset).
     Raises ``nsm.checkpoint.CheckpointError`` for a bad file, :class:`CompileError` for a model
     the chip cannot run (e.g. the SN baseline).
     """
-    from nsm.checkpoint import load_model
+    from nsm.checkpoint import checkpoint_spec, load_model
     from nsm.models import MODELS
 
     model, ckpt = load_model(path)
+    spec = checkpoint_spec(ckpt, path=path)  # a named model or the recorded architecture
     source = {
         "checkpoint": str(Path(path)),
         "model": ckpt["model"],
         "rule": ckpt["rule"],
         "epochs": int(ckpt["epoch"]),
     }
+    if spec.name not in MODELS and spec.dataset is not None:  # a user architecture's dataset
+        source["dataset"] = spec.dataset
     return compile_model(
         model,
-        MODELS[ckpt["model"]].input_shape,
+        spec.input_shape,
         source=source,
         scale_policy=scale_policy,
         encoding=encoding,

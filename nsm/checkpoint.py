@@ -14,6 +14,9 @@ Integrity, in the order it is checked on load:
    and are read as before;
 3. semantic ranges: ``epoch`` an integer >= 0, ``config`` a dict, every floating-point weight
    finite (a NaN or inf weight would evaluate to chance level without a word).
+
+A checkpoint of the user's own architecture records it as data in ``config["architecture"]``
+(the layer list of :mod:`nsm.architecture`, hashed with the config); ``model`` is its name.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from nsm.models import MODELS, RULES, ModelOptions, build_model
+from nsm.architecture import build, model_spec
+from nsm.models import MODELS, RULES, ModelOptions, ModelSpec
 
 FORMAT = "nsmx-checkpoint"
 VERSION = 2
@@ -134,12 +138,33 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     for key in ("model", "rule", "state_dict", "epoch", "config"):
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint lacks the field {key!r}")
-    if ckpt["model"] not in MODELS:
-        raise CheckpointError(f"{path}: model {ckpt['model']!r} is not one of {sorted(MODELS)}")
+    architecture = architecture_of_checkpoint(ckpt)
+    if architecture is None and ckpt["model"] not in MODELS:
+        raise CheckpointError(
+            f"{path}: model {ckpt['model']!r} is not one of {sorted(MODELS)} and the checkpoint "
+            "records no architecture"
+        )
     if ckpt["rule"] not in RULES:
         raise CheckpointError(f"{path}: rule {ckpt['rule']!r} is not one of {sorted(RULES)}")
     _check_content(path, ckpt)
     return ckpt
+
+
+def architecture_of_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    """The user architecture a checkpoint records (the layer-list dict), or None for a named
+    model."""
+    config = ckpt.get("config")
+    arch = config.get("architecture") if isinstance(config, dict) else None
+    return arch if isinstance(arch, dict) else None
+
+
+def checkpoint_spec(ckpt: dict[str, Any], *, path: str | os.PathLike = "<checkpoint>") -> ModelSpec:
+    """The :class:`~nsm.models.ModelSpec` of a checkpoint's model: a named one, or the recorded
+    user architecture's (input shape, dataset or None)."""
+    try:
+        return model_spec(ckpt["model"], architecture_of_checkpoint(ckpt))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: invalid architecture: {exc}") from exc
 
 
 def model_from_checkpoint(
@@ -152,7 +177,12 @@ def model_from_checkpoint(
         options = ModelOptions.from_config(config)
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: invalid model options in the config: {exc}") from exc
-    model = build_model(ckpt["model"], ckpt["rule"], options)
+    try:
+        model = build(
+            ckpt["model"], ckpt["rule"], options, architecture=architecture_of_checkpoint(ckpt)
+        )
+    except ValueError as exc:  # an invalid recorded architecture (ArchitectureError)
+        raise CheckpointError(f"{path}: invalid architecture: {exc}") from exc
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:

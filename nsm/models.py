@@ -36,11 +36,14 @@ RULES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a named model is and how the paper trains it (lr halves every ``lr_step_epochs``)."""
+    """What a named model is and how the paper trains it (lr halves every ``lr_step_epochs``).
+
+    A user architecture's spec (:func:`nsm.architecture.model_spec`) has ``dataset`` None when
+    it names none, and its own input shape."""
 
     name: str
-    dataset: str
-    input_shape: tuple[int, int, int]
+    dataset: str | None
+    input_shape: tuple[int, ...]
     description: str
     lr: float = 3e-4  # Adam lr of the paper (DESIGN §2)
     weight_decay: float = 1e-6  # DESIGN §2

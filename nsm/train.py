@@ -25,10 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from nsm.architecture import Architecture, build, model_spec
 from nsm.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
 from nsm.evaluate import accuracy_nll, mc_predict
 from nsm.layers import use_generator
-from nsm.models import MODELS, RULES, ModelOptions, build_model
+from nsm.models import MODELS, RULES, ModelOptions
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -38,7 +39,12 @@ _SHUFFLE, _NOISE, _EVAL = 0, 1, 2
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of one training run. ``None`` fields take the model's paper defaults."""
+    """Hyper-parameters of one training run. ``None`` fields take the model's paper defaults.
+
+    ``architecture``: the user's own layer list (:mod:`nsm.architecture`, dict form) instead of
+    a named ``model``; ``model`` then becomes its name and the ``None`` fields its training
+    defaults (else the paper's). It is recorded in the checkpoint's config, as data.
+    """
 
     model: str = "digits-mlp"
     rule: str = "nsm"
@@ -55,9 +61,14 @@ class TrainConfig:
     bias_init: str = "zero"
     structure: str = "per_synapse"
     noise_mode: str = "clt"
+    architecture: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
+        if self.architecture is not None:
+            arch = Architecture.from_dict(self.architecture)  # ArchitectureError: a ValueError
+            object.__setattr__(self, "architecture", arch.to_dict())
+            object.__setattr__(self, "model", arch.name)
+        elif self.model not in MODELS:
             raise ValueError(f"model={self.model!r} is not one of {sorted(MODELS)}")
         if self.rule not in RULES:
             raise ValueError(f"rule={self.rule!r} is not one of {sorted(RULES)}")
@@ -68,7 +79,7 @@ class TrainConfig:
         if self.eval_samples < 1:
             raise ValueError(f"eval_samples={self.eval_samples} must be >= 1")
         self.model_options()  # validates the variant fields
-        spec = MODELS[self.model]
+        spec = model_spec(self.model, self.architecture)
         # Resolve the paper defaults so a checkpoint records the values actually used.
         for name in ("lr", "weight_decay", "batch_size", "lr_step_epochs"):
             if getattr(self, name) is None:
@@ -158,7 +169,9 @@ def train(
 
     with torch.random.fork_rng():  # initialise from the seed without touching global RNG state
         torch.manual_seed(cfg.seed)
-        model = build_model(cfg.model, cfg.rule, cfg.model_options()).to(dev)
+        model = build(cfg.model, cfg.rule, cfg.model_options(), architecture=cfg.architecture).to(
+            dev
+        )
     optimizer, scheduler = _make_optimizer(model, cfg)
     history: list[dict[str, float]] = []
     start_epoch = 0

@@ -39,21 +39,26 @@ def run(args: argparse.Namespace) -> int:
     """``nsmx evaluate``."""
     import torch
 
-    from nsm.checkpoint import CheckpointError, load_model
+    from nsm.checkpoint import CheckpointError, checkpoint_spec, load_model
     from nsm.evaluate import accuracy_nll, mc_predict
-    from nsm.models import MODELS
 
     try:
         model, ckpt = load_model(args.checkpoint)
+        spec = checkpoint_spec(ckpt, path=args.checkpoint)  # a named model or its architecture
     except CheckpointError as exc:
         raise UserError(str(exc)) from exc
-    expected = MODELS[ckpt["model"]].input_shape
+    expected = spec.input_shape
     user_data = data_label(args)
     if user_data is not None:
         dataset = user_data
         x, y = load_data(args.data, "test", input_shape=expected, n_classes=_n_classes(model))
     else:
-        dataset = args.dataset or MODELS[ckpt["model"]].dataset
+        dataset = args.dataset or spec.dataset
+        if dataset is None:
+            raise UserError(
+                f"{args.checkpoint}: model {ckpt['model']} names no dataset; pass --data "
+                "FILE.npz or --dataset"
+            )
         x, y = load_split(dataset, "test", args.data_dir)
         if tuple(x.shape[1:]) != expected:
             raise UserError(

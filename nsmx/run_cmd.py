@@ -79,9 +79,11 @@ def _dataset(args: argparse.Namespace, program: Any) -> str:
     model = program.source.get("model")
     if model in MODELS:
         return MODELS[model].dataset
+    if program.source.get("dataset") in DATASETS:  # a user architecture that names its set
+        return program.source["dataset"]
     raise UserError(
-        f"{args.program} does not record the dataset it was trained on; pass --dataset "
-        f"({', '.join(DATASETS)})"
+        f"{args.program} does not record the dataset it was trained on; pass --data FILE.npz "
+        f"or --dataset ({', '.join(DATASETS)})"
     )
 
 

@@ -261,6 +261,7 @@ def _program_info(
     path: str, dataset: str | None, cache: dict[str, tuple[ProgramInfo, Any]], *, data=None
 ) -> tuple[ProgramInfo, Any]:
     from mapping.program import ProgramError, load_program
+    from nsm.data import DATASET_NAMES
     from nsm.models import MODELS
 
     key = os.path.abspath(path)
@@ -280,11 +281,13 @@ def _program_info(
         except DatasetError as exc:
             raise SweepError(str(exc)) from None
         dataset = data.name
+    elif dataset is None and program.source.get("dataset") in DATASET_NAMES:
+        dataset = program.source["dataset"]  # a user architecture that names its set
     elif dataset is None:
         if model not in MODELS:
             raise SweepError(
-                f"{path} does not record the dataset it was trained on; give dataset "
-                "(digits, mnist, fashion-mnist)"
+                f"{path} does not record the dataset it was trained on; give data (an .npz) "
+                "or dataset (digits, mnist, fashion-mnist)"
             )
         dataset = MODELS[model].dataset
     info = ProgramInfo(key, file_sha256(path), dataset, tuple(program.input_shape))
