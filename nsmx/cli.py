@@ -4,9 +4,11 @@ Subcommands: ``train`` (:mod:`nsmx.train_cmd`), ``evaluate`` (:mod:`nsmx.evaluat
 ``demo``, ``compile``, ``run``, ``chips``, ``learn``, ``sweep`` and ``plot``
 (:mod:`nsmx.sweep_cmd`). Every subcommand validates its arguments before doing any work and
 reports user errors (:class:`nsmx.args.UserError`) as one line on stderr with exit status 2 (no
-traceback); Ctrl-C (and, for a sweep, SIGTERM) ends it with status 130; ``--json`` makes the
-last line of stdout one JSON object for scripts. What the subcommands share lives in
-:mod:`nsmx.args`.
+traceback); an operating-system error (a full disk, a read-only folder, a closed stdout) as one
+line naming the path, status 1; Ctrl-C and SIGTERM end it as "interrupted", status 130 / 143
+(:func:`nsmx.interrupts.run_guarded`, also inside numba kernels); ``--json`` makes the last
+line of stdout one JSON object for scripts (strict JSON: no NaN or Infinity). What the
+subcommands share lives in :mod:`nsmx.args`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from nsmx import (
     train_cmd,
 )
 from nsmx.args import UserError, load_plugin_args, positive_int
+from nsmx.interrupts import run_guarded
 
 #: Subcommand name -> the function that runs it (takes the parsed arguments, returns the status).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -75,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads is not None:
         threads.set_threads(args.threads)
-    try:
+
+    def call() -> int:
         # Plugins register their models before any chip file is read: the subcommand's
         # --plugin and the global one; installed entry points load for the commands that
         # build chips (those with --plugin).
@@ -83,12 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if modules or hasattr(args, "plugins"):
             load_plugin_args(modules)
         return COMMANDS[args.command](args)
-    except UserError as exc:
-        print(f"nsmx {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"nsmx {args.command}: interrupted", file=sys.stderr)
-        return 130
+
+    # One handler: user errors, OS errors, Ctrl-C and SIGTERM each end in one line on stderr.
+    return run_guarded(f"nsmx {args.command}", call)
 
 
 __all__ = ["COMMANDS", "UserError", "build_parser", "main"]

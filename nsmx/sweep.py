@@ -23,7 +23,7 @@ from typing import Any
 from devices.errors import ConfigError, ConfigTypeError
 from devices.fields import check_int
 from nsmx.metrics import ECE_BINS, expected_calibration_error
-from nsmx.store import StoreError, SweepStore, store_path
+from nsmx.store import SweepStore, store_path
 from nsmx.sweep_spec import (
     RUN_FIELD_NAMES,
     SPEC_VERSION,
@@ -61,25 +61,15 @@ class SweepSummary:
     failures: list[str] = field(default_factory=list)
 
 
-def open_or_create(path: Path, spec: SweepSpec) -> SweepStore:
-    """Open the store for ``spec`` (creating it), refusing one made for another sweep."""
-    definition = spec.to_dict()
-    if not path.exists():
-        return SweepStore.create(path, definition)
-    store = SweepStore.open(path)
-    stored = store.sweep
-    for key in FIXED_KEYS:
-        if stored.get(key) != definition.get(key):
-            store.close()
-            raise StoreError(
-                f"{path} holds another sweep: {key} is {stored.get(key)!r} there but "
-                f"{definition.get(key)!r} now; use another --out to start a new sweep"
-            )
-    merged = dict(definition)
-    merged["seeds"] = max(int(stored.get("seeds", 1)), spec.seeds)
-    if merged != stored:
-        store.set_sweep(merged)
-    return store
+def open_or_create(
+    path: Path, spec: SweepSpec, points: Sequence[Point] | None = None
+) -> SweepStore:
+    """Open the store for ``spec`` (creating it; locked for this process), refusing one made
+    for another sweep with a message naming each difference (:func:`nsmx.provenance.
+    open_for_sweep`: a store takes more seeds and new grid values, nothing else)."""
+    from nsmx.provenance import open_for_sweep
+
+    return open_for_sweep(path, spec, resolve_points(spec) if points is None else points)
 
 
 def run_sweep(
@@ -120,7 +110,7 @@ def run_sweep(
     plugins = loaded_plugins()
     tasks = make_tasks(spec, points, threads=threads, plugins=plugins)
     path = store_path(out)
-    with open_or_create(path, spec) as store:
+    with open_or_create(path, spec, points) as store:
         done = store.done()
         todo = [t for t in tasks if (t.point_hash, t.seed) not in done]
         summary = SweepSummary(len(points), len(tasks), len(tasks) - len(todo), 0, path, 0.0)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -316,25 +315,22 @@ def run(args: argparse.Namespace) -> int:
     """``nsmx sweep``."""
     from nsmx.store import StoreError
 
-    def terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt  # SIGTERM like Ctrl-C: stop workers, keep committed rows
-
-    previous = signal.signal(signal.SIGTERM, terminate)
+    # Ctrl-C and SIGTERM (nsmx.interrupts) stop the workers and keep the committed rows.
     try:
         if args.target[:1] == ["export"]:
             return _export(args)
         return _sweep(args)
     except (SweepError, StoreError) as exc:
         raise UserError(str(exc)) from exc
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _export(args: argparse.Namespace) -> int:
+    from nsmx.safe_io import check_output_file
     from nsmx.store import open_store
 
     if len(args.target) != 2 or not args.out:
         raise UserError("usage: nsmx sweep export RUN_DIR -o table.csv")
+    check_output_file(args.out, "export -o")
     with open_store(args.target[1]) as store:
         n = store.export_csv(args.out)
     print(f"wrote {n} rows to {args.out}")
@@ -366,8 +362,14 @@ def _sweep(args: argparse.Namespace) -> int:
 
             spec = replace(spec, name=Path(args.out).name)
         jobs = [(spec, Path(args.out))]
-    # Validate every study before any work starts.
+    # Validate every study before any work starts: grid, output folder, the store's sweep.
+    from nsmx.provenance import check_store
+    from nsmx.safe_io import check_output_dir, check_output_file
+
     resolved = [(spec, out, resolve_points(spec)) for spec, out in jobs]
+    for spec, out, points in resolved:
+        (check_output_file if out.suffix == ".sqlite" else check_output_dir)(out, "--out")
+        check_store(out, spec, points)
     results = []
     for spec, out, points in resolved:
         grid = " x ".join(f"{k}[{len(v)}]" for k, v in spec.vary) or "one point"
@@ -396,12 +398,14 @@ def _sweep(args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        print(json.dumps({"sweeps": results}))
+        print(json.dumps({"sweeps": results}, allow_nan=False))
     return 0
 
 
 def plot(args: argparse.Namespace) -> int:
     """``nsmx plot``."""
+    from nsmx.provenance import settings_columns
+    from nsmx.safe_io import check_output_dir
     from nsmx.store import StoreError, open_store
     from nsmx.sweep_plots import (
         PlotError,
@@ -414,7 +418,14 @@ def plot(args: argparse.Namespace) -> int:
     try:
         with open_store(args.run_dir) as store:
             stem = args.name or f"sweep_{Path(args.run_dir).name}"
-            out_dir = args.out or args.run_dir
+            out_dir = check_output_dir(args.out or args.run_dir, "plot -o (figure folder)")
+            extras = settings_columns(store.rows())
+            if extras:  # a store written before sweep identities: rows of several settings
+                print(
+                    "note: the store holds rows of the same varied values under different "
+                    f"settings ({', '.join(extras)}); each setting is its own series "
+                    "(no heatmap), never pooled"
+                )
             paths = plot_store(
                 store, metrics=args.metric or ["accuracy"], x=args.x, out_dir=out_dir, stem=stem
             )

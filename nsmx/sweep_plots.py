@@ -11,6 +11,11 @@ Cost metrics (:data:`COST_METRICS`, energy, latency and area per classification 
 :mod:`mapping.cost`) are plotted on a log axis; :func:`plot_pareto` draws accuracy against a cost,
 one point per grid point, with the Pareto front.
 
+Rows are never pooled across settings: rows of the same varied values but different settings (a
+store written before sweep identities were checked) are drawn as separate series labelled by the
+settings that differ (:func:`nsmx.provenance.settings_columns`), and titles state only what all
+rows share (:func:`describe_rows`). Figures are written atomically (:mod:`nsmx.safe_io`).
+
 Axis labels carry the unit taken from the field name's suffix (:data:`UNITS`: ``_us`` µS,
 ``_v`` V, ``_s`` s, ``_ohm`` Ω, ``_ua`` µA). Numeric x values spanning more than two decades use
 a log axis (symmetric-log when zero is among them).
@@ -29,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from nsmx.provenance import common_value, setting_label, settings_columns, settings_of
+from nsmx.safe_io import atomic_path
 from nsmx.store import SweepStore
 
 #: Field-name suffix -> unit shown on the axis.
@@ -96,6 +103,41 @@ def _is_numeric(values: Sequence[Any]) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
+def _series_order(groups: Any, grids: Sequence[Sequence[Any]]) -> list[tuple]:
+    """The keys of ``groups`` (other fields' values, then differing settings) in grid order."""
+    grid_keys = list(itertools.product(*grids))
+    n = len(grids)
+
+    def rank(key: tuple) -> tuple:
+        head = key[:n]
+        return (grid_keys.index(head) if head in grid_keys else len(grid_keys), str(key[n:]))
+
+    return sorted(groups, key=rank)
+
+
+def describe_rows(rows: Sequence[dict[str, Any]], sweep: dict[str, Any]) -> str:
+    """The settings every row shares, as a figure's subtitle: chip, dataset and size, MC samples,
+    mode, seeds; a setting the rows do not share reads 'varied' (never one row's value)."""
+
+    def shared(get: Any, fmt: Any) -> str:
+        same, value = common_value(rows, get)
+        return fmt(value) if same else fmt(None)
+
+    chip = Path(str(sweep.get("chip"))).name
+    same_chip, _ = common_value(rows, lambda r: r["config"]["chip"])
+    chip_text = f"chip {chip} {' '.join(sweep.get('sets', []))}".rstrip()
+    if not same_chip:
+        chip_text += " (chip fields varied)"
+    dataset = shared(lambda r: r["config"]["dataset"], lambda v: v or "dataset varied")
+    n = shared(lambda r: r["n"], lambda v: "n varied" if v is None else f"n={v}")
+    samples = shared(lambda r: r["samples"], lambda v: "S varied" if v is None else f"S={v}")
+    mode = shared(
+        lambda r: r["config"]["run"]["mode"], lambda v: "mode varied" if v is None else f"mode {v}"
+    )
+    seeds = len({r["seed"] for r in rows})
+    return f"{chip_text}; {dataset} {n}, {samples}, {mode}, {seeds} seed(s)"
+
+
 def plot_store(
     store: SweepStore,
     *,
@@ -134,34 +176,32 @@ def plot_store(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     title = sweep.get("name") or stem
-    first = rows[0]["config"]
-    chip = Path(str(sweep.get("chip"))).name
-    samples = "S varied" if "run.samples" in fields else f"S={rows[0]['samples']}"
-    seeds = len({r["seed"] for r in rows})
-    subtitle = (
-        f"chip {chip} {' '.join(sweep.get('sets', []))}; {first['dataset']} "
-        f"n={rows[0]['n']}, {samples}, mode {first['run']['mode']}, {seeds} seed(s)"
-    )
+    # Rows of the same varied values but other settings (an old store): separate series.
+    extras = settings_columns(rows)
+    subtitle = describe_rows(rows, sweep)
     subtitle = "\n".join(textwrap.wrap(subtitle, 72))
     written: list[Path] = []
     for metric in metrics:
         label, scale = METRICS[metric]
         groups: dict[tuple, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
         for r in rows:
-            key = tuple(r["params"].get(f) for f in others)
+            key = tuple(r["params"].get(f) for f in others) + settings_of(r, extras)
             groups[key][r["params"].get(x)].append(_metric(r, metric) * scale)
         xs_all = [v for v in order[x] if any(v in g for g in groups.values())]
         numeric = _is_numeric(xs_all)
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        keys = [k for k in itertools.product(*[order[f] for f in others]) if k in groups]
-        for key in keys:
+        # Series in grid order of the other fields, then by the differing settings.
+        for key in _series_order(groups, [order[f] for f in others]):
             g = groups[key]
             xs = [v for v in xs_all if v in g]
             pos = np.array(xs, dtype=float) if numeric else np.array([xs_all.index(v) for v in xs])
             mean = np.array([np.mean(g[v]) for v in xs])
             std = np.array([np.std(g[v], ddof=1) if len(g[v]) > 1 else 0.0 for v in xs])
             name = ", ".join(
-                f"{f.split('.')[-1]}={_fmt(k)}" for f, k in zip(others, key, strict=True)
+                [
+                    *(f"{f.split('.')[-1]}={_fmt(k)}" for f, k in zip(others, key, strict=False)),
+                    *(setting_label(c, v) for c, v in zip(extras, key[len(others) :], strict=True)),
+                ]
             )
             line = ax.errorbar(pos, mean, yerr=std, marker="o", capsize=3, label=name or None)
             for p, v in zip(pos, xs, strict=True):
@@ -184,16 +224,14 @@ def plot_store(
         ax.set_ylabel(f"{label}\nmean ± std over seeds")
         ax.set_title(f"{title}\n{subtitle}", fontsize=9)
         ax.grid(alpha=0.3)
-        if others:
+        if others or extras:
             ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
         for fmt in formats:
-            path = out_dir / f"{stem}_{metric}.{fmt}"
-            fig.savefig(path, dpi=120)
-            written.append(path)
+            written.append(_save(fig, out_dir / f"{stem}_{metric}.{fmt}"))
         plt.close(fig)
 
-        if len(fields) == 2:
+        if len(fields) == 2 and not extras:  # one cell per point: only rows of one setting
             y = others[0]
             ys = order[y]
             grid = np.full((len(ys), len(xs_all)), np.nan)
@@ -225,11 +263,16 @@ def plot_store(
             ax.set_title(f"{title}\n{subtitle}", fontsize=9)
             fig.tight_layout()
             for fmt in formats:
-                path = out_dir / f"{stem}_{metric}_heatmap.{fmt}"
-                fig.savefig(path, dpi=120)
-                written.append(path)
+                written.append(_save(fig, out_dir / f"{stem}_{metric}_heatmap.{fmt}"))
             plt.close(fig)
     return written
+
+
+def _save(fig: Any, path: Path) -> Path:
+    """``fig`` written to ``path`` whole or not at all (a temporary file renamed into place)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip("."))
+    return path
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -271,6 +314,7 @@ def plot_pareto(
     if not rows:
         raise PlotError(f"{store.path}: no finished runs to plot yet")
     fields = [f for f, _ in store.sweep.get("vary", [])]
+    extras = settings_columns(rows)
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(r["point_hash"], []).append(r)
@@ -280,7 +324,17 @@ def plot_pareto(
         ys = [_metric(r, metric) * METRICS[metric][1] for r in group]
         points.append((float(np.mean(xs)), float(np.mean(ys))))
         params = group[0]["params"]
-        labels.append(", ".join(f"{f.split('.')[-1]}={_fmt(params.get(f))}" for f in fields))
+        labels.append(
+            ", ".join(
+                [
+                    *(f"{f.split('.')[-1]}={_fmt(params.get(f))}" for f in fields),
+                    *(
+                        setting_label(c, v)
+                        for c, v in zip(extras, settings_of(group[0], extras), strict=True)
+                    ),
+                ]
+            )
+        )
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     xy = np.array(points)
     ax.plot(xy[:, 0], xy[:, 1], "o", alpha=0.6)
@@ -297,11 +351,7 @@ def plot_pareto(
     fig.tight_layout()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in formats:
-        path = out_dir / f"{stem}_{metric}_vs_{cost}.{fmt}"
-        fig.savefig(path, dpi=120)
-        written.append(path)
+    written = [_save(fig, out_dir / f"{stem}_{metric}_vs_{cost}.{fmt}") for fmt in formats]
     plt.close(fig)
     return written
 
@@ -311,12 +361,14 @@ def summary_table(store: SweepStore) -> list[dict[str, Any]]:
     deviation (over seeds, ddof 1) of accuracy, NLL and ECE."""
     rows = store.rows()
     fields = [f for f, _ in store.sweep.get("vary", [])]
+    extras = settings_columns(rows)  # rows of other settings: their own lines, the setting shown
     points: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         points.setdefault(r["point_hash"], []).append(r)
     out = []
     for group in sorted(points.values(), key=lambda g: g[0]["point_index"]):
         entry: dict[str, Any] = {f: group[0]["params"].get(f) for f in fields}
+        entry.update(zip(extras, settings_of(group[0], extras), strict=True))
         entry["seeds"] = len(group)
         for metric in ("accuracy", "nll", "ece"):
             values = np.array([r[metric] for r in group])
@@ -357,6 +409,7 @@ __all__ = [
     "UNITS",
     "PlotError",
     "axis_label",
+    "describe_rows",
     "format_markdown",
     "pareto_front",
     "plot_pareto",
