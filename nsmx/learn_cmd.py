@@ -227,7 +227,9 @@ def run(args: argparse.Namespace) -> int:
         except (ProgramError, OSError) as exc:
             raise UserError(str(exc)) from exc
         model = ""
-    if args.dataset is not None:
+    if args.data is not None:  # the user's own data names itself
+        dataset = Path(args.data).name
+    elif args.dataset is not None:
         dataset = args.dataset
     elif program is not None:
         dataset = str(program.source.get("dataset", ""))
@@ -244,8 +246,9 @@ def run(args: argparse.Namespace) -> int:
     if args.data is not None:
         dataset = Path(args.data).name
         shape = program.input_shape if program else None
-        x_tr, y_tr = load_data(args.data, "train", input_shape=shape, n_classes=None)
-        x_te, y_te = load_data(args.data, "test", input_shape=shape, n_classes=None)
+        classes = program.n_classes if program else None
+        x_tr, y_tr = load_data(args.data, "train", input_shape=shape, n_classes=classes)
+        x_te, y_te = load_data(args.data, "test", input_shape=shape, n_classes=classes)
     else:
         x_tr, y_tr = load_split(dataset, "train", args.data_dir)
         x_te, y_te = load_split(dataset, "test", args.data_dir)

@@ -288,3 +288,33 @@ def test_own_network_runs_and_sweeps_with_data(trained, tmp_path):
     )
     assert code == 0, err
     assert last_json(out)["sweeps"][0]["ran"] == 2
+
+
+def test_own_network_learns_on_chip_with_data(trained, tmp_path):
+    out = tmp_path / "learn"
+    code, text, err = run_cli(
+        [
+            "learn",
+            "--program",
+            str(trained["prog"]),
+            "--chip",
+            "ideal",
+            "--data",
+            str(trained["data"]),
+            "--epochs",
+            "1",
+            "--train-subset",
+            "100",
+            "--eval-samples",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--json",
+        ]
+    )
+    assert code == 0, err
+    row = last_json(text)
+    assert row["epoch"] == 1 and 0.0 <= row["test_acc"] <= 1.0
+    learned = load_program(out / "program.nsmx")
+    assert [layer.fan_out for layer in learned.binary_layers] == [37, 21]
