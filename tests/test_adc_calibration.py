@@ -143,8 +143,9 @@ def test_bad_calibration_settings_are_refused_naming_the_field(field, value, all
 
 def test_rms_rule_reproduces_the_numbers_before_calibration_existed():
     # Values of this exact construction at the commit before "calibrated" existed (adc_range
-    # "rms" was then the default): the old rule must give them bit for bit.
-    layer = tile_adc_layer(adc_range="rms")
+    # "rms" and the fixed gain grid were then the only rules): the old rules give them bit for
+    # bit.
+    layer = tile_adc_layer(adc_range="rms", gain_grid="fixed")
     rng = np.random.default_rng(5)  # the draws of tile_adc_layer, then the inputs
     rng.standard_normal((20, 12)), rng.uniform(0.5, 3, 12), rng.standard_normal(12)
     z = rng.choice([-1, 1], size=(7, 20))
@@ -157,7 +158,7 @@ def test_rms_rule_reproduces_the_numbers_before_calibration_existed():
     assert float(out.adc_full_scale_ua["d"].sum()) == 648.8070631463524
     assert layer.adc_range_rule == "rms" and not layer.needs_adc_calibration
     # Until calibrated, a "calibrated" layer reads with exactly the rms ranges.
-    pending = tile_adc_layer()
+    pending = tile_adc_layer(gain_grid="fixed")
     assert pending.adc_range_rule == "rms (not calibrated)" and pending.needs_adc_calibration
     for key, fs in layer.adc_full_scale_ua.items():
         np.testing.assert_array_equal(pending.adc_full_scale_ua[key], fs)
