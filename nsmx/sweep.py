@@ -7,7 +7,8 @@ grid, derived seeds, :class:`Task`); one (point, seed) is computed by
 :func:`run_sweep` runs the (point, seed) tasks that the store (:mod:`nsmx.store`) does not hold
 yet: serially, on local worker processes (``workers``) or on a Dask distributed cluster
 (``scheduler``); workers compute, the calling process writes each finished row in its own
-transaction. The names of the spec and worker modules are re-exported here.
+transaction. The names of the spec and worker modules are re-exported here, and
+:func:`~nsmx.results.load_results` (a run folder's results as a pandas DataFrame).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from devices.errors import ConfigError, ConfigTypeError
 from devices.fields import check_int
 from nsmx.metrics import ECE_BINS, expected_calibration_error
+from nsmx.results import load_results
 from nsmx.store import SweepStore, store_path
 from nsmx.sweep_spec import (
     RUN_FIELD_NAMES,
@@ -221,6 +223,7 @@ __all__ = [
     "execute_task",
     "expected_calibration_error",
     "file_sha256",
+    "load_results",
     "make_tasks",
     "open_or_create",
     "package_versions",

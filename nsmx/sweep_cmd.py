@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -386,6 +387,7 @@ def _sweep(args: argparse.Namespace) -> int:
             f"  {summary.ran} run, {summary.skipped} already stored, "
             f"{summary.wall_s:.1f} s; store {summary.store}"
         )
+        _print_summary(summary.store, sys.stderr if args.json else sys.stdout)
         results.append(
             {
                 "name": spec.name,
@@ -400,6 +402,18 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"sweeps": results}, allow_nan=False))
     return 0
+
+
+def _print_summary(store_file: Path, stream: Any) -> None:
+    """The finished sweep's table: one line per grid point, mean ± std over its seeds (stderr
+    with --json, so stdout stays one JSON line)."""
+    from nsmx.store import open_store
+    from nsmx.sweep_plots import format_markdown, summary_table
+
+    with open_store(store_file) as store:
+        table = summary_table(store)
+    for line in format_markdown(table):
+        print(f"  {line}", file=stream)
 
 
 def plot(args: argparse.Namespace) -> int:

@@ -225,3 +225,31 @@ def test_sweep_with_data_records_the_file_digest(files, tmp_path):
     argv[argv.index(str(files["data"]))] = str(other)
     code, _, err = run_cli(argv)
     assert code == 2 and "data_sha256" in err
+
+
+def test_load_results_rows_equal_the_store(files, tmp_path):
+    from nsmx.results import varied_columns
+    from nsmx.store import open_store
+    from nsmx.sweep import load_results
+
+    out = tmp_path / "sweep"
+    argv = ["sweep", str(files["program"]), "--chip", "ideal", "--data", str(files["data"])]
+    argv += ["--vary", "periphery.adc_bits=4,8", "--set", "periphery.adc_range=rms"]
+    argv += ["--seeds", "2", "--limit", "8", "--samples", "1", "--mode", "clt"]
+    argv += ["--out", str(out), "--no-progress", "--json"]
+    code, text, err = run_cli(argv)
+    assert code == 0, err
+    assert last_json(text)["sweeps"][0]["ran"] == 4
+    assert "| periphery.adc_bits |" in err  # the summary table, on stderr with --json
+    frame = load_results(out)
+    with open_store(out) as store:
+        rows = store.rows()
+    assert len(frame) == len(rows) == 4
+    for (_, got), want in zip(frame.iterrows(), rows, strict=True):
+        assert (got["point_hash"], got["seed"]) == (want["point_hash"], want["seed"])
+        assert got["accuracy"] == want["accuracy"] and got["nll"] == want["nll"]
+        assert got["periphery.adc_bits"] == want["params"]["periphery.adc_bits"]
+    # Fixed settings are columns too: the chip's, the run's, the data file's.
+    assert set(frame["periphery.adc_range"]) == {"rms"}
+    assert set(frame["run.mode"]) == {"clt"} and set(frame["data"]) == {"my-digits.npz"}
+    assert varied_columns(frame) == ["periphery.adc_bits"]
