@@ -33,18 +33,20 @@ def param(
     le: float | None = None,
     lt: float | None = None,
     unit: str = "",
+    doc: str = "",
 ) -> Any:
     """A dataclass field with a default and an allowed interval.
 
     ``ge``/``gt`` give the lower bound (closed/open), ``le``/``lt`` the upper bound. Real-valued
-    fields are always required to be finite (the interval is open at ±inf). ``unit`` only
-    decorates error messages; the unit also belongs in the field name (``g_max_us``).
+    fields are always required to be finite (the interval is open at ±inf). ``unit`` decorates
+    error messages and field listings; the unit also belongs in the field name (``g_max_us``).
+    ``doc``: the field's one-line meaning (``nsmx chips --fields`` lists it).
     """
     if ge is not None and gt is not None:
         raise ValueError("param: give at most one of ge and gt")
     if le is not None and lt is not None:
         raise ValueError("param: give at most one of le and lt")
-    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "unit": unit}
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "unit": unit, "doc": doc}
     return dataclasses.field(default=default, metadata={_META_KEY: meta})
 
 

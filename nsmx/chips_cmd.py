@@ -22,6 +22,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="print this chip (preset name or TOML file) as TOML",
     )
+    p.add_argument(
+        "--fields",
+        nargs="?",
+        const="ideal",
+        default=None,
+        metavar="CHIP",
+        help="list every field --set and --vary accept (devices.*, tile.*, periphery.*, "
+        "wires.*, cost.*, run.*) with its value in CHIP (default: ideal), unit, allowed range "
+        "and meaning",
+    )
     add_set_arg(p, help="with --show: override a field first, e.g. periphery.adc_bits=6")
     add_plugin_arg(p)
     p.add_argument("--json", action="store_true", help="last line of output: one JSON object")
@@ -32,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from crossbar import ChipError, chip_toml, list_chips, resolve_chip
     from devices.plugins import loaded_plugins
 
+    if args.fields is not None:
+        return _fields(args)
     if args.show is None:
         if args.sets:
             raise UserError("--set needs --show CHIP")
@@ -71,3 +83,24 @@ def _device_models() -> dict[str, list[str]]:
     from devices.registry import registered
 
     return {kind: sorted(registered(kind)) for kind in ("conductance", "element")}
+
+
+def _fields(args: argparse.Namespace) -> int:
+    """``nsmx chips --fields [CHIP]``: the field table (:mod:`nsmx.fields_table`)."""
+    import json
+
+    from crossbar import ChipError, resolve_chip
+    from nsmx.fields_table import chip_field_rows, format_rows
+
+    try:
+        chip = resolve_chip(args.fields, args.sets)
+    except ChipError as exc:
+        raise UserError(str(exc)) from exc
+    rows = chip_field_rows(chip)
+    if args.json:
+        print(json.dumps({"chip": args.fields, "fields": rows}, default=str, allow_nan=False))
+        return 0
+    print(f"fields of chip {args.fields} (nsmx run --set FIELD=VALUE, nsmx sweep --vary ...):")
+    for line in format_rows(rows):
+        print(line)
+    return 0

@@ -46,6 +46,16 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _version() -> str:
+    """The installed nsm-crossbar version (``unknown`` when run from an uninstalled tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nsm-crossbar")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``nsmx`` parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
@@ -66,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE",
         help="import MODULE first: a plugin that registers device/element models (repeatable)",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (train_cmd, evaluate_cmd, demo, compile_cmd, run_cmd, chips_cmd, learn_cmd):
         module.add_parser(sub)
