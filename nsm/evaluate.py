@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from nsm.layers import Stochastic, use_generator
+from nsm.progress import bar_options
 
 _BASE_SEED_BOUND = 2**62  # base seeds are drawn uniformly from [0, 2^62)
 
@@ -102,7 +103,13 @@ def mc_predict(
     flags = [(m, m.training) for m in model.modules()]
     model.eval()
     n_blocks = -(-x.shape[0] // batch_size)
-    bar = tqdm(total=n_blocks * passes, desc="MC samples", unit="pass", disable=not progress)
+    bar = tqdm(
+        total=n_blocks * passes,
+        desc="MC samples",
+        unit="pass",
+        disable=not progress,
+        **bar_options(),  # no per-pass redraws into a log file
+    )
     out: Tensor | None = None
     try:
         for b, rows in _blocks(x.shape[0], batch_size):

@@ -30,6 +30,7 @@ from nsm.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoi
 from nsm.evaluate import accuracy_nll, mc_predict
 from nsm.layers import use_generator
 from nsm.models import MODELS, RULES, ModelOptions
+from nsm.progress import bar_options
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -221,6 +222,7 @@ def train(
             unit="batch",
             disable=not progress,
             leave=False,
+            **bar_options(),  # no per-batch redraws into a log file
         )
         # Shuffling stays on the CPU (the same order on every device); noise on the device.
         with use_generator(model, _generator(cfg.seed, epoch, _NOISE, dev)):

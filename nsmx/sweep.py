@@ -100,6 +100,8 @@ def run_sweep(
     """
     from tqdm.auto import tqdm
 
+    from nsm.progress import bar_options
+
     try:
         workers = check_int("workers", workers, ge=1)
     except (ConfigError, ConfigTypeError) as exc:
@@ -123,6 +125,7 @@ def run_sweep(
             unit="run",
             disable=not progress,
             smoothing=0.1,
+            **bar_options(),  # a terminal bar; in a log, one line per 30 s with the ETA
         )
 
         def commit(row: dict[str, Any]) -> None:
