@@ -123,8 +123,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--lr-us",
         type=float,
-        default=0.1,
-        help="max expected weight change per device and update, µS (default 0.1; "
+        default=0.2,
+        help="max expected weight change per device and update, µS (default 0.2; "
         "converted to pulses with the device's up step)",
     )
     p.add_argument(

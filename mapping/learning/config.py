@@ -43,7 +43,9 @@ class LearningConfig:
     update: str = "deterministic"
     update_norm: str = "max"
     pair_update: str = "auto"
-    lr_us: float = param(0.1, gt=0.0, le=1e3, unit="µS")
+    # 0.2 µS (8 pulses of the ideal device): reaches >= 90 % on digits from scratch in 5 epochs
+    # (0.1 µS gave 89.8 %); an empirical choice, not a device constant
+    lr_us: float = param(0.2, gt=0.0, le=1e3, unit="µS")
     lr_pulses: float | None = None
     lr_decay: float = param(0.9, gt=0.0, le=1.0)
     lr_periphery: float = param(0.01, gt=0.0, le=10.0)
