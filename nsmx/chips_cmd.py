@@ -74,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:  # the chip as one JSON object instead of TOML
         print(json.dumps(chip.to_dict()))
     else:
-        print(text, end="")
+        from nsmx.fields_table import commented_toml, field_rows
+
+        print(commented_toml(text, field_rows(chip)), end="")  # each key: unit, range, meaning
     return 0
 
 

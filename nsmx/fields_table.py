@@ -114,4 +114,26 @@ def format_rows(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-__all__ = ["chip_field_rows", "field_rows", "format_rows"]
+def commented_toml(text: str, rows: list[dict[str, Any]]) -> str:
+    """Chip TOML ``text`` with each ``key = value`` line followed by a comment: the field's
+    unit, allowed range or choices and meaning (from ``rows``, :func:`field_rows` of the
+    chip). Lines without a known field stay as they are; the TOML still parses the same."""
+    by_name = {r["field"]: r for r in rows}
+    section = ""
+    out = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped.strip("[]").strip()
+        elif "=" in stripped and not stripped.startswith("#"):
+            key = stripped.split("=", 1)[0].strip()
+            row = by_name.get(f"{section}.{key}" if section else key)
+            if row is not None:
+                notes = [n for n in (row["unit"], row["allowed"], row["doc"]) if n]
+                if notes:
+                    line = f"{line}  # {'; '.join(notes)}"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+__all__ = ["chip_field_rows", "commented_toml", "field_rows", "format_rows"]

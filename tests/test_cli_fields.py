@@ -37,3 +37,13 @@ def test_version(capsys):
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.startswith("nsmx ")
+
+
+def test_show_prints_commented_toml_that_reads_back():
+    from crossbar import ChipConfig, resolve_chip
+
+    code, out, err = run_cli(["chips", "--show", "rram-selector"])
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if x.startswith("offset_sigma_ua"))
+    assert "# µA; [0, " in line
+    assert ChipConfig.from_toml(out) == resolve_chip("rram-selector")
