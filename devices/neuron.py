@@ -23,8 +23,10 @@ from .rng import check_rng
 class ThresholdNeuronConfig:
     """Comparator non-idealities, input-referred, in µA."""
 
-    offset_sigma_ua: float = param(0.0, ge=0.0, unit="µA")
-    noise_sigma_ua: float = param(0.0, ge=0.0, unit="µA")
+    # Upper bound 1e6 µA (1 A): far above any crossbar column current; a larger value is a typo
+    # (and its square overflows the read variance), not a comparator (illustrative bound).
+    offset_sigma_ua: float = param(0.0, ge=0.0, le=1e6, unit="µA")
+    noise_sigma_ua: float = param(0.0, ge=0.0, le=1e6, unit="µA")
 
     def __post_init__(self) -> None:
         validate_config(self)

@@ -95,6 +95,7 @@ def read_conditions(
             f"with a {layer.noise} element (nsmx chips lists them)"
         )
     if p_policy == "chip":
+        _check_chip_p(chip, layer)
         return chip, _describe(chip) + _structure_note(chip, layer)
     try:
         if isinstance(element, BernoulliConfig):
@@ -111,6 +112,29 @@ def read_conditions(
             f"{'p' if layer.noise == 'bernoulli' else 'sigma'} ({err})"
         ) from None
     return chip, _describe(chip) + _structure_note(chip, layer)
+
+
+def _check_chip_p(chip: ChipConfig, layer: DenseLayer | ConvLayer) -> None:
+    """Refuse a chip p (``--p-policy chip``) the layer cannot compute with: a_i and β are solved
+    from the read's mean p and variance p(1 − p), so p must lie in (0, 1), and a column of
+    fan_in cells must see at least one cell that differs from the deterministic read per read on
+    average (fan_in·p >= 1 and fan_in·(1 − p) >= 1): below that its reads carry no signal (p
+    tiny) or no noise to sample (p near 1) and the layer runs at chance level without a word."""
+    element = chip.devices.element
+    if isinstance(element, BernoulliConfig):
+        p, field = float(element.p), "devices.element.p"
+    elif isinstance(element, SelectorConfig):
+        p, field = selector_mean_p(element), "devices.element (selector mean p at v_read_v)"
+    else:
+        return
+    k = layer.fan_in
+    if not (0.0 < p < 1.0 and k * p >= 1.0 and k * (1.0 - p) >= 1.0):
+        raise MappingError(
+            f"layer {layer.name!r}: the chip's {field} gives p={p:g}, which a layer of fan_in {k} "
+            f"cannot read under p_policy 'chip' (a_i and beta depend on p(1 - p) = "
+            f"{p * (1.0 - p):.3g}; a column sees {k * p:.3g} conducting cells per read); "
+            f"allowed: p in [{1.0 / k:.3g}, {1.0 - 1.0 / k:.3g}], or p_policy 'trained'"
+        )
 
 
 def _structure_note(chip: ChipConfig, layer: DenseLayer | ConvLayer) -> str:

@@ -142,7 +142,8 @@ class BinariseLayer(_Record):
     """Input binariser: x (any shape, real) → +1 where x >= ``threshold`` else −1.
 
     With the default threshold 0.5 this is sign(2x − 1) with sign(0) = +1 on inputs in [0, 1].
-    Its file tag is ``binarize``.
+    The threshold lies inside the input range, 0 < threshold < 1 (at or outside it every input
+    maps to one state). Its file tag is ``binarize``.
     """
 
     kind: ClassVar[str] = "binarize"
@@ -153,7 +154,7 @@ class BinariseLayer(_Record):
 
     def __post_init__(self) -> None:
         self._check_name_and_shape()
-        t = check_real(f"{self._where}.threshold", self.threshold)
+        t = check_real(f"{self._where}.threshold", self.threshold, gt=0.0, lt=1.0)
         object.__setattr__(self, "threshold", t)
 
     @property

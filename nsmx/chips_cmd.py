@@ -7,10 +7,10 @@ The printed TOML is a complete chip file: edit it and pass it to ``nsmx run --ch
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from nsmx.args import UserError, add_plugin_arg, add_set_arg
+from nsmx.safe_io import json_text
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         plugins = loaded_plugins()
         print(f"plugins loaded: {', '.join(plugins) if plugins else 'none'}")
         if args.json:
-            print(json.dumps({"chips": chips, "device_models": models, "plugins": plugins}))
+            print(json_text({"chips": chips, "device_models": models, "plugins": plugins}))
         return 0
     try:
         chip = resolve_chip(args.show, args.sets)
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     except ChipError as exc:
         raise UserError(str(exc)) from exc
     if args.json:  # the chip as one JSON object instead of TOML
-        print(json.dumps(chip.to_dict()))
+        print(json_text(chip.to_dict()))
     else:
         from nsmx.fields_table import commented_toml, field_rows
 
@@ -89,7 +89,6 @@ def _device_models() -> dict[str, list[str]]:
 
 def _fields(args: argparse.Namespace) -> int:
     """``nsmx chips --fields [CHIP]``: the field table (:mod:`nsmx.fields_table`)."""
-    import json
 
     from crossbar import ChipError, resolve_chip
     from nsmx.fields_table import chip_field_rows, format_rows
@@ -100,7 +99,7 @@ def _fields(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     rows = chip_field_rows(chip)
     if args.json:
-        print(json.dumps({"chip": args.fields, "fields": rows}, default=str, allow_nan=False))
+        print(json_text({"chip": args.fields, "fields": rows}, default=str, allow_nan=False))
         return 0
     print(f"fields of chip {args.fields} (nsmx run --set FIELD=VALUE, nsmx sweep --vary ...):")
     for line in format_rows(rows):

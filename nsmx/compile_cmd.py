@@ -7,11 +7,11 @@ number of crossbar cells the program needs; ``--json`` makes the last line one J
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from nsmx.args import UserError
+from nsmx.safe_io import check_output_file, json_text, os_error_message
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from nsm.checkpoint import CheckpointError
 
     output = Path(args.output) if args.output else Path(args.checkpoint).with_suffix(".nsmx")
+    # A FIFO, a device or a folder is refused before compiling (never replaced by a file).
+    check_output_file(output, "compile -o")
     try:
         program = compile_checkpoint(
             args.checkpoint, scale_policy=args.scale_policy, encoding=args.encoding
@@ -93,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     try:
         save_program(program, output)
-    except (OSError, ProgramError) as exc:
+    except OSError as exc:  # the temporary file is already removed
+        raise UserError(f"cannot write the program: {os_error_message(exc, output)}") from exc
+    except ProgramError as exc:
         raise UserError(f"{output}: cannot write the program ({exc})") from exc
 
     src = program.source
@@ -126,5 +130,5 @@ def run(args: argparse.Namespace) -> int:
             "scale_policy": args.scale_policy,
             "encoding": args.encoding,
         }
-        print(json.dumps(result))
+        print(json_text(result))
     return 0

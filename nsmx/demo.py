@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from nsmx.args import UserError, add_output_args, add_samples_arg, add_seed_arg, positive_int
+from nsmx.safe_io import json_text
 from nsmx.threads import blas_threads
 
 DEFAULT_CHIPS = ("ideal", "rram-selector", "selector-fefet")
@@ -228,7 +228,7 @@ def _run(args: argparse.Namespace) -> int:
         "figure": str(figure),
         "program": str(program_path),
     }
-    (out / "demo.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "demo.json").write_text(json_text(result, indent=1) + "\n")
     if args.json:
-        print(json.dumps(result))
+        print(json_text(result))
     return 0

@@ -8,7 +8,6 @@ the last line one JSON object (``accuracy``, ``error``, ``nll``, ``n``, ``sample
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
@@ -22,6 +21,7 @@ from nsmx.args import (
     load_data,
     load_split,
 )
+from nsmx.safe_io import json_text
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         f"NLL {nll:.4f}   ({wall_s:.1f} s)"
     )
     if args.json:
-        print(json.dumps(result))
+        print(json_text(result))
     return 0
 
 

@@ -81,6 +81,9 @@ def interruption(exc: BaseException | None) -> int | None:
     return None
 
 
+_STDOUT_ERRORS = (errno.EPIPE, errno.EBADF, errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO)
+
+
 def _flush_stdout() -> None:
     """Flush stdout now (a full or closed stdout is an error of the command, not of exit)."""
     try:
@@ -120,7 +123,9 @@ def run_guarded(prog: str, call: Callable[[], int]) -> int:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        if exc.filename is None and exc.errno in (errno.EPIPE, errno.EBADF):
+        # Files are written through nsmx.safe_io (their errors name the path): an unnamed
+        # write error is stdout's (a closed pipe, a full disk or /dev/full behind it).
+        if exc.filename is None and exc.errno in _STDOUT_ERRORS:
             exc = OSError(exc.errno, exc.strerror, "<stdout>")
         if exc.filename == "<stdout>":
             _silence_stdout()

@@ -34,6 +34,7 @@ from nsmx.args import (
     load_split,
     positive_int,
 )
+from nsmx.safe_io import check_output_dir
 
 DATASET_OF = {"digits-mlp": "digits", "mnist-mlp": "mnist"}
 
@@ -239,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
             )
     else:
         dataset = DATASET_OF[model]
-    out = Path(args.out)
+    out = check_output_dir(args.out, "learn --out")  # a folder this process can write
     state_path = out / "chip_state.npz"
     if state_path.exists() and not args.resume:
         raise UserError(f"{state_path} exists; pass --resume to continue or choose another --out")

@@ -31,6 +31,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+# The row settings live with the store (which exports them); re-exported here.
+from nsmx.store import _canonical, flatten, settings_columns, settings_of
+
 #: ``meta.identity`` layout version.
 IDENTITY_VERSION = 1
 #: Definition keys that are labels, paths or the grid (compared elsewhere or not at all).
@@ -41,20 +44,6 @@ _NOT_IDENTITY = (
 )
 #: Definition keys that are run settings (named ``run.<key>`` in messages).
 _RUN_KEYS = ("samples", "t_s", "mode", "p_policy", "drift_compensation")
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as ``{"a.b.c": leaf}`` (lists and scalars are leaves)."""
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(flatten(item, f"{prefix}{key}."))
-        return out if out or not prefix else {prefix[:-1]: {}}
-    return {prefix[:-1]: value}
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def sweep_identity(spec: Any, points: Sequence[Any]) -> dict[str, Any]:
@@ -273,34 +262,6 @@ def open_for_sweep(path: str | Any, spec: Any, points: Sequence[Any]) -> Any:
 
 
 # ------------------------------------------------------------------------------ stored rows
-
-
-def _params_key(row: Mapping[str, Any]) -> str:
-    return _canonical(row["params"])
-
-
-def settings_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The configuration entries (dotted, e.g. ``run.samples``, ``program.sha256``) that differ
-    between rows with the same varied values: rows of different settings that a plot or table
-    must keep apart. Empty for a store written by one sweep."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault(_params_key(r), []).append(flatten(r["config"]))
-    columns: set[str] = set()
-    for flats in groups.values():
-        if len(flats) < 2:
-            continue
-        keys = set().union(*flats)
-        for key in keys:
-            if len({_canonical(f.get(key, None)) for f in flats}) > 1:
-                columns.add(key)
-    return sorted(columns)
-
-
-def settings_of(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
-    """The row's values of ``columns`` (:func:`settings_columns`; None where absent)."""
-    flat = flatten(row["config"])
-    return tuple(flat.get(c) for c in columns)
 
 
 def setting_label(column: str, value: Any) -> str:

@@ -22,7 +22,6 @@ conversions in a layer's ADCs prints a warning on stderr naming the field that s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
@@ -40,6 +39,7 @@ from nsmx.args import (
     load_split,
     run_config,
 )
+from nsmx.safe_io import json_text
 from nsmx.threads import blas_threads
 
 
@@ -244,7 +244,7 @@ def _run(args: argparse.Namespace) -> int:
         }
         if cost is not None:
             result["cost"] = cost.to_dict()
-        print(json.dumps(result))
+        print(json_text(result))
     return 0
 
 

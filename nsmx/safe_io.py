@@ -179,6 +179,7 @@ def strict_json(value: Any) -> Any:
 def json_text(value: Any, **kwargs: Any) -> str:
     """Strict JSON text of ``value`` (:func:`strict_json`, then ``allow_nan=False``): what every
     ``--json`` prints and every JSON file ``nsmx`` writes holds."""
+    kwargs.pop("allow_nan", None)  # always strict
     return json.dumps(strict_json(value), allow_nan=False, **kwargs)
 
 

@@ -43,7 +43,7 @@ import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -330,10 +330,9 @@ class SweepStore:
 
     def export_csv(self, path: str | os.PathLike[str]) -> int:
         """Write the flat table (one row per (point, seed): varied parameters as columns, the
-        settings that tell rows of the same varied values apart (:func:`nsmx.provenance.
-        settings_columns`; none for a store of one sweep), then seeds, metrics, timing) to
+        settings that tell rows of the same varied values apart (:func:`settings_columns`; none
+        for a store of one sweep), then seeds, metrics, timing) to
         ``path``, atomically; returns the number of rows."""
-        from nsmx.provenance import settings_columns, settings_of
         from nsmx.safe_io import atomic_write
 
         rows = self.rows()
@@ -597,6 +596,48 @@ def _validate(conn: sqlite3.Connection, path: Path) -> None:
         raise StoreError(f"{path}: damaged sweep store (meta 'sweep' is not JSON)") from None
 
 
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as ``{"a.b.c": leaf}`` (lists and scalars are leaves)."""
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}{key}."))
+        return out if out or not prefix else {prefix[:-1]: {}}
+    return {prefix[:-1]: value}
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _params_key(row: Mapping[str, Any]) -> str:
+    return _canonical(row["params"])
+
+
+def settings_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The configuration entries (dotted, e.g. ``run.samples``, ``program.sha256``) that differ
+    between rows with the same varied values: rows of different settings that a plot or table
+    must keep apart. Empty for a store written by one sweep."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(_params_key(r), []).append(flatten(r["config"]))
+    columns: set[str] = set()
+    for flats in groups.values():
+        if len(flats) < 2:
+            continue
+        keys = set().union(*flats)
+        for key in keys:
+            if len({_canonical(f.get(key, None)) for f in flats}) > 1:
+                columns.add(key)
+    return sorted(columns)
+
+
+def settings_of(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
+    """The row's values of ``columns`` (:func:`settings_columns`; None where absent)."""
+    flat = flatten(row["config"])
+    return tuple(flat.get(c) for c in columns)
+
+
 def _column_value(name: str, value: Any) -> Any:
     if name.endswith("_json"):
         return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
@@ -628,8 +669,11 @@ __all__ = [
     "StoreReadOnlyError",
     "SweepStore",
     "check_writable",
+    "flatten",
     "open_for_writing",
     "open_store",
+    "settings_columns",
+    "settings_of",
     "store_path",
     "utc_now",
 ]

@@ -25,6 +25,7 @@ from nsmx.args import (
     load_split,
     positive_int,
 )
+from nsmx.safe_io import check_output_dir
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -159,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+    # --out must be a folder this process can write (a file, a FIFO, a read-only place: refused
+    # before any data is loaded); the checkpoint is then written atomically.
+    check_output_dir(args.out, "train --out")
     spec = model_spec(cfg.model, cfg.architecture)
     if args.data is not None:
         dataset = Path(args.data).name
