@@ -84,6 +84,21 @@ def interruption(exc: BaseException | None) -> int | None:
 _STDOUT_ERRORS = (errno.EPIPE, errno.EBADF, errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO)
 
 
+def _raised_by_print(exc: BaseException) -> bool:
+    """Whether the error was raised right in nsmx's own code (its prints to stdout: a builtin
+    leaves no frame of its own), not inside a library writing a file."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    name = os.path.basename(tb.tb_frame.f_code.co_filename)
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) == here and (
+        name != "safe_io.py"
+    )
+
+
 def _flush_stdout() -> None:
     """Flush stdout now (a full or closed stdout is an error of the command, not of exit)."""
     try:
@@ -125,7 +140,7 @@ def run_guarded(prog: str, call: Callable[[], int]) -> int:
     except OSError as exc:
         # Files are written through nsmx.safe_io (their errors name the path): an unnamed
         # write error is stdout's (a closed pipe, a full disk or /dev/full behind it).
-        if exc.filename is None and exc.errno in _STDOUT_ERRORS:
+        if exc.filename is None and exc.errno in _STDOUT_ERRORS and _raised_by_print(exc):
             exc = OSError(exc.errno, exc.strerror, "<stdout>")
         if exc.filename == "<stdout>":
             _silence_stdout()
