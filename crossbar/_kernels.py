@@ -29,8 +29,8 @@ _N_LEAD = 12
 # Reads (sample, batch row) handled per parallel task: amortises the scratch allocations; the
 # result of a read never depends on which task or thread runs it.
 _ITEMS_PER_TASK = 8
-# Samples of one batch row per task in the per-cell kernel: they share the row list and z·G.
-_SAMPLES_PER_TASK = 8
+# Reads (sample, batch row) per task in the per-cell kernel: they share each row's loads.
+_READS_PER_TASK = 8
 # Bit k of a 32-bit mask word as a vector: LLVM turns "bit set?" into one vptestmd per 16 cells.
 _BIT32 = np.array([1 << k for k in range(32)], dtype=np.uint32)
 
@@ -167,6 +167,138 @@ def _driven_rows(z, b, pairs, idx, sg):
     return n
 
 
+@njit(cache=True, inline="always")
+def _accumulate_reads(g, read_var, with_var, m32, t_lo, t_hi, idx, sg, n, acc, vacc):
+    """acc[t] += Σ_rows ξ·z·G (and vacc[t] += Σ ξ·z²·R) for the reads t_lo <= t < t_hi, which
+    share the row list idx[:n] (padded to whole groups of four); sg[t, i] is read t's input on
+    row idx[i]. Four rows and 32 columns at a time: each read forms z·G in registers (an exact
+    product: z = ±1 or 0) and adds ((t0 + t1) + (t2 + t3)) of its conducting entries, rows in
+    list order; the rows' G (and R) stay in L1 for all the reads."""
+    n_half = g.shape[1] // 32
+    bit = _BIT32
+    for grp in range(0, n, 4):
+        r0 = idx[grp]
+        r1 = idx[grp + 1]
+        r2 = idx[grp + 2]
+        r3 = idx[grp + 3]
+        for h in range(n_half):
+            if with_var:
+                for t in range(t_lo, t_hi):
+                    a0 = m32[t, r0 * n_half + h]
+                    a1 = m32[t, r1 * n_half + h]
+                    a2 = m32[t, r2 * n_half + h]
+                    a3 = m32[t, r3 * n_half + h]
+                    c0 = sg[t, grp]
+                    c1 = sg[t, grp + 1]
+                    c2 = sg[t, grp + 2]
+                    c3 = sg[t, grp + 3]
+                    d0 = c0 * c0  # z² (1 for ±1 inputs, 0 for padding rows)
+                    d1 = c1 * c1
+                    d2 = c2 * c2
+                    d3 = c3 * c3
+                    for k in range(32):
+                        c = h * 32 + k
+                        bk = bit[k]
+                        e0 = (a0 & bk) != 0
+                        e1 = (a1 & bk) != 0
+                        e2 = (a2 & bk) != 0
+                        e3 = (a3 & bk) != 0
+                        t0 = c0 * g[r0, c] if e0 else _F0
+                        t1 = c1 * g[r1, c] if e1 else _F0
+                        t2 = c2 * g[r2, c] if e2 else _F0
+                        t3 = c3 * g[r3, c] if e3 else _F0
+                        acc[t, c] += (t0 + t1) + (t2 + t3)
+                        v0 = d0 * read_var[r0, c] if e0 else _F0
+                        v1 = d1 * read_var[r1, c] if e1 else _F0
+                        v2 = d2 * read_var[r2, c] if e2 else _F0
+                        v3 = d3 * read_var[r3, c] if e3 else _F0
+                        vacc[t, c] += (v0 + v1) + (v2 + v3)
+            else:
+                for t in range(t_lo, t_hi):
+                    a0 = m32[t, r0 * n_half + h]
+                    a1 = m32[t, r1 * n_half + h]
+                    a2 = m32[t, r2 * n_half + h]
+                    a3 = m32[t, r3 * n_half + h]
+                    c0 = sg[t, grp]
+                    c1 = sg[t, grp + 1]
+                    c2 = sg[t, grp + 2]
+                    c3 = sg[t, grp + 3]
+                    for k in range(32):
+                        c = h * 32 + k
+                        bk = bit[k]
+                        t0 = c0 * g[r0, c] if (a0 & bk) != 0 else _F0
+                        t1 = c1 * g[r1, c] if (a1 & bk) != 0 else _F0
+                        t2 = c2 * g[r2, c] if (a2 & bk) != 0 else _F0
+                        t3 = c3 * g[r3, c] if (a3 & bk) != 0 else _F0
+                        acc[t, c] += (t0 + t1) + (t2 + t3)
+
+
+@njit(cache=True, inline="always")
+def _accumulate_shared(g, read_var, with_var, m32, t0_, n_reads, idx, sg, n, acc, vacc, zg, zv):
+    """As :func:`_accumulate_reads` for the reads t0_ .. t0_ + n_reads − 1 of one batch row
+    (the same inputs sg[t0_]): z·G (and z²·R) of each group of four rows is formed once in
+    the small buffers zg, zv and shared by the reads (the same products, so the same sums)."""
+    n_half = g.shape[1] // 32
+    bit = _BIT32
+    for grp in range(0, n, 4):
+        r0 = idx[grp]
+        r1 = idx[grp + 1]
+        r2 = idx[grp + 2]
+        r3 = idx[grp + 3]
+        c0 = sg[t0_, grp]
+        c1 = sg[t0_, grp + 1]
+        c2 = sg[t0_, grp + 2]
+        c3 = sg[t0_, grp + 3]
+        for h in range(n_half):
+            for k in range(32):
+                c = h * 32 + k
+                zg[0, k] = c0 * g[r0, c]
+                zg[1, k] = c1 * g[r1, c]
+                zg[2, k] = c2 * g[r2, c]
+                zg[3, k] = c3 * g[r3, c]
+            if with_var:
+                for k in range(32):  # z²·R (1 for ±1 inputs, 0 for padding rows)
+                    c = h * 32 + k
+                    zv[0, k] = (c0 * c0) * read_var[r0, c]
+                    zv[1, k] = (c1 * c1) * read_var[r1, c]
+                    zv[2, k] = (c2 * c2) * read_var[r2, c]
+                    zv[3, k] = (c3 * c3) * read_var[r3, c]
+                for t in range(t0_, t0_ + n_reads):
+                    a0 = m32[t, r0 * n_half + h]
+                    a1 = m32[t, r1 * n_half + h]
+                    a2 = m32[t, r2 * n_half + h]
+                    a3 = m32[t, r3 * n_half + h]
+                    for k in range(32):
+                        bk = bit[k]
+                        e0 = (a0 & bk) != 0
+                        e1 = (a1 & bk) != 0
+                        e2 = (a2 & bk) != 0
+                        e3 = (a3 & bk) != 0
+                        t0 = zg[0, k] if e0 else _F0
+                        t1 = zg[1, k] if e1 else _F0
+                        t2 = zg[2, k] if e2 else _F0
+                        t3 = zg[3, k] if e3 else _F0
+                        acc[t, h * 32 + k] += (t0 + t1) + (t2 + t3)
+                        v0 = zv[0, k] if e0 else _F0
+                        v1 = zv[1, k] if e1 else _F0
+                        v2 = zv[2, k] if e2 else _F0
+                        v3 = zv[3, k] if e3 else _F0
+                        vacc[t, h * 32 + k] += (v0 + v1) + (v2 + v3)
+            else:
+                for t in range(t0_, t0_ + n_reads):
+                    a0 = m32[t, r0 * n_half + h]
+                    a1 = m32[t, r1 * n_half + h]
+                    a2 = m32[t, r2 * n_half + h]
+                    a3 = m32[t, r3 * n_half + h]
+                    for k in range(32):
+                        bk = bit[k]
+                        t0 = zg[0, k] if (a0 & bk) != 0 else _F0
+                        t1 = zg[1, k] if (a1 & bk) != 0 else _F0
+                        t2 = zg[2, k] if (a2 & bk) != 0 else _F0
+                        t3 = zg[3, k] if (a3 & bk) != 0 else _F0
+                        acc[t, h * 32 + k] += (t0 + t1) + (t2 + t3)
+
+
 @njit(cache=True, parallel=True)
 def exact_cell_kernel(
     g,
@@ -204,36 +336,75 @@ def exact_cell_kernel(
     added to the values there when ``add``) and, with_var, the read-noise variances into
     ``var_out`` (scaled by ``var_scale``).
 
-    A task is one batch row b and up to _SAMPLES_PER_TASK samples: draw the masks of every cell
-    for each sample, list the rows with z != 0 (shared by the samples), then for four rows at a
-    time form z·G (and z²·R) once and add its conducting entries to each sample's accumulators
-    (LLVM: one vptestmd + one masked load per 16 cells, one accumulator load/store per four
-    rows; the variance reuses the mask test). The sum for a read is always ((t0 + t1) + (t2 +
-    t3)) per group, groups in ascending row order, in float32, whatever the task split or
-    thread count; then out = scale·acc (+ out).
+    A task is up to _READS_PER_TASK reads: up to 8 samples of one batch row, or with fewer
+    samples per call all the samples of ⌊8/n_samples⌋ batch rows. It draws every read's masks,
+    then the reads that share a row list accumulate together, sharing each row's loads: the
+    samples of one batch row (:func:`_accumulate_shared`), or with one sample per call the
+    batch rows without undriven inputs (:func:`_accumulate_reads`).
+    A read's sum is ((t0 + t1) + (t2 + t3)) per group of its own rows, groups in ascending row
+    order, in float32, then out = scale·acc (+ out): it depends on nothing but the read, so the
+    result is the same for any task split, chunking or thread count.
     """
     rows, ncp = g.shape
     batch = z.shape[0]
-    n_half = ncp // 32
-    n_blocks = (n_samples + _SAMPLES_PER_TASK - 1) // _SAMPLES_PER_TASK
+    r_in = z.shape[1]
+    if n_samples == 0 or batch == 0:
+        return
+    if n_samples >= _READS_PER_TASK:
+        rows_per_task = 1
+        n_blocks = (n_samples + _READS_PER_TASK - 1) // _READS_PER_TASK
+    else:
+        rows_per_task = _READS_PER_TASK // max(n_samples, 1)
+        n_blocks = 1
+    n_row_blocks = (batch + rows_per_task - 1) // rows_per_task
     n_merged = select.shape[0]
-    bit = _BIT32
-    for task in prange(batch * n_blocks):
-        b = task // n_blocks
-        first = (task - b * n_blocks) * _SAMPLES_PER_TASK
-        ns = min(_SAMPLES_PER_TASK, n_samples - first)
+    for task in prange(n_row_blocks * n_blocks):
+        rb = task // n_blocks
+        first = (task - rb * n_blocks) * _READS_PER_TASK
+        ns = min(_READS_PER_TASK, n_samples - first)
+        bl = rb * rows_per_task
+        nb = min(rows_per_task, batch - bl)
         nq = planes.shape[1]
-        masks = np.empty((_SAMPLES_PER_TASK, nq), dtype=np.uint64)
+        n_reads = ns * nb
+        masks = np.empty((_READS_PER_TASK, nq), dtype=np.uint64)
         eq = np.empty(nq, dtype=np.uint64)
         tail = np.empty(nq, dtype=np.int64)
         idx = np.empty(rows + 4, dtype=np.int64)
-        sg = np.empty(rows + 4, dtype=np.float32)
-        acc = np.zeros((_SAMPLES_PER_TASK, ncp), dtype=np.float32)
-        vacc = np.zeros((_SAMPLES_PER_TASK, ncp), dtype=np.float32)
+        sg = np.empty((_READS_PER_TASK, rows + 4), dtype=np.float32)
+        acc = np.zeros((_READS_PER_TASK, ncp), dtype=np.float32)
+        vacc = np.zeros((_READS_PER_TASK, ncp), dtype=np.float32)
         zg = np.empty((4, 32), dtype=np.float32)
         zv = np.empty((4, 32), dtype=np.float32)
-        for t in range(ns):
-            seed = read_seed(k0, k1, s0 + first + t, b0 + b)
+        # Slots: the reads' order in the task. Several samples of a batch row share its inputs
+        # (z·G formed once per row: _accumulate_shared). One sample per row: the rows with every
+        # input driven come first and share one row list (all rows: _accumulate_reads).
+        slot_b = np.empty(_READS_PER_TASK, dtype=np.int64)
+        slot_s = np.empty(_READS_PER_TASK, dtype=np.int64)
+        n_full = 0
+        if ns == 1:
+            for j in range(nb):
+                full = True
+                for i in range(r_in):
+                    full &= z[bl + j, i] != 0
+                if full:
+                    slot_b[n_full] = bl + j
+                    n_full += 1
+            k = n_full
+            for j in range(nb):
+                full = True
+                for i in range(r_in):
+                    full &= z[bl + j, i] != 0
+                if not full:
+                    slot_b[k] = bl + j
+                    k += 1
+            for t in range(nb):
+                slot_s[t] = first
+        else:
+            for t in range(n_reads):
+                slot_b[t] = bl + t // ns
+                slot_s[t] = first + t % ns
+        for t in range(n_reads):
+            seed = read_seed(k0, k1, s0 + slot_s[t], b0 + slot_b[t])
             mt = masks[t]
             fill_masks(mt, eq, tail, seed, planes, always, last_plane, bits, has_always)
             if pairs == 2:  # merged cell q: ξ⁺ where select, else ξ⁻ (word q + n_merged)
@@ -241,66 +412,16 @@ def exact_cell_kernel(
                     sq = select[q]
                     mt[q] = (mt[q] & sq) | (mt[q + n_merged] & ~sq)
         m32 = masks.view(np.uint32)
-        n = _driven_rows(z, b, pairs, idx, sg)
-        for grp in range(0, n, 4):
-            r0 = idx[grp]
-            r1 = idx[grp + 1]
-            r2 = idx[grp + 2]
-            r3 = idx[grp + 3]
-            c0 = sg[grp]
-            c1 = sg[grp + 1]
-            c2 = sg[grp + 2]
-            c3 = sg[grp + 3]
-            for h in range(n_half):
-                for k in range(32):  # z·G of the group, formed once for every sample
-                    c = h * 32 + k
-                    zg[0, k] = c0 * g[r0, c]
-                    zg[1, k] = c1 * g[r1, c]
-                    zg[2, k] = c2 * g[r2, c]
-                    zg[3, k] = c3 * g[r3, c]
-                if with_var:
-                    for k in range(32):  # z²·R (1 for ±1 inputs, 0 for padding rows)
-                        c = h * 32 + k
-                        zv[0, k] = (c0 * c0) * read_var[r0, c]
-                        zv[1, k] = (c1 * c1) * read_var[r1, c]
-                        zv[2, k] = (c2 * c2) * read_var[r2, c]
-                        zv[3, k] = (c3 * c3) * read_var[r3, c]
-                    for t in range(ns):
-                        a0 = m32[t, r0 * n_half + h]
-                        a1 = m32[t, r1 * n_half + h]
-                        a2 = m32[t, r2 * n_half + h]
-                        a3 = m32[t, r3 * n_half + h]
-                        for k in range(32):
-                            bk = bit[k]
-                            e0 = (a0 & bk) != 0
-                            e1 = (a1 & bk) != 0
-                            e2 = (a2 & bk) != 0
-                            e3 = (a3 & bk) != 0
-                            t0 = zg[0, k] if e0 else _F0
-                            t1 = zg[1, k] if e1 else _F0
-                            t2 = zg[2, k] if e2 else _F0
-                            t3 = zg[3, k] if e3 else _F0
-                            acc[t, h * 32 + k] += (t0 + t1) + (t2 + t3)
-                            v0 = zv[0, k] if e0 else _F0
-                            v1 = zv[1, k] if e1 else _F0
-                            v2 = zv[2, k] if e2 else _F0
-                            v3 = zv[3, k] if e3 else _F0
-                            vacc[t, h * 32 + k] += (v0 + v1) + (v2 + v3)
-                else:
-                    for t in range(ns):
-                        a0 = m32[t, r0 * n_half + h]
-                        a1 = m32[t, r1 * n_half + h]
-                        a2 = m32[t, r2 * n_half + h]
-                        a3 = m32[t, r3 * n_half + h]
-                        for k in range(32):
-                            bk = bit[k]
-                            t0 = zg[0, k] if (a0 & bk) != 0 else _F0
-                            t1 = zg[1, k] if (a1 & bk) != 0 else _F0
-                            t2 = zg[2, k] if (a2 & bk) != 0 else _F0
-                            t3 = zg[3, k] if (a3 & bk) != 0 else _F0
-                            acc[t, h * 32 + k] += (t0 + t1) + (t2 + t3)
-        for t in range(ns):
-            o = out[first + t, b]
+        n = 0
+        for t in range(n_full):
+            n = _driven_rows(z, slot_b[t], pairs, idx, sg[t])
+        if n_full > 0:
+            _accumulate_reads(g, read_var, with_var, m32, 0, n_full, idx, sg, n, acc, vacc)
+        for t in range(n_full, n_reads, ns):  # one batch row (its ns samples) at a time
+            n = _driven_rows(z, slot_b[t], pairs, idx, sg[t])
+            _accumulate_shared(g, read_var, with_var, m32, t, ns, idx, sg, n, acc, vacc, zg, zv)
+        for t in range(n_reads):
+            o = out[slot_s[t], slot_b[t]]
             if add:
                 for c in range(n_cols):
                     o[c] = o[c] + scale * acc[t, c]
@@ -308,7 +429,7 @@ def exact_cell_kernel(
                 for c in range(n_cols):
                     o[c] = scale * acc[t, c]
             if with_var:
-                vo = var_out[first + t, b]
+                vo = var_out[slot_s[t], slot_b[t]]
                 if add:
                     for c in range(n_cols):
                         vo[c] = vo[c] + var_scale * vacc[t, c]

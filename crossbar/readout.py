@@ -37,7 +37,7 @@ MODES = ("exact", "clt")
 #: float32 values per (samples x batch x columns) block processed at once (bounded memory).
 DEFAULT_CHUNK_VALUES = 1 << 20
 
-# Samples per input the exact kernel reads together (crossbar._kernels._SAMPLES_PER_TASK).
+# Samples per input the exact kernel reads together (crossbar._kernels._READS_PER_TASK).
 _EXACT_SAMPLES = 8
 
 

@@ -343,6 +343,27 @@ def test_merged_pairs_chunk_and_thread_invariant_and_scaled_accumulation():
         sample_cells(cells, z, samples=11, key=key, out=(acc[0][:, :2], acc[1]))
 
 
+@pytest.mark.parametrize("differential", [False, True])
+def test_reads_grouped_across_batch_rows_equal_single_reads(differential):
+    """With fewer than 8 samples a task groups batch rows (fully driven rows share one row
+    list); every read must still equal the same read alone (one batch row per call)."""
+    rng = np.random.default_rng(14)
+    g = _pairs(rng, 40, 70, disjoint=False) if differential else rng.normal(size=(40, 70))
+    cells = prepare_cells(
+        g, rng.uniform(0.2, 0.8, g.shape), read_var=g * g, differential=differential
+    )
+    z = rng.choice(np.array([-1, 1], np.int8), size=(11, cells.inputs))
+    z[[1, 4, 5], :7] = 0  # rows with undriven inputs between fully driven ones
+    for samples in (1, 3):
+        whole_i, whole_v = sample_cells(cells, z, samples=samples, key=15, sample_offset=4)
+        for b in range(len(z)):
+            i_b, v_b = sample_cells(
+                cells, z[b : b + 1], samples=samples, key=15, sample_offset=4, batch_offset=b
+            )
+            np.testing.assert_array_equal(i_b, whole_i[:, b : b + 1])
+            np.testing.assert_array_equal(v_b, whole_v[:, b : b + 1])
+
+
 def test_sampler_input_errors_name_the_field():
     g = np.ones((4, 3))
     with pytest.raises(ValueError, match=r"z contains 2"):
