@@ -22,7 +22,12 @@ import numpy as np
 
 from . import periphery
 from .counters import Counters
-from .moment_tables import deterministic_tables, moment_tables
+from .moment_tables import (
+    deterministic_tables,
+    moment_tables,
+    tile_mean_table,
+    tile_var_table,
+)
 from .products import InputCodes, driven_sum, encode_inputs, signed_product
 from .sampling import sample_cells, sample_row_currents
 from .streams import Streams, decide_gaussian, noisy_sum, standard_normals
@@ -151,8 +156,6 @@ class _Block:
             n_driven = [self.batch * (rs.stop - rs.start) for rs in layer.row_slices]
         else:
             n_driven = [int(np.count_nonzero(zt)) for zt in self.zt]
-        # z_j² = 1 for ±1 inputs: then Σ_j z_j² v_ji is a column sum, no product needed.
-        self.full = [n == zt.size for n, zt in zip(n_driven, self.zt, strict=True)]
         self._memo: dict[Any, np.ndarray] = {}
         # Cells on driven rows (both devices of a pair), per tile, summed over the batch chunk.
         self.driven = [2 * n * self.width for n in n_driven]
@@ -165,24 +168,28 @@ class _Block:
             or (mode == "clt" and kinds <= {"bernoulli_cell", "gaussian_cell"})
         )
 
-    # -- products with the inputs, (batch, width), memoised per block
+    # -- products with the inputs, (batch, width), memoised per block; each row summed in one
+    # fixed float32 order of its own inputs (crossbar.products), whatever the batch chunk
+    def _tile_codes(self, t: int) -> InputCodes:
+        key = ("codes", t)
+        if key not in self._memo:
+            self._memo[key] = encode_inputs(np.ascontiguousarray(self.zt[t]))
+        return self._memo[key]
+
     def _mean(self, t: int, name: str) -> np.ndarray:
         key = ("m", t, name)
         if key not in self._memo:
-            m = getattr(self.tiles[t], name)
-            self._memo[key] = self.v * (self.zt[t].astype(np.float64) @ m)
+            t_s, gain = self.read
+            table = tile_mean_table(self.layer, t_s, gain, t, self.c, name)
+            self._memo[key] = signed_product(self._tile_codes(t), table)
         return self._memo[key]
 
     def _var(self, t: int, *names: str) -> np.ndarray:
         key = ("v", t, names)
         if key not in self._memo:
-            ta = self.tiles[t]
-            v = sum(getattr(ta, n) for n in names)
-            if self.full[t]:
-                out = np.broadcast_to(v.sum(axis=0), (self.batch, self.width))
-            else:
-                out = np.square(self.zt[t].astype(np.float64)) @ v
-            self._memo[key] = self.v**2 * out
+            t_s, gain = self.read
+            table = tile_var_table(self.layer, t_s, gain, t, self.c, names)
+            self._memo[key] = driven_sum(self._tile_codes(t), table)
         return self._memo[key]
 
     def _moments(self) -> tuple[np.ndarray, np.ndarray]:
