@@ -121,7 +121,8 @@ BASE = 'format_version = 1\n[conductance]\nmodel = "pcm"\n'
         (
             "format_version = 1\n[neuron]\nnoise_sigma_ua = -0.1\n",
             ConfigError,
-            r"neuron\.noise_sigma_ua = -0\.1 .*\[0, inf\) µA",
+            # bounded above since 1e300 overflowed downstream: a 1 A comparator noise is unphysical
+            r"neuron\.noise_sigma_ua = -0\.1 .*\[0, 1e\+06\] µA",
         ),
         ("format_version = 1\n[neuron]\ngain = 2.0\n", ConfigError, r"neuron\.gain"),
         ("format_version = 1\nchip = 3\n", ConfigError, r"chip = 3 is not a known key"),
