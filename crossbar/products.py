@@ -191,7 +191,10 @@ def encode_inputs(z: np.ndarray) -> InputCodes:
         padded = np.full((arr.shape[0], 4 * n_groups), -1, dtype=np.int8)
         padded[:, :k] = arr
     dtype = np.uint16 if 16 * n_groups <= 1 << 16 else np.int32
-    s, d, c, has_zero = _pattern_codes(padded.view(np.uint32), dtype)
+    batch = arr.shape[0]
+    s, d, c = (np.empty((batch, n_groups), dtype=dtype) for _ in range(3))
+    has_zero = np.empty(batch, dtype=np.bool_)
+    _pattern_codes(padded.view(np.uint32), s, d, c, has_zero)
     return InputCodes(s=s, d=d, c=c, has_zero=has_zero, k=k)
 
 
@@ -212,17 +215,14 @@ def _pack4(x):
 
 
 @njit(cache=True)
-def _pattern_codes(z4, offset_dtype):
+def _pattern_codes(z4, s, d, c, has_zero):
     """Row offsets into an (n_groups·16, n_pad) table for every (row, group):
     16·g + code, where bit r of the code is input 4g + r's sign bit (s: z >= 0), its
     positive bit (d: z > 0) or its driven bit (c: z != 0); and whether each row has an
-    undriven input. ``z4``: the int8 inputs padded with −1 to whole groups, viewed as uint32
-    (batch, n_groups), one group per word (little-endian: input 4g + r in byte r)."""
+    undriven input, written into s, d, c (batch, n_groups) and has_zero (batch,). ``z4``: the
+    int8 inputs padded with −1 to whole groups, viewed as uint32 (batch, n_groups), one group
+    per word (little-endian: input 4g + r in byte r)."""
     batch, n_groups = z4.shape
-    s = np.empty((batch, n_groups), dtype=offset_dtype)
-    d = np.empty((batch, n_groups), dtype=offset_dtype)
-    c = np.empty((batch, n_groups), dtype=offset_dtype)
-    has_zero = np.zeros(batch, dtype=np.bool_)
     ones = np.uint64(0x01010101)
     for b in range(batch):
         missing = np.uint64(0)
@@ -237,7 +237,6 @@ def _pattern_codes(z4, offset_dtype):
             c[b, g] = base + cc
             missing |= np.uint64(15) ^ cc
         has_zero[b] = missing != np.uint64(0)
-    return s, d, c, has_zero
 
 
 @njit(cache=True, inline="always")
