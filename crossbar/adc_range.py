@@ -44,7 +44,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from devices.conductance import check_time
 from devices.fields import check_int, check_real
+
+from .readout import DEFAULT_CHUNK_VALUES, check_states, read_out
+from .streams import Streams
 
 if TYPE_CHECKING:  # the layer imports this module
     from .layer import HardwareLayer
@@ -52,9 +56,12 @@ if TYPE_CHECKING:  # the layer imports this module
 __all__ = [
     "CONVERTERS",
     "SignalRecorder",
+    "calibrate_layer",
     "calibrated_full_scale",
     "check_full_scales",
     "converter_keys",
+    "range_rule",
+    "record_signals",
     "top_count",
 ]
 
@@ -220,3 +227,71 @@ def check_full_scales(layer: HardwareLayer, full_scales: Mapping[str, Any]) -> d
             raise ValueError(f"full_scales[{key!r}] must be finite and > 0 µA")
         out[key] = fs
     return out
+
+
+def range_rule(layer: HardwareLayer) -> str:
+    """How ``layer``'s full scales were set: ``"none"`` (no ADC, or ideal ones), ``"fixed"``,
+    ``"rms"``, ``"calibrated"`` (on data), or ``"rms (not calibrated)"`` (``adc_range`` is
+    ``"calibrated"`` but no calibration data was given yet: the rms ranges stand in)."""
+    if not layer.adc_full_scale_ua or layer.adc_bits == 0:
+        return "none"
+    rule = layer.chip.periphery.adc_range
+    if rule == "calibrated" and not layer.adc_calibrated:
+        return "rms (not calibrated)"
+    return rule
+
+
+def record_signals(
+    layer: HardwareLayer,
+    z: Any,
+    samples: int,
+    recorder: SignalRecorder,
+    *,
+    rng: np.random.Generator,
+    t_s: float | None = None,
+    chunk_values: int = DEFAULT_CHUNK_VALUES,
+) -> None:
+    """Read ``layer`` ``samples`` times per input ``z`` (batch, fan_in) in exact mode at
+    ``t_s`` (default its calibration time ``t_cal_s``) and hand every converter's input to
+    ``recorder``; nothing else changes (counters included). The reads are those
+    :meth:`~crossbar.HardwareLayer.sample` / ``logits`` make with the same ``rng`` state."""
+    z8 = check_states(z, layer.fan_in)
+    n_samples = check_int("samples", samples, ge=1)
+    t = layer.t_cal_s if t_s is None else check_time(t_s)
+    read_out(
+        layer,
+        z8,
+        n_samples,
+        streams=Streams.from_rng(rng),
+        mode="exact",
+        t_s=t,
+        read_gain=1.0,
+        chunk_values=check_int("chunk_values", chunk_values, ge=1),
+        decide=False,
+        record=recorder,
+    )
+
+
+def calibrate_layer(
+    layer: HardwareLayer,
+    z: Any,
+    samples: int | None = None,
+    *,
+    rng: np.random.Generator,
+    t_s: float | None = None,
+    chunk_values: int = DEFAULT_CHUNK_VALUES,
+) -> dict[str, np.ndarray]:
+    """Calibrate ``layer``'s ADC full scales on its own calibration inputs ``z`` (batch,
+    fan_in): ``samples`` exact reads per input (default ``periphery.adc_cal_samples``) at
+    ``t_s`` (default ``t_cal_s``), then full scale = ``adc_cal_headroom`` x the
+    ``adc_cal_percentile``-th percentile of |signal| per converter. Returns the new full
+    scales; a layer without converters (or with ideal ones) is left as it is."""
+    per = layer.chip.periphery
+    z8 = check_states(z, layer.fan_in)
+    n = per.adc_cal_samples if samples is None else check_int("samples", samples, ge=1)
+    if range_rule(layer) == "none":
+        return dict(layer.adc_full_scale_ua)
+    recorder = SignalRecorder(layer, n * z8.shape[0], per.adc_cal_percentile)
+    record_signals(layer, z8, n, recorder, rng=rng, t_s=t_s, chunk_values=chunk_values)
+    layer.set_adc_full_scales(recorder.full_scales(per.adc_cal_headroom, layer.rms_full_scales))
+    return dict(layer.adc_full_scale_ua)

@@ -281,14 +281,8 @@ class HardwareLayer:
     @property
     def adc_range_rule(self) -> str:
         """How the full scales were set: ``"none"`` (no ADC, or ideal ones), ``"fixed"``,
-        ``"rms"``, ``"calibrated"`` (on data), or ``"rms (not calibrated)"`` (adc_range is
-        ``"calibrated"`` but no calibration data was given yet)."""
-        if not self.adc_full_scale_ua or self.adc_bits == 0:
-            return "none"
-        rule = self.chip.periphery.adc_range
-        if rule == "calibrated" and not self.adc_calibrated:
-            return "rms (not calibrated)"
-        return rule
+        ``"rms"``, ``"calibrated"`` (on data), or ``"rms (not calibrated)"``."""
+        return adc_range.range_rule(self)
 
     @property
     def needs_adc_calibration(self) -> bool:
@@ -296,35 +290,11 @@ class HardwareLayer:
         return self.adc_range_rule == "rms (not calibrated)"
 
     def record_adc_signals(
-        self,
-        z: Any,
-        samples: int,
-        recorder: adc_range.SignalRecorder,
-        *,
-        rng: np.random.Generator,
-        t_s: float | None = None,
-        chunk_values: int = DEFAULT_CHUNK_VALUES,
+        self, z: Any, samples: int, recorder: Any, *, rng: np.random.Generator, **kw: Any
     ) -> None:
-        """Read the layer ``samples`` times per input (exact mode, at ``t_s``, default the
-        calibration time ``t_cal_s``) and hand every converter's input to ``recorder``
-        (:class:`crossbar.adc_range.SignalRecorder`); nothing else changes (counters
-        included). The reads are those :meth:`sample` / :meth:`logits` make with the same
-        ``rng`` state."""
-        z8 = check_states(z, self.fan_in)
-        n_samples = check_int("samples", samples, ge=1)
-        t = self.t_cal_s if t_s is None else check_time(t_s)
-        read_out(
-            self,
-            z8,
-            n_samples,
-            streams=Streams.from_rng(rng),
-            mode="exact",
-            t_s=t,
-            read_gain=1.0,
-            chunk_values=check_int("chunk_values", chunk_values, ge=1),
-            decide=False,
-            record=recorder,
-        )
+        """Hand every converter's input over ``samples`` exact reads per input to ``recorder``
+        (:func:`crossbar.adc_range.record_signals`; ``t_s``, ``chunk_values``)."""
+        adc_range.record_signals(self, z, samples, recorder, rng=rng, **kw)
 
     def set_adc_full_scales(self, full_scales: Any) -> None:
         """Set the full scales (µA) of every converter from data: ``{key: array}`` in the
@@ -333,29 +303,12 @@ class HardwareLayer:
         self.adc_calibrated = True
 
     def calibrate_adcs(
-        self,
-        z: Any,
-        samples: int | None = None,
-        *,
-        rng: np.random.Generator,
-        t_s: float | None = None,
-        chunk_values: int = DEFAULT_CHUNK_VALUES,
+        self, z: Any, samples: int | None = None, *, rng: np.random.Generator, **kw: Any
     ) -> dict[str, np.ndarray]:
         """Calibrate the ADC full scales on calibration inputs ``z`` (batch, fan_in) — training
-        data, never the evaluated data: ``samples`` exact reads per input (default
-        ``periphery.adc_cal_samples``) at ``t_s`` (default ``t_cal_s``), then full scale =
-        ``adc_cal_headroom`` x the ``adc_cal_percentile``-th percentile of |signal| per
-        converter (:mod:`crossbar.adc_range`). Returns the new full scales. A layer without
-        converters (or with ideal ones) is left as it is."""
-        per = self.chip.periphery
-        z8 = check_states(z, self.fan_in)
-        n = per.adc_cal_samples if samples is None else check_int("samples", samples, ge=1)
-        if self.adc_range_rule == "none":
-            return dict(self.adc_full_scale_ua)
-        recorder = adc_range.SignalRecorder(self, n * z8.shape[0], per.adc_cal_percentile)
-        self.record_adc_signals(z8, n, recorder, rng=rng, t_s=t_s, chunk_values=chunk_values)
-        self.set_adc_full_scales(recorder.full_scales(per.adc_cal_headroom, self.rms_full_scales))
-        return dict(self.adc_full_scale_ua)
+        data, never the evaluated data (:func:`crossbar.adc_range.calibrate_layer`; ``t_s``,
+        ``chunk_values``). Returns the new full scales."""
+        return adc_range.calibrate_layer(self, z, samples, rng=rng, **kw)
 
     @property
     def rms_full_scales(self) -> dict[str, np.ndarray]:
