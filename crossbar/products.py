@@ -48,6 +48,7 @@ __all__ = [
     "DrivenTable",
     "InputCodes",
     "SignedTable",
+    "all_ternary",
     "driven_sum",
     "driven_table",
     "encode_inputs",
@@ -198,6 +199,15 @@ def encode_inputs(z: np.ndarray) -> InputCodes:
     return InputCodes(s=s, d=d, c=c, has_zero=has_zero, k=k)
 
 
+def all_ternary(z: np.ndarray) -> bool:
+    """Whether an int8 array holds only −1, 0 and +1 (one pass over the data, no temporaries:
+    the check :func:`encode_inputs`' callers do at their boundary)."""
+    arr = np.ascontiguousarray(z)
+    if arr.dtype != np.int8:
+        raise TypeError(f"z must be an int8 array, got dtype {arr.dtype}")
+    return bool(_all_ternary(arr))
+
+
 def _as_codes(z: np.ndarray | InputCodes, k: int) -> InputCodes:
     codes = z if isinstance(z, InputCodes) else encode_inputs(z)
     if codes.k != k:
@@ -206,6 +216,17 @@ def _as_codes(z: np.ndarray | InputCodes, k: int) -> InputCodes:
 
 
 # --------------------------------------------------------------------------- kernels
+
+
+@njit(cache=True)
+def _all_ternary(z):
+    """Whether every int8 of the C-contiguous array is −1, 0 or +1 (one pass, no temporaries)."""
+    flat = z.reshape(-1)
+    ok = True
+    for i in range(flat.size):
+        x = flat[i]
+        ok &= (x >= -1) & (x <= 1)
+    return ok
 
 
 @njit(cache=True, inline="always")

@@ -28,7 +28,7 @@ from .moment_tables import (
     tile_mean_table,
     tile_var_table,
 )
-from .products import InputCodes, driven_sum, encode_inputs, signed_product
+from .products import InputCodes, all_ternary, driven_sum, encode_inputs, signed_product
 from .sampling import sample_cells, sample_row_currents
 from .streams import Streams, decide_gaussian, noisy_sum, standard_normals
 
@@ -63,8 +63,8 @@ def check_states(z: Any, fan_in: int) -> np.ndarray:
         raise TypeError(
             f"z must be an integer or float array of ±1 (0 = undriven row), got dtype {arr.dtype}"
         )
-    if arr.dtype == np.int8 and np.all(arr.view(np.uint8) + np.uint8(1) < 3):
-        return np.ascontiguousarray(arr)  # one pass: −1, 0, 1 are the bytes 255, 0, 1
+    if arr.dtype == np.int8 and all_ternary(arr):  # one pass, no temporaries
+        return np.ascontiguousarray(arr)
     ok = (arr == 1) | (arr == -1) | (arr == 0)
     if not np.all(ok):
         raise ValueError(
