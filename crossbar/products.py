@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, parallel_chunksize, prange
 
 __all__ = [
     "DrivenTable",
@@ -345,7 +345,8 @@ def signed_product(z: np.ndarray | InputCodes, table: SignedTable) -> np.ndarray
     k, n = table.shape
     codes = _as_codes(z, k)
     second = codes.d if codes.has_zero.any() else codes.d[:0]
-    return _table_kernel(table.sign, codes.s, second, codes.has_zero, np.int64(n))
+    with parallel_chunksize(1):  # dynamic schedule, as crossbar.sampling.sample_cells
+        return _table_kernel(table.sign, codes.s, second, codes.has_zero, np.int64(n))
 
 
 def driven_sum(z: np.ndarray | InputCodes, table: DrivenTable) -> np.ndarray:
@@ -364,6 +365,8 @@ def driven_sum(z: np.ndarray | InputCodes, table: DrivenTable) -> np.ndarray:
     zero_rows = np.flatnonzero(codes.has_zero)
     c = codes.c
     out = np.empty((batch, n), dtype=np.float32)
-    out[zero_rows] = _table_kernel(table.subset, c[zero_rows], c[:0], codes.has_zero, np.int64(n))
+    with parallel_chunksize(1):
+        part = _table_kernel(table.subset, c[zero_rows], c[:0], codes.has_zero, np.int64(n))
+    out[zero_rows] = part
     _fill_column_sum(out, table.column_sum, codes.has_zero)
     return out

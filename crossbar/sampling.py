@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import parallel_chunksize
 
 from . import _kernels
 from .probability import DEFAULT_BITS, ProbabilityPlanes, pack_bits, quantise_probability
@@ -256,6 +257,32 @@ def sample_cells(
             ):
                 raise ValueError(f"{name} must be a C-contiguous float32 array of shape {want}")
     v = np.float32(scale)
+    # Tasks handed out one at a time (a dynamic schedule): on a busy machine a descheduled
+    # thread holds back one task, not a fixed share of the range. Results do not depend on it.
+    with parallel_chunksize(1):
+        _run_exact_kernel(
+            cells,
+            z8,
+            read_var,
+            with_var,
+            pl,
+            k0,
+            k1,
+            s0,
+            b0,
+            n_samples,
+            cols,
+            currents,
+            variances,
+            v,
+            add,
+        )
+    return (currents, variances) if with_var else currents
+
+
+def _run_exact_kernel(
+    cells, z8, read_var, with_var, pl, k0, k1, s0, b0, n_samples, cols, currents, variances, v, add
+) -> None:
     _kernels.exact_cell_kernel(
         cells.g,
         z8,
@@ -280,7 +307,6 @@ def sample_cells(
         v * v,
         add,
     )
-    return (currents, variances) if with_var else currents
 
 
 def sample_cell_currents(
