@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from crossbar.products import (
+    all_ternary,
     driven_sum,
     driven_table,
     encode_inputs,
@@ -104,3 +105,14 @@ def test_errors_name_the_argument():
         signed_table(np.array([[np.inf]]))
     with pytest.raises(ValueError, match="shift"):
         driven_table(np.ones((2, 2)), np.nan)
+
+
+def test_all_ternary_checks_every_value():
+    z = np.zeros((3, 5, 7), dtype=np.int8)
+    z[0, 0, 0], z[2, 4, 6] = -1, 1
+    assert all_ternary(z)
+    for bad in (2, -2, 127, -128):
+        z[1, 2, 3] = bad
+        assert not all_ternary(z)
+    with pytest.raises(TypeError, match="int8"):
+        all_ternary(np.zeros(3))
