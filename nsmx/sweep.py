@@ -13,6 +13,7 @@ transaction. The names of the spec and worker modules are re-exported here, and
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -160,19 +161,41 @@ def _run_processes(
 ) -> None:
     import multiprocessing
 
-    from devices.plugins import load_plugins
-
     # spawn: the parent has imported torch (OpenMP); forking it can deadlock the children.
     ctx = multiprocessing.get_context("spawn")
     # Pool.__exit__ terminates the workers: an interrupted sweep leaves no orphan computing.
     # Each worker imports the plugins first, so a task's chip (a plugin's config) unpickles.
     with ctx.Pool(
         processes=min(workers, max(1, len(todo))),
-        initializer=load_plugins,
+        initializer=_init_worker,
         initargs=(tuple(plugins),),
     ) as pool:
-        for row in pool.imap_unordered(execute_task, todo, chunksize=1):
+        # The task function travels by reference (the module's execute_task as it is now).
+        run_task = functools.partial(_execute_in_worker, execute_task)
+        for row in pool.imap_unordered(run_task, todo, chunksize=1):
             commit(row)
+
+
+#: Why this worker process could not load its plugins (None: it could).
+_WORKER_INIT_ERROR: str | None = None
+
+
+def _init_worker(plugins: tuple[str, ...]) -> None:
+    # A Pool initializer that raises makes the pool start a new worker, forever: the sweep would
+    # hang. Keep the error and report it from the first task instead.
+    global _WORKER_INIT_ERROR
+    from devices.plugins import load_plugins
+
+    try:
+        load_plugins(plugins)
+    except Exception as exc:
+        _WORKER_INIT_ERROR = f"{type(exc).__name__}: {exc}"
+
+
+def _execute_in_worker(run_task: Callable[[Task], dict[str, Any]], task: Task) -> dict[str, Any]:
+    if _WORKER_INIT_ERROR is not None:
+        raise SweepError(f"a sweep worker could not load its plugins: {_WORKER_INIT_ERROR}")
+    return run_task(task)
 
 
 def _run_dask(todo: Sequence[Task], scheduler: Any, commit: Callable) -> None:

@@ -34,6 +34,15 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+@pytest.fixture(autouse=True)
+def _own_plugin_list(monkeypatch):
+    # Plugins loaded by in-process CLI calls must not leak into later tests: a sweep hands the
+    # loaded plugins to its worker processes, which could not import this test's path entry.
+    import devices.plugins
+
+    monkeypatch.setattr(devices.plugins, "_LOADED", [])
+
+
 @pytest.fixture(scope="module")
 def program(tmp_path_factory):
     torch.manual_seed(0)

@@ -14,6 +14,12 @@ from devices.plugins import PluginError, load_plugins, loaded_plugins
 PLUGIN_SRC = Path(__file__).resolve().parents[1] / "examples" / "plugin_package" / "src"
 
 
+@pytest.fixture(autouse=True)
+def _own_plugin_list(monkeypatch):
+    # Plugins loaded here must not leak into later tests (a sweep hands them to its workers).
+    monkeypatch.setattr(devices.plugins, "_LOADED", [])
+
+
 def test_example_plugin_registers_its_model_once(monkeypatch):
     monkeypatch.syspath_prepend(str(PLUGIN_SRC))
     load_plugins(["nsmx_retention_plugin"], entry_points=False)

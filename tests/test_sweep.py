@@ -583,3 +583,14 @@ def test_global_drift_compensation(bn_program):
         hl.preactivation(z, 1, rng=np.random.default_rng(4), read_gain=0.0)
     with pytest.raises(TypeError, match="drift_compensation"):
         ideal.run(x, 1, drift_compensation="yes")
+
+
+def test_a_worker_that_cannot_load_its_plugins_fails_the_sweep_instead_of_hanging(
+    program, tmp_path, monkeypatch
+):
+    # A raising Pool initializer would make the pool respawn workers forever.
+    import devices.plugins
+
+    monkeypatch.setattr(devices.plugins, "_LOADED", ["no_such_plugin_module_xyz"])
+    with pytest.raises(SweepError, match=r"could not load its plugins.*no_such_plugin_module_xyz"):
+        run_sweep(small_spec(program), tmp_path / "w", workers=2, progress=False)
