@@ -38,7 +38,7 @@ import numba
 import torch
 from threadpoolctl import threadpool_limits
 
-from mapping.chips import resolve_chip
+from crossbar.presets import resolve_chip
 from mapping.compiler import compile_checkpoint
 from mapping.report import accuracy_nll, chip_report
 from mapping.runtime import program_chip

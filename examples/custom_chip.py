@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from crossbar import replace_field
-from mapping.chips import resolve_chip
+from crossbar.presets import resolve_chip
 from mapping.compiler import compile_checkpoint
 from mapping.program import load_program
 from mapping.reference import predict_reference

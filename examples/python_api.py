@@ -8,7 +8,7 @@ Steps:
 
 1. train the ``digits-mlp`` NSM on scikit-learn's bundled 8x8 digits (``nsm.train``);
 2. compile the checkpoint into a crossbar program and write / read the ``.nsmx`` file;
-3. pick a chip: a preset plus field overrides (``mapping.chips.resolve_chip``);
+3. pick a chip: a preset plus field overrides (``crossbar.resolve_chip``);
 4. program the chip (device-to-device randomness drawn once from ``seed``);
 5. Monte-Carlo prediction on the chip and in software, side by side;
 6. inspect what the chip realises: effective β against the trained β, weight alignment, firing
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mapping.chips import resolve_chip
+from crossbar.presets import resolve_chip
 from mapping.compiler import compile_checkpoint
 from mapping.program import load_program, save_program
 from mapping.reference import firing_probability, predict_reference

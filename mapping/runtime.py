@@ -466,7 +466,7 @@ def program_chip(
     Args:
         program: a compiled program (:func:`mapping.compiler.compile_model` or
             :func:`mapping.program.load_program`).
-        chip: the chip (:func:`mapping.chips.resolve_chip`).
+        chip: the chip (:func:`crossbar.resolve_chip`).
         seed: programming randomness: ``SeedSequence(seed)`` spawned once per program layer
             (layer i always gets child i, so a layer's devices do not change when another
             layer is added or its chip settings change).

@@ -21,9 +21,9 @@ from torch import nn
 import nsm
 from crossbar import ChipConfig, HardwareLayer, PeripheryConfig, TileConfig, replace_field
 from crossbar.adc_range import SignalRecorder, calibrated_full_scale, top_count
+from crossbar.presets import resolve_chip
 from devices import ConfigError
 from mapping.adc_calibration import AdcCalibrationWarning
-from mapping.chips import resolve_chip
 from mapping.compiler import compile_model
 from mapping.program import save_program
 from mapping.report import accuracy_nll, chip_report

@@ -16,7 +16,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from crossbar import ChipConfig
-from mapping.chips import chip_preset
+from crossbar.presets import chip_preset
 from mapping.program import load_program
 from nsmx.cli import main
 

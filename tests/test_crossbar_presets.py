@@ -56,9 +56,3 @@ def test_unknown_presets_name_the_choices():
         ChipConfig.preset("nope")
     with pytest.raises(ChipError, match=r"chip preset 'nope' is unknown; choose one of ideal"):
         resolve_chip("nope")
-
-
-def test_mapping_chips_re_exports_the_same_functions():
-    from mapping import chips
-
-    assert chips.resolve_chip is resolve_chip and chips.ChipError is ChipError

@@ -19,9 +19,7 @@ from torch import nn
 
 import nsm
 from crossbar import ChipConfig
-from mapping import digital
-from mapping import reference as ref
-from mapping.chips import (
+from crossbar.presets import (
     ChipError,
     apply_sets,
     chip_preset,
@@ -30,6 +28,8 @@ from mapping.chips import (
     parse_value,
     resolve_chip,
 )
+from mapping import digital
+from mapping import reference as ref
 from mapping.compiler import compile_model
 from mapping.program import ConvLayer, DenseLayer, MaxPoolLayer
 from mapping.report import accuracy_nll, chip_report, format_layers

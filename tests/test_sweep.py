@@ -550,7 +550,7 @@ def test_global_drift_compensation(bn_program):
     """The runtime hook behind ``run.drift_compensation``: one chip-wide gain α(t)."""
     from pathlib import Path
 
-    from mapping.chips import resolve_chip
+    from crossbar.presets import resolve_chip
     from mapping.program import load_program
     from mapping.runtime import program_chip
 
