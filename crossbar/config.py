@@ -78,8 +78,15 @@ class TileConfig:
     ``rows // 2`` weight rows (inputs) and ``cols`` neurons. DESIGN §3: tiles of 256 or 512.
     """
 
-    rows: int = param(256, ge=2, le=1 << 16)  # DESIGN §3 (256 or 512)
-    cols: int = param(256, ge=1, le=1 << 16)  # DESIGN §3 (256 or 512)
+    rows: int = param(
+        256,
+        ge=2,
+        le=1 << 16,
+        doc="physical rows per tile, even (a weight row is a G⁺ and a G⁻ row)",
+    )  # DESIGN §3 (256 or 512)
+    cols: int = param(
+        256, ge=1, le=1 << 16, doc="columns (neurons) per tile"
+    )  # DESIGN §3 (256 or 512)
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -129,23 +136,55 @@ class PeripheryConfig:
     ``output_adc_bits``: the ADC of the real-valued output layer (0 = ideal).
     """
 
-    beta_mode: BetaMode = "two_phase"
-    gain_bits: int = param(8, ge=0, le=32)  # illustrative (a programmable gain of 8 bits)
-    gain_range: float = param(8.0, gt=0.0, le=1e6)  # illustrative: |a_i| <= 8 covers β <= ~12
-    gain_grid: GainGrid = "fitted"
-    gain_error_sigma: float = param(0.0, ge=0.0, le=1.0)  # illustrative, off by default
-    partial_sums: PartialSums = "analog"
-    adc_bits: int = param(8, ge=0, le=24)  # DESIGN §3: ADCs of 8-9 bits
-    adc_range: AdcRange = "calibrated"
+    beta_mode: BetaMode = param(
+        "two_phase", doc="β gain: two_phase (analog), digital (ADCs), none (a_i = 0)"
+    )
+    gain_bits: int = param(
+        8, ge=0, le=32, doc="resolution of the β gain a_i (0 = continuous)"
+    )  # illustrative (a programmable gain of 8 bits)
+    gain_range: float = param(
+        8.0, gt=0.0, le=1e6, doc="largest |a_i| of the gain circuit (a_i clipped to ±gain_range)"
+    )  # illustrative: |a_i| <= 8 covers β <= ~12
+    gain_grid: GainGrid = param(
+        "fitted", doc="gain codes fitted to each layer's a_i, or fixed over ±gain_range"
+    )
+    gain_error_sigma: float = param(
+        0.0, ge=0.0, le=1.0, doc="relative per-neuron error of the analog gain, drawn once"
+    )  # illustrative, off by default
+    partial_sums: PartialSums = param(
+        "analog", doc="row-tile partial sums: analog on the bit line, or adc + digital sum"
+    )
+    adc_bits: int = param(
+        8, ge=0, le=24, doc="bits of the hidden layers' ADCs (partial sums, digital β; 0 = ideal)"
+    )  # DESIGN §3: ADCs of 8-9 bits
+    adc_range: AdcRange = param(
+        "calibrated", doc="how ADC full scales are set: calibrated, rms or fixed"
+    )
     # Illustrative calibration rule: 25 % of design margin above the 99.9th percentile of the
     # signals seen on 256 training examples x 4 reads (a few seconds on a CPU for MNIST nets).
-    adc_cal_percentile: float = param(99.9, gt=0.0, le=100.0, unit="%")
-    adc_cal_headroom: float = param(1.25, ge=1.0, le=1e3)
-    adc_cal_examples: int = param(256, ge=1, le=1 << 24)
-    adc_cal_samples: int = param(4, ge=1, le=1 << 16)
-    adc_range_sigmas: float = param(4.0, gt=0.0, le=1e3)  # illustrative (adc_range="rms")
-    adc_full_scale_ua: float = param(100.0, gt=0.0, unit="µA")  # illustrative (adc_range="fixed")
-    output_adc_bits: int = param(8, ge=0, le=24)  # DESIGN §3: ADCs of 8-9 bits
+    adc_cal_percentile: float = param(
+        99.9,
+        gt=0.0,
+        le=100.0,
+        unit="%",
+        doc="percentile of |signal| that sets a calibrated full scale",
+    )
+    adc_cal_headroom: float = param(
+        1.25, ge=1.0, le=1e3, doc="calibrated full scale = headroom × that percentile"
+    )
+    adc_cal_examples: int = param(
+        256, ge=1, le=1 << 24, doc="calibration examples run through the programmed chip"
+    )
+    adc_cal_samples: int = param(4, ge=1, le=1 << 16, doc="noisy reads per calibration example")
+    adc_range_sigmas: float = param(
+        4.0, gt=0.0, le=1e3, doc="rms rule: full scale = this × RMS over random ±1 inputs"
+    )  # illustrative (adc_range="rms")
+    adc_full_scale_ua: float = param(
+        100.0, gt=0.0, unit="µA", doc="full scale of every ADC when adc_range = 'fixed'"
+    )  # illustrative (adc_range="fixed")
+    output_adc_bits: int = param(
+        8, ge=0, le=24, doc="bits of the output layer's (logit) ADC (0 = ideal)"
+    )  # DESIGN §3: ADCs of 8-9 bits
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -158,7 +197,13 @@ class WireConfig:
     0 = ideal wires (no IR drop). DESIGN §3: about 0.1-2 Ω per cell segment is realistic.
     """
 
-    r_wire_ohm: float = param(0.0, ge=0.0, le=1e4, unit="Ω")
+    r_wire_ohm: float = param(
+        0.0,
+        ge=0.0,
+        le=1e4,
+        unit="Ω",
+        doc="resistance of one word/bit-line segment between cells (0 = no IR drop)",
+    )
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -176,7 +221,13 @@ class ChipConfig:
     # Illustrative: array read voltages are typically 0.1-0.3 V, below any switching threshold.
     # The row voltage scales every current (µA = µS x V); with a selector element its own
     # ``element.v_read_v`` (the voltage across the selector) sets p.
-    v_read_v: float = param(0.2, gt=0.0, le=100.0, unit="V")
+    v_read_v: float = param(
+        0.2,
+        gt=0.0,
+        le=100.0,
+        unit="V",
+        doc="row read voltage: inputs ±1 drive ±V_read (scales every current)",
+    )
     description: str = ""
 
     def __post_init__(self) -> None:

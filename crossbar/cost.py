@@ -83,51 +83,107 @@ class CostConfig:
 
     # Technology and array
     # NeuroSim V1.3 Param.cpp: featuresize = 40e-9 (wire width of its 22 nm node).
-    feature_size_m: float = param(40e-9, gt=0.0, le=1e-3, unit="m")
+    feature_size_m: float = param(
+        40e-9,
+        gt=0.0,
+        le=1e-3,
+        unit="m",
+        doc="technology feature size F (cell pitch with cell_area_f2)",
+    )
     # NeuroSim V1.3 Param.cpp: cross-point cell 2F x 2F = 4F² (a 1S1R cell: selector on the
     # memory device); its 1T1R cell is 4F x 12F = 48F².
-    cell_area_f2: float = param(4.0, gt=0.0, le=1e6, unit="F²")
+    cell_area_f2: float = param(
+        4.0, gt=0.0, le=1e6, unit="F²", doc="area of one cell in F² (4 = cross-point 1S1R cell)"
+    )
     # Illustrative: ~0.2 fF/µm, a typical on-chip wire capacitance per length.
-    c_wire_f_per_m: float = param(0.2e-9, ge=0.0, le=1.0, unit="F/m")
+    c_wire_f_per_m: float = param(
+        0.2e-9, ge=0.0, le=1.0, unit="F/m", doc="wire capacitance per length (line-charging energy)"
+    )
     # NeuroSim V1.3 Param.cpp: readPulseWidth = 10e-9 s.
-    t_read_s: float = param(10e-9, gt=0.0, le=1.0, unit="s")
+    t_read_s: float = param(
+        10e-9, gt=0.0, le=1.0, unit="s", doc="duration of one read pulse (read energy and latency)"
+    )
 
     # Comparators (threshold neurons)
-    e_comparator_j: float = param(20e-15, ge=0.0, le=1.0, unit="J")  # illustrative (latch)
-    t_comparator_s: float = param(1e-9, ge=0.0, le=1.0, unit="s")  # illustrative
-    comparator_area_m2: float = param(20e-12, ge=0.0, le=1.0, unit="m²")  # illustrative 20 µm²
+    e_comparator_j: float = param(
+        20e-15, ge=0.0, le=1.0, unit="J", doc="energy of one comparator decision"
+    )  # illustrative (latch)
+    t_comparator_s: float = param(
+        1e-9, ge=0.0, le=1.0, unit="s", doc="latency of one comparator decision"
+    )  # illustrative
+    comparator_area_m2: float = param(
+        20e-12, ge=0.0, le=1.0, unit="m²", doc="area of one comparator"
+    )  # illustrative 20 µm²
 
     # ADCs
     # Murmann's ADC survey: a representative Walden FOM of moderate-speed (10 MS/s-1 GS/s) SAR
     # converters, ~10 fJ/conversion-step (the survey's best designs reach ~1 fJ/step; this is
     # not a specific design).
-    adc_fom_j_per_step: float = param(10e-15, ge=0.0, le=1.0, unit="J/step")
-    t_adc_s: float = param(10e-9, ge=0.0, le=1.0, unit="s")  # illustrative (100 MS/s)
+    adc_fom_j_per_step: float = param(
+        10e-15,
+        ge=0.0,
+        le=1.0,
+        unit="J/step",
+        doc="ADC Walden figure of merit: energy per conversion step",
+    )
+    t_adc_s: float = param(
+        10e-9, ge=0.0, le=1.0, unit="s", doc="latency of one ADC conversion"
+    )  # illustrative (100 MS/s)
     # Illustrative: 5 µm² per level (1280 µm² at 8 bits), area ∝ 2^bits (SAR capacitive DAC).
-    adc_area_m2_per_level: float = param(5e-12, ge=0.0, le=1.0, unit="m²")
+    adc_area_m2_per_level: float = param(
+        5e-12, ge=0.0, le=1.0, unit="m²", doc="ADC area per level (area ∝ 2^bits)"
+    )
     # Illustrative: one ADC per column (NeuroSim's default shares one among 8: numColMuxed = 8).
-    cols_per_adc: int = param(1, ge=1, le=1 << 16)
+    cols_per_adc: int = param(
+        1, ge=1, le=1 << 16, doc="columns sharing one ADC (their conversions in sequence)"
+    )
     # DESIGN §3: ADCs of 8-9 bits; charged for a converter or gain simulated as ideal (0 bits).
-    ideal_cost_bits: int = param(8, ge=1, le=24)
+    ideal_cost_bits: int = param(
+        8, ge=1, le=24, doc="bits charged for an ADC or gain simulated as ideal (0 bits)"
+    )
 
     # β gain and digital arithmetic
-    e_gain_analog_j: float = param(50e-15, ge=0.0, le=1.0, unit="J")  # illustrative
+    e_gain_analog_j: float = param(
+        50e-15, ge=0.0, le=1.0, unit="J", doc="energy of one analog β-gain operation (two_phase)"
+    )  # illustrative
     # Horowitz, ISSCC 2014 (45 nm): 8-bit multiply 0.2 pJ + 32-bit add 0.1 pJ.
-    e_mac_j: float = param(0.3e-12, ge=0.0, le=1.0, unit="J")
+    e_mac_j: float = param(
+        0.3e-12, ge=0.0, le=1.0, unit="J", doc="energy of one digital multiply-add"
+    )
     # Horowitz, ISSCC 2014 (45 nm): 32-bit integer add 0.1 pJ.
-    e_add_j: float = param(0.1e-12, ge=0.0, le=1.0, unit="J")
+    e_add_j: float = param(
+        0.1e-12, ge=0.0, le=1.0, unit="J", doc="energy of one digital add or compare"
+    )
     # Illustrative: one exponential by table and polynomial, about a 32-bit float multiply
     # (3.7 pJ at 45 nm, Horowitz, ISSCC 2014).
-    e_exp_j: float = param(3.7e-12, ge=0.0, le=1.0, unit="J")
-    t_digital_s: float = param(1e-9, ge=0.0, le=1.0, unit="s")  # illustrative (1 GHz clock)
+    e_exp_j: float = param(
+        3.7e-12, ge=0.0, le=1.0, unit="J", doc="energy of one exponential (output softmax)"
+    )
+    t_digital_s: float = param(
+        1e-9, ge=0.0, le=1.0, unit="s", doc="latency of one digital step (clock period)"
+    )  # illustrative (1 GHz clock)
     # Horowitz, ISSCC 2014 (45 nm): 64-bit read of an 8 KB SRAM 10 pJ, i.e. ~0.16 pJ/bit.
-    e_bit_j: float = param(0.16e-12, ge=0.0, le=1.0, unit="J")
-    register_area_m2_per_bit: float = param(2e-12, ge=0.0, le=1.0, unit="m²")  # illustrative
-    gain_area_m2: float = param(50e-12, ge=0.0, le=1.0, unit="m²")  # illustrative, per neuron
+    e_bit_j: float = param(
+        0.16e-12, ge=0.0, le=1.0, unit="J", doc="energy to deliver one binary state to a row driver"
+    )
+    register_area_m2_per_bit: float = param(
+        2e-12, ge=0.0, le=1.0, unit="m²", doc="area of one gain-register bit"
+    )  # illustrative
+    gain_area_m2: float = param(
+        50e-12,
+        ge=0.0,
+        le=1.0,
+        unit="m²",
+        doc="area of one analog gain circuit (per neuron, two_phase)",
+    )  # illustrative, per neuron
 
     # Cost-model options
-    hidden_readout: HiddenReadout = "as_simulated"
-    parallel_copies: int = param(1, ge=1, le=1 << 20)
+    hidden_readout: HiddenReadout = param(
+        "as_simulated", doc="charge hidden decisions as simulated, or as ADC readouts"
+    )
+    parallel_copies: int = param(
+        1, ge=1, le=1 << 20, doc="chip copies sharing the MC samples (latency ÷, area ×)"
+    )
 
     def __post_init__(self) -> None:
         validate_config(self)

@@ -18,8 +18,15 @@ from .rng import check_rng
 class BernoulliConfig:
     """ξ ~ Bernoulli(p) with the same p everywhere (p = 1 means the element always conducts)."""
 
-    p: float = param(0.5, gt=0.0, le=1.0)  # NSM paper's fully connected layers (p = 0.5)
-    structure: Structure = "per_cell"
+    p: float = param(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        doc="probability that the element conducts on a read (the same everywhere)",
+    )  # NSM paper's fully connected layers (p = 0.5)
+    structure: Structure = param(
+        "per_cell", doc="'per_cell': one element per cell; 'per_row': one per row, shared"
+    )
 
     def __post_init__(self) -> None:
         validate_config(self)

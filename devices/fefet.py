@@ -29,18 +29,48 @@ from .registry import register_conductance_model
 class FeFETConfig:
     """FeFET analog weight cell parameters (sources / illustrative: see module docstring)."""
 
-    g_min_us: float = param(0.5, ge=0.0, unit="µS")  # illustrative
-    g_max_us: float = param(20.0, gt=0.0, unit="µS")  # illustrative
-    n_levels: int = param(32, ge=0, le=65536)  # 5 bits, after Jerry et al. IEDM 2017
-    prog_sigma_us: float = param(0.2, ge=0.0, unit="µS")  # illustrative
-    write_verify_iterations: int = param(0, ge=0, le=1000)
-    write_verify_tol_us: float = param(0.3, gt=0.0, unit="µS")  # illustrative
-    p_stuck_on: float = param(0.0, ge=0.0, le=1.0)
-    p_stuck_off: float = param(0.0, ge=0.0, le=1.0)
-    read_noise_rel: float = param(0.005, ge=0.0)  # illustrative
-    nu_mean: float = param(0.0, ge=-1.0, le=1.0)  # illustrative, off by default
-    nu_sigma: float = param(0.0, ge=0.0, le=1.0)  # illustrative, off by default
-    t0_s: float = param(1.0, gt=0.0, unit="s")  # illustrative reference time for drift
+    g_min_us: float = param(
+        0.5, ge=0.0, unit="µS", doc="lowest target conductance (bottom of the weight window)"
+    )  # illustrative
+    g_max_us: float = param(
+        20.0, gt=0.0, unit="µS", doc="highest target conductance (top of the weight window)"
+    )  # illustrative
+    n_levels: int = param(
+        32, ge=0, le=65536, doc="programmable levels, evenly spaced in the window (0 = analog)"
+    )  # 5 bits, after Jerry et al. IEDM 2017
+    prog_sigma_us: float = param(
+        0.2, ge=0.0, unit="µS", doc="programming-error std, the same at every level (V_T variation)"
+    )  # illustrative
+    write_verify_iterations: int = param(
+        0, ge=0, le=1000, doc="re-program rounds for cells more than write_verify_tol_us off"
+    )
+    write_verify_tol_us: float = param(
+        0.3, gt=0.0, unit="µS", doc="write-verify band: |G0 − level| accepted without a retry"
+    )  # illustrative
+    p_stuck_on: float = param(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        doc="probability that a cell is stuck ON (at g_max), drawn once per cell",
+    )
+    p_stuck_off: float = param(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        doc="probability that a cell is stuck OFF (at g_min), drawn once per cell",
+    )
+    read_noise_rel: float = param(
+        0.005, ge=0.0, doc="std of one read's noise relative to G (cycle to cycle)"
+    )  # illustrative
+    nu_mean: float = param(
+        0.0, ge=-1.0, le=1.0, doc="mean drift exponent ν in G(t) = G0 (t/t0)^−ν (0 = no drift)"
+    )  # illustrative, off by default
+    nu_sigma: float = param(
+        0.0, ge=0.0, le=1.0, doc="device-to-device std of the drift exponent ν, drawn once per cell"
+    )  # illustrative, off by default
+    t0_s: float = param(
+        1.0, gt=0.0, unit="s", doc="drift reference time t0: G = G0 until t0, then G0 (t/t0)^−ν"
+    )  # illustrative reference time for drift
 
     def __post_init__(self) -> None:
         validate_config(self)

@@ -28,10 +28,21 @@ from .rng import check_rng
 class GaussianElementConfig:
     """ξ ~ N(1, sigma²) per read (relative std ``sigma``, dimensionless)."""
 
-    sigma: float = param(0.5, ge=0.0, le=100.0)  # illustrative
-    sigma_spread_rel: float = param(0.0, ge=0.0, le=10.0)  # illustrative, off by default
-    source: Literal["element", "read_noise"] = "element"
-    structure: Structure = "per_cell"
+    sigma: float = param(
+        0.5,
+        ge=0.0,
+        le=100.0,
+        doc="relative std σ of the multiplicative noise ξ ~ N(1, σ²), per read",
+    )  # illustrative
+    sigma_spread_rel: float = param(
+        0.0, ge=0.0, le=10.0, doc="device-to-device relative spread of σ, drawn once per element"
+    )  # illustrative, off by default
+    source: Literal["element", "read_noise"] = param(
+        "element", doc="'element': ξ drawn here; 'read_noise': ξ is the cell's read noise"
+    )
+    structure: Structure = param(
+        "per_cell", doc="'per_cell': one element per cell; 'per_row': one per row, shared"
+    )
 
     def __post_init__(self) -> None:
         validate_config(self)

@@ -19,8 +19,12 @@ class IdealConfig:
     matter, so [0, 25] µS (the PCM window of the other presets) is chosen for comparability.
     """
 
-    g_min_us: float = param(0.0, ge=0.0, unit="µS")
-    g_max_us: float = param(25.0, gt=0.0, unit="µS")
+    g_min_us: float = param(
+        0.0, ge=0.0, unit="µS", doc="lowest conductance (bottom of the weight window)"
+    )
+    g_max_us: float = param(
+        25.0, gt=0.0, unit="µS", doc="highest conductance (top of the weight window)"
+    )
 
     def __post_init__(self) -> None:
         validate_config(self)

@@ -25,8 +25,20 @@ class ThresholdNeuronConfig:
 
     # Upper bound 1e6 µA (1 A): far above any crossbar column current; a larger value is a typo
     # (and its square overflows the read variance), not a comparator (illustrative bound).
-    offset_sigma_ua: float = param(0.0, ge=0.0, le=1e6, unit="µA")
-    noise_sigma_ua: float = param(0.0, ge=0.0, le=1e6, unit="µA")
+    offset_sigma_ua: float = param(
+        0.0,
+        ge=0.0,
+        le=1e6,
+        unit="µA",
+        doc="std of the comparator's input-referred offset, drawn once per neuron",
+    )
+    noise_sigma_ua: float = param(
+        0.0,
+        ge=0.0,
+        le=1e6,
+        unit="µA",
+        doc="std of the comparator's input-referred noise, drawn per decision",
+    )
 
     def __post_init__(self) -> None:
         validate_config(self)

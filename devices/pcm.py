@@ -65,19 +65,51 @@ class PCMConfig:
     ``write_verify_tol_us`` is illustrative (used only when ``write_verify_iterations`` > 0).
     """
 
-    g_min_us: float = param(0.0, ge=0.0, unit="µS")
-    g_max_us: float = param(25.0, gt=0.0, unit="µS")  # Joshi et al. 2020
-    n_levels: int = param(0, ge=0, le=65536)  # 0 = analog (continuous), as published
-    prog_noise_scale: float = param(1.0, ge=0.0)
-    write_verify_iterations: int = param(0, ge=0, le=1000)
-    write_verify_tol_us: float = param(0.5, gt=0.0, unit="µS")  # illustrative
-    p_stuck_on: float = param(0.0, ge=0.0, le=1.0)
-    p_stuck_off: float = param(0.0, ge=0.0, le=1.0)
-    t0_s: float = param(20.0, gt=0.0, unit="s")  # Joshi et al. 2020
-    t_read_s: float = param(250e-9, gt=0.0, unit="s")  # Joshi et al. 2020
-    drift_scale: float = param(1.0, ge=0.0)
-    drift_spread_scale: float = param(1.0, ge=0.0)
-    read_noise_scale: float = param(1.0, ge=0.0)
+    g_min_us: float = param(
+        0.0, ge=0.0, unit="µS", doc="lowest target conductance (bottom of the weight window)"
+    )
+    g_max_us: float = param(
+        25.0, gt=0.0, unit="µS", doc="top of the weight window (the published model scales with it)"
+    )  # Joshi et al. 2020
+    n_levels: int = param(
+        0, ge=0, le=65536, doc="programmable levels, evenly spaced in the window (0 = analog)"
+    )  # 0 = analog (continuous), as published
+    prog_noise_scale: float = param(
+        1.0, ge=0.0, doc="factor on the published programming-noise std (0 = none)"
+    )
+    write_verify_iterations: int = param(
+        0, ge=0, le=1000, doc="re-program rounds for cells more than write_verify_tol_us off"
+    )
+    write_verify_tol_us: float = param(
+        0.5, gt=0.0, unit="µS", doc="write-verify band: |G0 − level| accepted without a retry"
+    )  # illustrative
+    p_stuck_on: float = param(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        doc="probability that a cell is stuck ON (at g_max), drawn once per cell",
+    )
+    p_stuck_off: float = param(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        doc="probability that a cell is stuck OFF (at g_min), drawn once per cell",
+    )
+    t0_s: float = param(
+        20.0, gt=0.0, unit="s", doc="drift reference time t0: G = G0 until t0, then G0 (t/t0)^−ν"
+    )  # Joshi et al. 2020
+    t_read_s: float = param(
+        250e-9, gt=0.0, unit="s", doc="read duration t_read in the 1/f read-noise growth with time"
+    )  # Joshi et al. 2020
+    drift_scale: float = param(
+        1.0, ge=0.0, doc="factor on the published mean drift exponent ν (0 = no drift)"
+    )
+    drift_spread_scale: float = param(
+        1.0, ge=0.0, doc="factor on the published device-to-device std of ν"
+    )
+    read_noise_scale: float = param(
+        1.0, ge=0.0, doc="factor on the published 1/f read-noise amplitude (0 = none)"
+    )
 
     def __post_init__(self) -> None:
         validate_config(self)

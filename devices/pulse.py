@@ -53,16 +53,34 @@ class PulseConfig:
     (25 µS is the PCM window of the other presets, for comparability), no noise.
     """
 
-    g_min_us: float = param(0.0, ge=0.0, unit="µS")
-    g_max_us: float = param(25.0, gt=0.0, unit="µS")
-    dg_up_us: float = param(0.025, gt=0.0, unit="µS")
-    dg_down_us: float = param(0.025, gt=0.0, unit="µS")
-    gamma_up: float = param(0.0, ge=0.0, le=10.0)
-    gamma_down: float = param(0.0, ge=0.0, le=10.0)
-    c2c_sigma: float = param(0.0, ge=0.0, le=10.0)
-    d2d_sigma: float = param(0.0, ge=0.0, le=5.0)
-    n_levels: int = param(0, ge=0, le=1 << 20)
-    reset: Reset = "gradual"
+    g_min_us: float = param(0.0, ge=0.0, unit="µS", doc="lowest conductance the pulses reach")
+    g_max_us: float = param(
+        25.0, gt=0.0, unit="µS", doc="highest conductance (saturation level before device spread)"
+    )
+    dg_up_us: float = param(
+        0.025, gt=0.0, unit="µS", doc="conductance step of one up (SET) pulse, at g_min"
+    )
+    dg_down_us: float = param(
+        0.025, gt=0.0, unit="µS", doc="conductance step of one down (RESET) pulse, at the top"
+    )
+    gamma_up: float = param(
+        0.0, ge=0.0, le=10.0, doc="saturation exponent of up steps (0 = linear, 1 = soft bounds)"
+    )
+    gamma_down: float = param(
+        0.0, ge=0.0, le=10.0, doc="saturation exponent of down steps (0 = linear, 1 = soft bounds)"
+    )
+    c2c_sigma: float = param(
+        0.0, ge=0.0, le=10.0, doc="cycle-to-cycle relative std of each pulse's step"
+    )
+    d2d_sigma: float = param(
+        0.0, ge=0.0, le=5.0, doc="device-to-device log-std of steps, exponents and saturation level"
+    )
+    n_levels: int = param(
+        0, ge=0, le=1 << 20, doc="levels every conductance is rounded to after a pulse (0 = analog)"
+    )
+    reset: Reset = param(
+        "gradual", doc="'gradual': stepwise down pulses; 'abrupt': one down pulse to g_min"
+    )
 
     def __post_init__(self) -> None:
         validate_config(self)

@@ -41,18 +41,51 @@ PROG_COEFFS_US = (0.348, 16.030, -43.853, 45.393, -16.815)
 class RRAMConfig:
     """RRAM device parameters (sources and illustrative values: see the module docstring)."""
 
-    g_min_us: float = param(0.0, ge=0.0, unit="µS")  # illustrative
-    g_max_us: float = param(40.0, gt=0.0, unit="µS")  # Wan et al. 2022
-    n_levels: int = param(0, ge=0, le=65536)
-    prog_noise_scale: float = param(1.0, ge=0.0)
-    write_verify_iterations: int = param(0, ge=0, le=1000)
-    write_verify_tol_us: float = param(1.0, gt=0.0, unit="µS")  # illustrative
-    p_stuck_on: float = param(0.0, ge=0.0, le=1.0)
-    p_stuck_off: float = param(0.0, ge=0.0, le=1.0)
-    read_noise_rel: float = param(0.01, ge=0.0)  # ≈1 % short-term read noise (Wan et al. 2022)
-    nu_mean: float = param(0.0, ge=-1.0, le=1.0)  # illustrative, off by default
-    nu_sigma: float = param(0.0, ge=0.0, le=1.0)  # illustrative, off by default
-    t0_s: float = param(1.0, gt=0.0, unit="s")  # reference time of the relaxation fit
+    g_min_us: float = param(
+        0.0, ge=0.0, unit="µS", doc="lowest target conductance (bottom of the weight window)"
+    )  # illustrative
+    g_max_us: float = param(
+        40.0,
+        gt=0.0,
+        unit="µS",
+        doc="top of the weight window (the programming-error fit scales with it)",
+    )  # Wan et al. 2022
+    n_levels: int = param(
+        0, ge=0, le=65536, doc="programmable levels, evenly spaced in the window (0 = analog)"
+    )
+    prog_noise_scale: float = param(
+        1.0, ge=0.0, doc="factor on the programming-error std of Wan et al. 2022 (0 = none)"
+    )
+    write_verify_iterations: int = param(
+        0, ge=0, le=1000, doc="re-program rounds for cells more than write_verify_tol_us off"
+    )
+    write_verify_tol_us: float = param(
+        1.0, gt=0.0, unit="µS", doc="write-verify band: |G0 − level| accepted without a retry"
+    )  # illustrative
+    p_stuck_on: float = param(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        doc="probability that a cell is stuck ON (at g_max), drawn once per cell",
+    )
+    p_stuck_off: float = param(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        doc="probability that a cell is stuck OFF (at g_min), drawn once per cell",
+    )
+    read_noise_rel: float = param(
+        0.01, ge=0.0, doc="std of one read's noise relative to G (cycle to cycle)"
+    )  # ≈1 % short-term read noise (Wan et al. 2022)
+    nu_mean: float = param(
+        0.0, ge=-1.0, le=1.0, doc="mean drift exponent ν in G(t) = G0 (t/t0)^−ν (0 = no drift)"
+    )  # illustrative, off by default
+    nu_sigma: float = param(
+        0.0, ge=0.0, le=1.0, doc="device-to-device std of the drift exponent ν, drawn once per cell"
+    )  # illustrative, off by default
+    t0_s: float = param(
+        1.0, gt=0.0, unit="s", doc="drift reference time t0: G = G0 until t0, then G0 (t/t0)^−ν"
+    )  # reference time of the relaxation fit
 
     def __post_init__(self) -> None:
         validate_config(self)

@@ -33,11 +33,33 @@ from .rng import check_rng
 class SelectorConfig:
     """Selector parameters (volts). With v_read_v = mu_v the population mean p is 0.5."""
 
-    v_read_v: float = param(0.5, ge=0.0, le=100.0, unit="V")  # illustrative
-    mu_v: float = param(0.5, gt=0.0, le=100.0, unit="V")  # illustrative
-    sigma_c_v: float = param(0.1, gt=0.0, le=100.0, unit="V")  # illustrative
-    sigma_d_v: float = param(0.03, ge=0.0, le=100.0, unit="V")  # illustrative
-    structure: Structure = "per_cell"
+    v_read_v: float = param(
+        0.5,
+        ge=0.0,
+        le=100.0,
+        unit="V",
+        doc="voltage across the selector on a read: p = Φ((V − μ_ij)/σ_c)",
+    )  # illustrative
+    mu_v: float = param(
+        0.5, gt=0.0, le=100.0, unit="V", doc="mean threshold voltage μ of the selectors"
+    )  # illustrative
+    sigma_c_v: float = param(
+        0.1,
+        gt=0.0,
+        le=100.0,
+        unit="V",
+        doc="cycle-to-cycle std σ_c of the threshold voltage (per read)",
+    )  # illustrative
+    sigma_d_v: float = param(
+        0.03,
+        ge=0.0,
+        le=100.0,
+        unit="V",
+        doc="device-to-device std σ_d of the mean threshold μ_ij, drawn once",
+    )  # illustrative
+    structure: Structure = param(
+        "per_cell", doc="'per_cell': one element per cell; 'per_row': one per row, shared"
+    )
 
     def __post_init__(self) -> None:
         validate_config(self)

@@ -44,12 +44,24 @@ P_POLICIES: tuple[str, ...] = ("trained", "chip")
 class RunConfig:
     """One MC run's settings (module docstring); validated at construction."""
 
-    samples: int = param(100, ge=1, le=1 << 20)  # paper: S = 100 test samples (DESIGN §2)
-    mode: Mode = "exact"
-    t_s: float = param(0.0, ge=0.0, unit="s")
-    p_policy: PPolicy = "trained"
-    drift_compensation: bool = False
-    seed: int = param(0, ge=0, lt=1 << 63)
+    samples: int = param(
+        100, ge=1, le=1 << 20, doc="Monte-Carlo samples per example (fresh noise in each)"
+    )  # paper: S = 100 test samples (DESIGN §2)
+    mode: Mode = param(
+        "exact", doc="exact: every cell's element drawn; clt: one Gaussian per neuron"
+    )
+    t_s: float = param(
+        0.0, ge=0.0, unit="s", doc="read time after programming (drift and read noise at t)"
+    )
+    p_policy: PPolicy = param(
+        "trained", doc="trained: reads set to the trained p/σ; chip: as configured"
+    )
+    drift_compensation: bool = param(
+        False, doc="multiply column signals by α = ΣG(t_cal)/ΣG(t_s) (global drift gain)"
+    )
+    seed: int = param(
+        0, ge=0, lt=1 << 63, doc="seed of the read randomness (programming has its own)"
+    )
 
     def __post_init__(self) -> None:
         validate_config(self)

@@ -47,3 +47,70 @@ def test_show_prints_commented_toml_that_reads_back():
     line = next(x for x in out.splitlines() if x.startswith("offset_sigma_ua"))
     assert "# µA; [0, " in line
     assert ChipConfig.from_toml(out) == resolve_chip("rram-selector")
+
+
+SHIPPED_MODELS = {
+    "conductance": ["fefet", "ideal", "pcm", "rram"],
+    "element": ["bernoulli", "gaussian", "selector"],
+}
+
+
+@pytest.mark.parametrize("chip", ["ideal", "pcm-gaussian", "rram-selector", "selector-fefet"])
+def test_every_listed_field_has_a_meaning(chip):
+    from crossbar import list_chips
+
+    assert chip in list_chips()
+    code, out, err = run_cli(["chips", "--fields", chip, "--json"])
+    assert code == 0, err
+    rows = json.loads(out.strip().splitlines()[-1])["fields"]
+    assert len(rows) > 50
+    empty = [r["field"] for r in rows if not r["doc"].strip()]
+    assert empty == [], f"fields of chip {chip} without a meaning: {empty}"
+    long = [r["field"] for r in rows if len(r["doc"]) > 72]
+    assert long == [], f"meanings longer than 72 characters (a terminal table): {long}"
+    assert {r["field"] for r in rows if r["field"].startswith("run.")} == {
+        "run.samples",
+        "run.mode",
+        "run.t_s",
+        "run.p_policy",
+        "run.drift_compensation",
+    }
+
+
+def test_every_model_and_config_field_has_a_meaning():
+    """Every field of every shipped device/element model, the neuron, the pulse model, each chip
+    section and the run settings (run.seed included) declares its one-line meaning."""
+    from crossbar.config import ChipConfig
+    from devices import registry
+    from devices.neuron import ThresholdNeuronConfig
+    from devices.pulse import PulseConfig
+    from mapping.run_config import RunConfig
+    from nsmx.fields_table import field_rows
+
+    configs = [ThresholdNeuronConfig(), PulseConfig(), RunConfig(), ChipConfig.ideal()]
+    for kind, names in SHIPPED_MODELS.items():
+        assert set(names) <= set(registry.registered(kind))
+        configs += [registry.config_class(kind, name)() for name in names]
+    for config in configs:
+        rows = field_rows(config)
+        assert rows, type(config).__name__
+        empty = [r["field"] for r in rows if not r["doc"].strip()]
+        assert empty == [], f"{type(config).__name__} fields without a meaning: {empty}"
+
+
+def test_fields_table_shows_offset_sigma_with_unit_and_range():
+    code, out, err = run_cli(["chips", "--fields", "rram-selector"])
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("fields of chip rram-selector")
+    header = lines[1].split()
+    assert header == ["field", "value", "unit", "allowed", "meaning"]
+    line = next(x for x in lines if x.split()[0] == "devices.neuron.offset_sigma_ua")
+    cells = line.split()
+    assert cells[2] == "µA"  # unit column
+    assert cells[3:5] == ["[0,", "1e+06]"]  # allowed range, as the validator states it
+    assert "input-referred offset" in line  # meaning
+    from crossbar import resolve_chip
+
+    value = resolve_chip("rram-selector").devices.neuron.offset_sigma_ua
+    assert float(cells[1]) == pytest.approx(value, rel=1e-5)
