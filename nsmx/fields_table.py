@@ -53,9 +53,9 @@ def field_rows(obj: Any, prefix: str = "") -> list[dict[str, Any]]:
                         "field": f"{name}.model",
                         "type": "str",
                         "unit": "",
-                        "allowed": "a registered model (nsmx chips lists them)",
+                        "allowed": "a registered model name",
                         "value": model,
-                        "doc": f"the {f.name} model; its fields follow",
+                        "doc": f"the {f.name} model (nsmx chips lists them); its fields follow",
                     }
                 )
             rows.extend(field_rows(value, f"{name}."))

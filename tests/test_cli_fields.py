@@ -114,3 +114,41 @@ def test_fields_table_shows_offset_sigma_with_unit_and_range():
 
     value = resolve_chip("rram-selector").devices.neuron.offset_sigma_ua
     assert float(cells[1]) == pytest.approx(value, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("chip", "sets"),
+    [
+        ("ideal", []),
+        ("pcm-gaussian", []),
+        ("selector-fefet", []),
+        ("rram-selector", ["periphery.adc_bits=6", "devices.neuron.offset_sigma_ua=0.25"]),
+    ],
+)
+def test_show_comments_every_field_and_reads_back_the_same_chip(chip, sets):
+    from crossbar import ChipConfig, resolve_chip
+
+    argv = ["chips", "--show", chip]
+    for s in sets:
+        argv += ["--set", s]
+    code, out, err = run_cli(argv)
+    assert code == 0, err
+    expected = resolve_chip(chip, sets)
+    assert ChipConfig.from_toml(out) == expected  # the comments change nothing
+    # every key = value line of a field carries "# unit; allowed; meaning" (only
+    # format_version and description, which are not fields, stay bare)
+    section, bare = "", []
+    for line in out.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped.strip("[]")
+        elif "=" in stripped and not stripped.startswith("#"):
+            key = stripped.split("=", 1)[0].strip()
+            if key in ("format_version", "description"):
+                continue
+            if "  # " not in line:
+                bare.append(f"{section}.{key}" if section else key)
+    assert bare == []
+    if sets:
+        line = next(x for x in out.splitlines() if x.startswith("adc_bits"))
+        assert line.startswith("adc_bits = 6  # integer in [0, 24]; ")
