@@ -27,12 +27,12 @@ and plots, tables and exports show them as separate series and columns.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-# The row settings live with the store (which exports them); re-exported here.
-from nsmx.store import _canonical, flatten, settings_columns, settings_of
+# The row settings live with the store's tables (which export them); re-exported here.
+from nsmx.store_table import canonical, flatten, settings_columns, settings_of
 
 #: ``meta.identity`` layout version.
 IDENTITY_VERSION = 1
@@ -71,12 +71,12 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def _leaf_differences(
-    stored: Mapping[str, Any], now: Mapping[str, Any], prefix: str, skip: Iterable[str] = ()
+def _differences(
+    a: Mapping[str, Any], b: Mapping[str, Any], name: Callable[[str], str], skip: Iterable[str]
 ) -> list[str]:
-    """``"NAME is X there but Y now"`` for each leaf that differs (a missing leaf is shown as
-    'not recorded' / 'absent')."""
-    a, b = flatten(stored), flatten(now)
+    """``"NAME is X there but Y now"`` for each key of flat mappings ``a`` (stored) and ``b``
+    (now) whose values differ, keys in ``skip`` aside; ``name(key)`` is the name shown (a
+    missing key is shown as 'not recorded' / 'absent')."""
     skip = set(skip)
     out = []
     for key in sorted(set(a) | set(b)):
@@ -84,8 +84,15 @@ def _leaf_differences(
             continue
         there = _show(a[key]) if key in a else "not recorded"
         here = _show(b[key]) if key in b else "absent"
-        out.append(f"{prefix}{key} is {there} there but {here} now")
+        out.append(f"{name(key)} is {there} there but {here} now")
     return out
+
+
+def _leaf_differences(
+    stored: Mapping[str, Any], now: Mapping[str, Any], prefix: str, skip: Iterable[str] = ()
+) -> list[str]:
+    """:func:`_differences` of the leaves of nested mappings, named ``prefix`` + dotted key."""
+    return _differences(flatten(stored), flatten(now), lambda key: f"{prefix}{key}", skip)
 
 
 _MISSING = object()
@@ -107,13 +114,8 @@ def identity_differences(stored: Mapping[str, Any], now: Mapping[str, Any]) -> l
         out.append(f"the grid varies {grid_then} there but {grid_now} now")
     varied = set(grid_now) & set(grid_then)
     skip_def = {k for k in _RUN_KEYS if f"run.{k}" in varied}
-    a, b = stored.get("definition", {}), now.get("definition", {})
-    for key in sorted(set(a) | set(b)):
-        if key in skip_def or a.get(key, _MISSING) == b.get(key, _MISSING):
-            continue
-        there = _show(a[key]) if key in a else "not recorded"
-        here = _show(b[key]) if key in b else "absent"
-        out.append(f"{_definition_name(key)} is {there} there but {here} now")
+    definition = stored.get("definition", {}), now.get("definition", {})
+    out += _differences(*definition, _definition_name, skip_def)
     if stored.get("dataset") != now.get("dataset"):
         out.append(f"dataset is {stored.get('dataset')!r} there but {now.get('dataset')!r} now")
     progs_then, progs_now = stored.get("programs", {}), now.get("programs", {})
@@ -152,9 +154,9 @@ def row_differences(
     configuration entries that differ are named (one phrase each, first point only)."""
     by_params: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
     for point_hash, (params, config) in stored.items():
-        by_params.setdefault(_canonical(params), []).append((point_hash, config))
+        by_params.setdefault(canonical(params), []).append((point_hash, config))
     for point in points:
-        for point_hash, config in by_params.get(_canonical(dict(point.params)), []):
+        for point_hash, config in by_params.get(canonical(dict(point.params)), []):
             if point_hash != point.hash:
                 diffs = _leaf_differences(config, point.config, "")
                 return diffs or [f"a stored row's configuration (point {point.index})"]
@@ -274,7 +276,7 @@ def setting_label(column: str, value: Any) -> str:
 
 def common_value(rows: Iterable[Mapping[str, Any]], get: Any) -> tuple[bool, Any]:
     """``(True, value)`` when ``get(row)`` is the same for every row, else ``(False, None)``."""
-    values = {_canonical(get(r)) for r in rows}
+    values = {canonical(get(r)) for r in rows}
     return (True, json.loads(values.pop())) if len(values) == 1 else (False, None)
 
 

@@ -23,18 +23,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-#: The metric columns, in order (``error`` is 1 − accuracy).
-METRICS = (
-    "accuracy",
-    "error",
-    "nll",
-    "ece",
-    "n",
-    "samples",
-    "program_s",
-    "run_s",
-    "finished_at",
-)
+# The metric columns (``error`` is 1 − accuracy): the store's, one list.
+from nsmx.store_schema import METRICS
+from nsmx.store_table import row_metrics
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -71,10 +62,7 @@ def row_columns(row: Mapping[str, Any], sweep: Mapping[str, Any]) -> dict[str, A
     for name, value in row["params"].items():  # the varied values as given (run.program)
         if name not in out or name == "run.program":
             out[name] = value
-    out["accuracy"] = row["accuracy"]
-    out["error"] = 1.0 - row["accuracy"]
-    for name in METRICS[2:]:
-        out[name] = row[name]
+    out.update(row_metrics(row))
     cost = row.get("extra", {}).get("cost") or {}
     for name, value in cost.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -24,27 +24,27 @@ are spawned from ``SeedSequence([root_seed, point hash words..., seed index])``,
 hash is the SHA-256 of the point's canonical resolved configuration (program digest, chip, run
 settings, dataset subset). Adding points to a grid therefore never changes other points'
 results, and a point's result does not depend on its position in the grid or on the worker
-that ran it.
+that ran it (:mod:`nsmx.sweep_tasks`: the seeds and the tasks, re-exported here).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
 import os
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from devices.errors import ConfigError, ConfigTypeError
 from devices.fields import check_int, check_name, field_meta
 from mapping.run_config import RunConfig, replace_run_field, run_field_names
+
+# One (point, seed)'s seeds and task (what a worker gets) live in their own module.
+from nsmx.sweep_tasks import Task, derive_seeds, make_tasks
 
 #: The run-level fields (``run.`` namespace) a sweep sets or varies: RunConfig's but ``seed``,
 #: then ``run.program``.
@@ -419,89 +419,6 @@ def _field_value(chip: Any, run: RunConfig, name: str, given: Any) -> Any:
     for part in name.split("."):
         value = getattr(value, part)
     return value
-
-
-def derive_seeds(root_seed: int, point_hash: str, seed_index: int) -> tuple[int, int]:
-    """(programming seed, MC read seed) of one (point, seed index): two children spawned from
-    ``SeedSequence([root_seed, *hash as 32-bit words, seed_index])``."""
-    words = [int(point_hash[i : i + 8], 16) for i in range(0, len(point_hash), 8)]
-    ss = np.random.SeedSequence([int(root_seed), *words, int(seed_index)])
-    prog, read = ss.spawn(2)
-    return (
-        int(prog.generate_state(1, np.uint64)[0] >> np.uint64(1)),
-        int(read.generate_state(1, np.uint64)[0] >> np.uint64(1)),
-    )
-
-
-# ------------------------------------------------------------------------------ tasks
-
-
-@dataclass(frozen=True)
-class Task:
-    """Everything a worker needs to run one (point, seed): picklable, no open resources.
-
-    ``run`` is the point's run settings with ``seed`` set to the derived ``read_seed``.
-    """
-
-    point_hash: str
-    point_index: int
-    seed: int
-    params: Mapping[str, Any]
-    config: Mapping[str, Any]
-    chip: Any
-    run: RunConfig
-    program: str
-    program_sha256: str
-    dataset: str
-    limit: int | None
-    data_dir: str | None
-    program_seed: int
-    read_seed: int
-    threads: int | None = 1
-    #: the user's data file (absolute path) and its SHA-256 (None: the bundled ``dataset``)
-    data: str | None = None
-    data_sha256: str | None = None
-    #: plugin modules the worker imports before building a chip (:mod:`devices.plugins`)
-    plugins: tuple[str, ...] = ()
-
-
-def make_tasks(
-    spec: SweepSpec,
-    points: Sequence[Point],
-    *,
-    threads: int | None = 1,
-    plugins: Sequence[str] = (),
-) -> list[Task]:
-    """One :class:`Task` per (point, seed index), points outer; ``plugins``: the plugin modules
-    each worker imports first (:func:`devices.plugins.loaded_plugins` of the caller)."""
-    data = data_info(spec.data) if spec.data is not None else None
-    tasks = []
-    for point in points:
-        for s in range(spec.seeds):
-            program_seed, read_seed = derive_seeds(spec.root_seed, point.hash, s)
-            tasks.append(
-                Task(
-                    point_hash=point.hash,
-                    point_index=point.index,
-                    seed=s,
-                    params=dict(point.params),
-                    config=point.config,
-                    chip=point.chip,
-                    run=dataclasses.replace(point.run, seed=read_seed),
-                    program=point.program,
-                    program_sha256=point.config["program"]["sha256"],
-                    dataset=point.config["dataset"],
-                    limit=spec.limit,
-                    data_dir=spec.data_dir,
-                    program_seed=program_seed,
-                    read_seed=read_seed,
-                    threads=threads,
-                    data=None if data is None else data.path,
-                    data_sha256=None if data is None else data.sha256,
-                    plugins=tuple(plugins),
-                )
-            )
-    return tasks
 
 
 __all__ = [

@@ -25,6 +25,7 @@ from crossbar import ChipConfig
 from mapping.compiler import compile_model
 from mapping.program import save_program
 from nsmx import store as store_module
+from nsmx import store_sql
 from nsmx.cli import main
 from nsmx.provenance import settings_columns
 from nsmx.store import (
@@ -275,7 +276,7 @@ def test_a_second_writer_is_told_the_store_is_busy(program, tmp_path):
 def test_a_store_locked_too_long_is_a_clear_error(program, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     run_sweep(spec(program), out, progress=False)
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(store_sql, "BUSY_TIMEOUT_S", 0.2)
     blocker = sqlite3.connect(out / STORE_NAME, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # another process's long write transaction
     try:
