@@ -22,6 +22,7 @@ A checkpoint of the user's own architecture records it as data in ``config["arch
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import zipfile
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 
 from nsm.architecture import build, model_spec
+from nsm.atomic_io import write_bytes
 from nsm.models import MODELS, RULES, ModelOptions, ModelSpec
 
 FORMAT = "nsmx-checkpoint"
@@ -61,19 +63,16 @@ def content_hash(ckpt: dict[str, Any]) -> str:
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """Write ``payload`` (plus format, version and content hash) atomically: a crash never leaves
-    half a file, and a failed write removes its temporary file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    """Write ``payload`` (plus format, version and content hash) atomically
+    (:func:`nsm.atomic_io.write_bytes`): a crash never leaves half a file and a failed write
+    removes its temporary file. The archive is built in memory first, so a full disk or a
+    file-size limit is an :class:`OSError` naming ``path`` (``ENOSPC``, ``EFBIG``), not an
+    error from inside the archive writer."""
     ckpt = {"format": FORMAT, "version": VERSION, **payload}
     ckpt["content_sha256"] = content_hash(ckpt)
-    try:
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(ckpt, buffer)
+    write_bytes(path, buffer.getbuffer())
 
 
 def _check_zip(path: Path) -> None:

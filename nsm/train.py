@@ -10,6 +10,7 @@ the CPU for a fixed thread count).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -26,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from nsm.architecture import Architecture, build, model_spec
+from nsm.atomic_io import write_text
 from nsm.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
 from nsm.evaluate import accuracy_nll, mc_predict
 from nsm.layers import use_generator
@@ -279,8 +281,10 @@ def train(
 
 
 def _write_metrics(out: Path, history: list[dict[str, float]]) -> None:
-    with open(out / "metrics.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    (out / "metrics.json").write_text(json.dumps(history, indent=1) + "\n")
+    """``metrics.csv`` and ``metrics.json`` of ``history`` in ``out``, each written atomically."""
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(out / "metrics.csv", table.getvalue(), newline="")
+    write_text(out / "metrics.json", json.dumps(history, indent=1) + "\n")

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import resource
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -168,3 +174,78 @@ def test_slim_checkpoint_evaluates_but_cannot_resume(tmp_path, trained_digits, d
     cfg = TrainConfig(model="digits-mlp", rule="nsm", epochs=31, seed=0, eval_samples=5)
     with pytest.raises(CheckpointError, match="slim"):
         train(cfg, digits, run, resume=True, progress=False, log=lambda s: None)
+
+
+# ------------------------------------------------------------------------- full disk
+
+
+def _train_cli(out, *extra, fsize=None):
+    """``nsmx train`` of a short digits MLP in a subprocess; ``fsize``: the file-size limit
+    (RLIMIT_FSIZE, bytes) with SIGXFSZ ignored, so a write past it fails with EFBIG."""
+
+    def preexec() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "nsmx.cli", "--threads", "1", "train"]
+    command += ["--model", "digits-mlp", "--eval-samples", "1", "--no-progress"]
+    return subprocess.run(
+        [*command, "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=None if fsize is None else preexec,
+        timeout=600,
+    )
+
+
+def test_training_past_a_file_size_limit_is_one_line_and_keeps_the_last_checkpoint(tmp_path):
+    """A write that fails (EFBIG under ``ulimit -f``, as a full disk fails with ENOSPC) ends the
+    training with one line naming the file, exit status 1, no temporary file; the checkpoint
+    of the last finished epoch stays whole, and the same command resumes once there is room."""
+    out = tmp_path / "run"
+    first = _train_cli(out, "--epochs", "1")
+    assert first.returncode == 0, first.stderr
+    before = sorted(os.listdir(out))
+    assert before == ["checkpoint.pt", "metrics.csv", "metrics.json"]
+    size = (out / CHECKPOINT_NAME).stat().st_size
+    proc = _train_cli(out, "--epochs", "2", "--resume", fsize=size // 2)
+    assert proc.returncode == 1, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"nsmx train: error: {out / CHECKPOINT_NAME}: file too large (the file-size limit, "
+        "ulimit -f, was reached)"
+    ), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(os.listdir(out)) == before  # no temporary file left
+    assert load_checkpoint(out / CHECKPOINT_NAME)["epoch"] == 1  # the old one, whole
+    again = _train_cli(out, "--epochs", "2", "--resume")
+    assert again.returncode == 0, again.stderr
+    assert load_checkpoint(out / CHECKPOINT_NAME)["epoch"] == 2
+    assert len(json.loads((out / "metrics.json").read_text())) == 2
+
+
+def test_metrics_and_checkpoint_writes_leave_no_temporary_file(tmp_path, digits, monkeypatch):
+    """A write that fails half-way (here the metrics, after the checkpoint) raises an OSError
+    naming the file and removes its temporary file; the files written before stay whole."""
+    import nsm.atomic_io
+
+    real_open = open
+    calls = []
+
+    def failing_open(path, mode="r", *args, **kwargs):
+        fh = real_open(path, mode, *args, **kwargs)
+        if "x" in mode and str(path).endswith(".tmp") and "metrics.json" in str(path):
+            calls.append(path)
+            fh.close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return fh
+
+    monkeypatch.setattr(nsm.atomic_io, "open", failing_open, raising=False)
+    cfg = TrainConfig(model="digits-mlp", rule="nsm", epochs=1, seed=0, eval_samples=1)
+    with pytest.raises(OSError) as exc:
+        train(cfg, digits, tmp_path, progress=False, log=lambda s: None)
+    assert exc.value.errno == errno.ENOSPC and exc.value.filename == str(tmp_path / "metrics.json")
+    assert calls and sorted(os.listdir(tmp_path)) == ["checkpoint.pt", "metrics.csv"]
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["epoch"] == 1
