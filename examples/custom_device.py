@@ -19,16 +19,40 @@ from devices import ConductanceState, gaussian_read, param, program_cells, valid
 
 @dataclass(frozen=True)
 class LeakyCellConfig:
-    g_min_us: float = param(0.0, ge=0.0, unit="µS")
-    g_max_us: float = param(10.0, gt=0.0, unit="µS")
-    n_levels: int = param(16, ge=0)
-    prog_sigma_us: float = param(0.1, ge=0.0, unit="µS")
-    write_verify_iterations: int = param(2, ge=0)
-    write_verify_tol_us: float = param(0.1, gt=0.0, unit="µS")
-    p_stuck_on: float = param(0.0, ge=0.0, le=1.0)
-    p_stuck_off: float = param(0.0, ge=0.0, le=1.0)
-    tau_s: float = param(1e5, gt=0.0, unit="s")
-    read_noise_rel: float = param(0.02, ge=0.0)
+    g_min_us: float = param(
+        0.0, ge=0.0, unit="µS", doc="lowest target conductance (bottom of the weight window)"
+    )
+    g_max_us: float = param(
+        10.0, gt=0.0, unit="µS", doc="highest target conductance (top of the weight window)"
+    )
+    n_levels: int = param(
+        16, ge=0, doc="programmable levels, evenly spaced in the window (0 = analog)"
+    )
+    prog_sigma_us: float = param(
+        0.1, ge=0.0, unit="µS", doc="programming-error std, the same at every level"
+    )
+    write_verify_iterations: int = param(
+        2, ge=0, doc="re-program rounds for cells more than write_verify_tol_us off"
+    )
+    write_verify_tol_us: float = param(
+        0.1, gt=0.0, unit="µS", doc="write-verify band: |G0 − level| accepted without a retry"
+    )
+    p_stuck_on: float = param(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        doc="probability that a cell is stuck ON (at g_max), drawn once per cell",
+    )
+    p_stuck_off: float = param(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        doc="probability that a cell is stuck OFF (at g_min), drawn once per cell",
+    )
+    tau_s: float = param(1e5, gt=0.0, unit="s", doc="retention time constant: G(t) = G0 exp(−t/τ)")
+    read_noise_rel: float = param(
+        0.02, ge=0.0, doc="std of one read's noise relative to G (cycle to cycle)"
+    )
 
     def __post_init__(self) -> None:
         validate_config(self)  # types and ranges, errors naming field, value and range
