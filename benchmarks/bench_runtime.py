@@ -45,6 +45,7 @@ from mapping.runtime import program_chip
 from nsm.checkpoint import load_model
 from nsm.data import load_dataset
 from nsm.evaluate import mc_predict
+from nsmx.threads import ThreadChoice, choose_threads, usable_cores
 
 
 def main() -> None:
@@ -55,17 +56,31 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE")
     ap.add_argument("--samples", type=int, default=100)
     ap.add_argument("--limit", type=int, default=None, help="first N test examples only")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--threads", type=int, default=2, help="threads asked for (see --fixed-threads)"
+    )
+    ap.add_argument(
+        "--fixed-threads",
+        action="store_true",
+        help="use --threads as given; by default fewer where the cores are busy, as nsmx does",
+    )
     ap.add_argument("--modes", nargs="+", default=["clt", "exact"], choices=["clt", "exact"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
 
-    torch.set_num_threads(args.threads)
-    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    if args.fixed_threads:
+        choice = ThreadChoice(args.threads, args.threads, usable_cores(), None, os.getloadavg()[0])
+    else:
+        choice = choose_threads(args.threads)  # nsmx --threads: at most the free cores
+    threads = choice.used
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     figures: dict[str, object] = {
         "cpu_count": os.cpu_count(),
-        "threads": args.threads,
+        "threads_requested": args.threads,
+        "threads": threads,
+        "free_cores": -1.0 if choice.free is None else choice.free,
         "machine": platform.processor() or platform.machine(),
         "load_before": os.getloadavg()[0],
         "chip": " ".join([args.chip, *args.sets]),
@@ -80,7 +95,7 @@ def main() -> None:
     x, y = x_t.numpy(), y_t.numpy()
     figures.update(model=ckpt["model"], rule=ckpt["rule"], n=len(y))
 
-    with threadpool_limits(limits=args.threads):
+    with threadpool_limits(limits=threads):
         t0 = time.perf_counter()
         chip = resolve_chip(args.chip, args.sets)
         chip_model = program_chip(program, chip, seed=args.seed)
