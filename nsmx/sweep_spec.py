@@ -308,7 +308,7 @@ def resolve_points(spec: SweepSpec) -> list[Point]:
     program whose noise type the chip's stochastic element cannot realise.
     """
     from crossbar import ChipError, replace_field, resolve_chip
-    from mapping.program import ConvLayer, DenseLayer
+    from mapping.records import ConvLayer, DenseLayer
     from mapping.runtime import MappingError, read_conditions
 
     try:
