@@ -152,3 +152,27 @@ def test_show_comments_every_field_and_reads_back_the_same_chip(chip, sets):
     if sets:
         line = next(x for x in out.splitlines() if x.startswith("adc_bits"))
         assert line.startswith("adc_bits = 6  # integer in [0, 24]; ")
+
+
+def test_every_subcommand_help_states_its_defaults():
+    """Each option with a default (other than off/none/empty) says it in --help."""
+    import argparse
+
+    from nsmx.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"train", "evaluate", "run", "sweep", "learn", "chips", "compile"} <= set(sub.choices)
+    missing = []
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            default = action.default
+            if isinstance(action, argparse._HelpAction) or action.required:
+                continue
+            if default in (None, False, [], argparse.SUPPRESS):
+                continue
+            if "default" not in (action.help or ""):
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+    assert missing == []
+    help_text = sub.choices["train"].format_help()
+    assert "(default: 10)" in help_text and "(default: nsm)" in help_text
