@@ -28,19 +28,20 @@ import torch
 from torch import nn
 
 from devices.fields import check_choice
-from mapping.program import (
+from mapping.program import Program
+from mapping.records import (
     ENCODINGS,
     SCALE_POLICIES,
     BinariseLayer,
+    BinaryMatrixLayer,
     ConvLayer,
     DenseLayer,
     FlattenLayer,
     Layer,
     MaxPoolLayer,
     OutputLayer,
-    Program,
+    as_shape,
 )
-from mapping.records import as_shape
 from nsm.layers import BinarizeInput, BinaryLayer
 
 SUPPORTED = (
@@ -91,7 +92,7 @@ def _binary_layer(
     *,
     scale_policy: str,
     encoding: str,
-) -> DenseLayer | ConvLayer:
+) -> BinaryMatrixLayer:
     hp: Mapping[str, Any] = module.hardware_params()  # type: ignore[operator]
     weight = _numpy(hp["weight"])
     beta, bias = _numpy(hp["beta"]), _numpy(hp["bias"])

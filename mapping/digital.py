@@ -21,7 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from mapping.records import (
     BinariseLayer,
-    ConvLayer,
+    BinaryMatrixLayer,
     DenseLayer,
     FlattenLayer,
     MaxPoolLayer,
@@ -52,7 +52,7 @@ def _windows(
     return win[:, :, :: stride[0], :: stride[1]]
 
 
-def patches(layer: DenseLayer | ConvLayer, z: Any, dtype: Any = np.float64) -> np.ndarray:
+def patches(layer: BinaryMatrixLayer, z: Any, dtype: Any = np.float64) -> np.ndarray:
     """The states each column reads, (B, L, K) of ``dtype``, C-contiguous.
 
     Dense: (B, 1, fan_in). Conv: im2col with zero padding (0 is an undriven row).
@@ -66,7 +66,7 @@ def patches(layer: DenseLayer | ConvLayer, z: Any, dtype: Any = np.float64) -> n
     )
 
 
-def fold(layer: DenseLayer | ConvLayer, y: Any) -> np.ndarray:
+def fold(layer: BinaryMatrixLayer, y: Any) -> np.ndarray:
     """(B, L, N) per-location column outputs → (B, *layer.out_shape), channels first for conv."""
     y = np.asarray(y)
     if isinstance(layer, DenseLayer):

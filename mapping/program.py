@@ -6,10 +6,8 @@ records chain and summarises them. :func:`save_program` and :func:`load_program`
 it as one ``.npz`` with a checksummed JSON manifest (:mod:`mapping.program_file`,
 docs/program-format.md). The same program runs on any chip: tiling and conductances are the
 chip's job at programming time (:func:`mapping.runtime.program_chip`). Numpy only (never torch),
-so programs load on machines without PyTorch.
-
-The record classes and the file-format names are re-exported here (``from mapping.program
-import DenseLayer, ProgramError``) for code written against the single-module layout.
+so programs load on machines without PyTorch. The record classes live in :mod:`mapping.records`
+and the file-format names in :mod:`mapping.program_file` (both exported by :mod:`mapping`).
 """
 
 from __future__ import annotations
@@ -24,32 +22,19 @@ from typing import Any
 import numpy as np
 
 from mapping.program_file import (
-    FORMAT,
-    MANIFEST_KEY,
-    VERSION,
     ProgramError,
     build_manifest,
-    canonical_json,
-    compute_checksum,
     layer_arrays,
     read_program_file,
     write_program_file,
 )
 from mapping.records import (
-    ARRAY_DTYPE,
-    BETA_PER,
-    ENCODINGS,
     KINDS,
-    NOISES,
-    SCALE_POLICIES,
-    STRUCTURES,
     BinariseLayer,
     BinaryMatrixLayer,
-    ConvLayer,
-    DenseLayer,
-    FlattenLayer,
+    ConvLayer,  # noqa: F401  (until nsmx.sweep_spec imports it from mapping.records)
+    DenseLayer,  # noqa: F401  (likewise)
     Layer,
-    MaxPoolLayer,
     OutputLayer,
     as_shape,
     layer_attrs,
@@ -111,14 +96,14 @@ class Program:
                     f"{where}: in_shape {layer.in_shape} does not match the shape {shape} "
                     f"produced by {prev}"
                 )
-            if isinstance(layer, (DenseLayer, ConvLayer, OutputLayer)) and not binary:
+            if isinstance(layer, (BinaryMatrixLayer, OutputLayer)) and not binary:
                 raise ValueError(
                     f"{where}: a crossbar layer needs ±1 input states (rows are driven by ±V, "
                     "no DAC); put a binarize layer before it"
                 )
             if isinstance(layer, OutputLayer) and i != len(layers) - 1:
                 raise ValueError(f"{where}: the output layer must be the last layer")
-            if isinstance(layer, (BinariseLayer, DenseLayer, ConvLayer)):
+            if isinstance(layer, (BinariseLayer, BinaryMatrixLayer)):
                 binary = True
             shape = layer.out_shape
         if not isinstance(layers[-1], OutputLayer):
@@ -157,7 +142,7 @@ class Program:
     @property
     def binary_layers(self) -> tuple[BinaryMatrixLayer, ...]:
         """The stochastic / sign crossbar layers (dense and conv), in order."""
-        return tuple(layer for layer in self.layers if isinstance(layer, (DenseLayer, ConvLayer)))
+        return tuple(layer for layer in self.layers if isinstance(layer, BinaryMatrixLayer))
 
     def params(self) -> int:
         """Total trained parameters (weights, beta, bias)."""
@@ -181,7 +166,7 @@ class Program:
                 "params": 0,
                 "cells": 0,
             }
-            if isinstance(layer, (DenseLayer, ConvLayer)):
+            if isinstance(layer, BinaryMatrixLayer):
                 row["noise"] = layer.noise
                 if layer.noise == "bernoulli":
                     row["level"] = f"p={layer.p:g}"
@@ -190,7 +175,7 @@ class Program:
                 else:
                     row["level"] = "deterministic"
                 row["matrix"] = [layer.fan_in, layer.fan_out]
-            if isinstance(layer, (DenseLayer, ConvLayer, OutputLayer)):
+            if isinstance(layer, (BinaryMatrixLayer, OutputLayer)):
                 row["params"] = layer.params()
                 row["cells"] = layer.cells()
                 row["matrix"] = [layer.fan_in, layer.fan_out]
@@ -234,29 +219,4 @@ def load_program(path: str | os.PathLike) -> Program:
         raise ProgramError(f"{path}: invalid program: {exc}") from None
 
 
-__all__ = [
-    "ARRAY_DTYPE",
-    "BETA_PER",
-    "ENCODINGS",
-    "FORMAT",
-    "KINDS",
-    "MANIFEST_KEY",
-    "NOISES",
-    "SCALE_POLICIES",
-    "STRUCTURES",
-    "VERSION",
-    "BinariseLayer",
-    "BinaryMatrixLayer",
-    "ConvLayer",
-    "DenseLayer",
-    "FlattenLayer",
-    "Layer",
-    "MaxPoolLayer",
-    "OutputLayer",
-    "Program",
-    "ProgramError",
-    "canonical_json",
-    "compute_checksum",
-    "load_program",
-    "save_program",
-]
+__all__ = ["Program", "ProgramError", "load_program", "save_program"]

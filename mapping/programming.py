@@ -41,7 +41,7 @@ from devices import (
 )
 from devices.fields import check_choice, check_int, check_real
 from mapping.program import Program
-from mapping.records import ConvLayer, DenseLayer, Layer, OutputLayer
+from mapping.records import BinaryMatrixLayer, ConvLayer, DenseLayer, Layer, OutputLayer
 from mapping.run_config import P_POLICIES
 
 
@@ -59,7 +59,7 @@ class ProgrammedLayer:
     """
 
     index: int
-    record: DenseLayer | ConvLayer | OutputLayer
+    record: BinaryMatrixLayer | OutputLayer
     hardware: HardwareLayer
     chip: ChipConfig
     read: str
@@ -75,7 +75,7 @@ class ProgrammedLayer:
 
 
 def read_conditions(
-    chip: ChipConfig, layer: DenseLayer | ConvLayer, p_policy: str = "trained"
+    chip: ChipConfig, layer: BinaryMatrixLayer, p_policy: str = "trained"
 ) -> tuple[ChipConfig, str]:
     """The chip as this layer reads it, and a one-line description of its read conditions.
 
@@ -114,7 +114,7 @@ def read_conditions(
     return chip, _describe(chip) + _structure_note(chip, layer)
 
 
-def _check_chip_p(chip: ChipConfig, layer: DenseLayer | ConvLayer) -> None:
+def _check_chip_p(chip: ChipConfig, layer: BinaryMatrixLayer) -> None:
     """Refuse a chip p (``--p-policy chip``) the layer cannot compute with: a_i and β are solved
     from the read's mean p and variance p(1 − p), so p must lie in (0, 1), and a column of
     fan_in cells must see at least one cell that differs from the deterministic read per read on
@@ -137,7 +137,7 @@ def _check_chip_p(chip: ChipConfig, layer: DenseLayer | ConvLayer) -> None:
         )
 
 
-def _structure_note(chip: ChipConfig, layer: DenseLayer | ConvLayer) -> str:
+def _structure_note(chip: ChipConfig, layer: BinaryMatrixLayer) -> str:
     """A note when the chip's element structure differs from the trained noise structure.
 
     The marginal firing probabilities are the same (DESIGN §2); only the neurons' correlations

@@ -32,8 +32,7 @@ from mapping import digital
 from mapping.program import Program
 from mapping.records import (
     BinariseLayer,
-    ConvLayer,
-    DenseLayer,
+    BinaryMatrixLayer,
     FlattenLayer,
     Layer,
     MaxPoolLayer,
@@ -51,7 +50,7 @@ def _check_input(layer: Layer, z: np.ndarray) -> np.ndarray:
     return z
 
 
-def patches(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarray:
+def patches(layer: BinaryMatrixLayer, z: np.ndarray) -> np.ndarray:
     """The inputs each column reads: (B, L, K) float64 (:func:`mapping.digital.patches`).
 
     Dense: (B, 1, fan_in). Conv: im2col with zero padding, patch index l = h'·W' + w', entry
@@ -60,12 +59,12 @@ def patches(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarray:
     return digital.patches(layer, _check_input(layer, z), np.float64)
 
 
-def fold(layer: DenseLayer | ConvLayer, y: np.ndarray) -> np.ndarray:
+def fold(layer: BinaryMatrixLayer, y: np.ndarray) -> np.ndarray:
     """(B, L, N) per-location column outputs → (B, *layer.out_shape) (channels first for conv)."""
     return digital.fold(layer, y)
 
 
-def beta_by_location(layer: DenseLayer | ConvLayer) -> np.ndarray:
+def beta_by_location(layer: BinaryMatrixLayer) -> np.ndarray:
     """β as (L, N) (or (1, N) when shared by all locations), broadcastable against (B, L, N)."""
     beta = layer.beta.astype(np.float64)
     if beta.ndim == 1:
@@ -92,7 +91,7 @@ def offset_from_beta(
 
 
 def _reach_squared(
-    layer: DenseLayer | ConvLayer, z: np.ndarray, x: np.ndarray, w: np.ndarray
+    layer: BinaryMatrixLayer, z: np.ndarray, x: np.ndarray, w: np.ndarray
 ) -> np.ndarray:
     """n² = (x ⊙ x)(W ⊙ W). For ±1 states x ⊙ x is 1 except in the zero padding, the same for
     every example, so one example of ones gives it for the whole batch (as torch does)."""
@@ -103,7 +102,7 @@ def _reach_squared(
     return (x * x) @ (w * w)
 
 
-def normalised_preactivation(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarray:
+def normalised_preactivation(layer: BinaryMatrixLayer, z: np.ndarray) -> np.ndarray:
     """s = E[u]/√(2 Var[u]) per neuron (stochastic) or the sign layer's pre-activation,
     shape (B, *out_shape), float64."""
     x = patches(layer, z)
@@ -122,13 +121,13 @@ def normalised_preactivation(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np
     return fold(layer, unit.normalised_preactivation(m, n, beta, b, c))
 
 
-def firing_probability(layer: DenseLayer | ConvLayer, z: np.ndarray) -> np.ndarray:
+def firing_probability(layer: BinaryMatrixLayer, z: np.ndarray) -> np.ndarray:
     """P(z_i = +1 | z) of every neuron, (B, *layer.out_shape) float64, from the program's arrays.
 
     Equals ``torch``'s ``firing_probability`` of the compiled layer; for deterministic sign
     layers it is 1{s ≥ 0} (their ``forward`` mapped to {0, 1}).
     """
-    if not isinstance(layer, (DenseLayer, ConvLayer)):
+    if not isinstance(layer, BinaryMatrixLayer):
         raise TypeError(f"firing_probability needs a dense or conv layer, got {layer.kind!r}")
     s = normalised_preactivation(layer, z)
     if layer.deterministic:
@@ -157,9 +156,7 @@ def output_logits(layer: OutputLayer, z: np.ndarray) -> np.ndarray:
     return z @ layer.weight.astype(np.float64) + layer.bias.astype(np.float64)
 
 
-def sample_states(
-    layer: DenseLayer | ConvLayer, z: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+def sample_states(layer: BinaryMatrixLayer, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One ±1 sample of the layer's outputs: +1 with probability P, independently per neuron.
 
     Deterministic layers return sign(s) and draw nothing from ``rng``.
@@ -195,7 +192,7 @@ def program_forward_reference(
     for layer in program.layers:
         if isinstance(layer, BinariseLayer):
             z = binarise(layer, z)
-        elif isinstance(layer, (DenseLayer, ConvLayer)):
+        elif isinstance(layer, BinaryMatrixLayer):
             z = sample_states(layer, z, rng)
         elif isinstance(layer, MaxPoolLayer):
             z = maxpool(layer, z)

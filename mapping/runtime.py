@@ -44,8 +44,7 @@ from mapping.programming import (
 )
 from mapping.records import (
     BinariseLayer,
-    ConvLayer,
-    DenseLayer,
+    BinaryMatrixLayer,
     FlattenLayer,
     MaxPoolLayer,
     OutputLayer,
@@ -234,7 +233,7 @@ class ChipModel:
         for i, layer in enumerate(self.program.layers):
             if isinstance(layer, BinariseLayer):
                 z = digital.binarise(layer, z, np.int8)
-            elif isinstance(layer, (DenseLayer, ConvLayer)):
+            elif isinstance(layer, BinaryMatrixLayer):
                 hl = self._by_index[i].hardware
                 zp = digital.patches(layer, z, np.int8)
                 rows, locations, k = zp.shape

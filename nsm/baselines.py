@@ -1,4 +1,4 @@
-"""The rebuttal's baselines (DESIGN §2), same architecture with the rule swapped.
+"""The rebuttal's baselines (docs/model.md), same architecture with the rule swapped.
 
 - **BD**  ``SignLinear(..., weight_norm=False, backward="ste")``: y = sign(w·z + b), straight-
   through backward (gradient of hardtanh of the pre-activation).
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nsm import functional as fn
+from nsm.geometry import Conv2dGeometry, DenseGeometry
 
 BACKWARDS = ("ste", "erf")
 
@@ -43,7 +44,6 @@ class _SignBase(nn.Module):
     def _init_params(
         self,
         weight_shape: tuple[int, ...],
-        *,
         bias: bool,
         weight_norm: bool,
         backward: str,
@@ -58,7 +58,16 @@ class _SignBase(nn.Module):
         # Same initialisation as nn.Linear / nn.Conv2d.
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
+    # From the geometry mixin (nsm.geometry).
+    op_name: str
+
     def _op(self) -> fn.LinearOp:
+        raise NotImplementedError
+
+    def _geometry_params(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _geometry_repr(self) -> str:
         raise NotImplementedError
 
     def _view(self, t: Tensor) -> Tensor:
@@ -98,14 +107,21 @@ class _SignBase(nn.Module):
             "weight_norm": self.weight_norm,
         }
 
-    def _options_repr(self) -> str:
+    def hardware_params(self) -> dict[str, Any]:
+        """See :class:`nsm.layers.BinaryLayer`; noise "none": u = β w·z + b; op "linear", or
+        "conv2d" with kernel_size, stride, padding."""
+        d = self._common_params(self.op_name)
+        d.update(self._geometry_params())
+        return d
+
+    def extra_repr(self) -> str:
         return (
-            f"weight_norm={self.weight_norm}, backward={self.backward}, "
-            f"bias={self.bias is not None}"
+            f"{self._geometry_repr()}, weight_norm={self.weight_norm}, "
+            f"backward={self.backward}, bias={self.bias is not None}"
         )
 
 
-class SignLinear(_SignBase):
+class SignLinear(DenseGeometry, _SignBase):
     """Deterministic binary layer (B, in_features) → (B, out_features) ±1 (BD / wBD / BN)."""
 
     def __init__(
@@ -119,28 +135,11 @@ class SignLinear(_SignBase):
         beta_init: float = 1.0,
     ) -> None:
         super().__init__()
-        self.in_features = fn.check_count("in_features", in_features)
-        self.out_features = fn.check_count("out_features", out_features)
-        self._init_params(
-            (out_features, in_features),
-            bias=bias,
-            weight_norm=weight_norm,
-            backward=backward,
-            beta_init=beta_init,
-        )
-
-    def _op(self) -> fn.LinearOp:
-        return fn.DenseOp()
-
-    def hardware_params(self) -> dict[str, Any]:
-        """See :class:`nsm.layers.BinaryLayer`; noise "none": u = β w·z + b."""
-        return self._common_params("linear")
-
-    def extra_repr(self) -> str:
-        return f"{self.in_features}, {self.out_features}, {self._options_repr()}"
+        weight_shape = self._init_geometry(in_features, out_features)
+        self._init_params(weight_shape, bias, weight_norm, backward, beta_init)
 
 
-class SignConv2d(_SignBase):
+class SignConv2d(Conv2dGeometry, _SignBase):
     """Deterministic binary convolution (B, C_in, H, W) → (B, C_out, H', W') ±1."""
 
     def __init__(
@@ -157,36 +156,11 @@ class SignConv2d(_SignBase):
         beta_init: float = 1.0,
     ) -> None:
         super().__init__()
-        self.in_channels = fn.check_count("in_channels", in_channels)
-        self.out_channels = fn.check_count("out_channels", out_channels)
-        self.kernel_size = fn.check_pair("kernel_size", kernel_size, minimum=1)
-        self.stride = fn.check_pair("stride", stride, minimum=1)
-        self.padding = fn.check_pair("padding", padding, minimum=0)
-        self._init_params(
-            (out_channels, in_channels, *self.kernel_size),
-            bias=bias,
-            weight_norm=weight_norm,
-            backward=backward,
-            beta_init=beta_init,
-        )
-
-    def _op(self) -> fn.LinearOp:
-        return fn.Conv2dOp(self.kernel_size, self.stride, self.padding)
+        weight_shape = self._init_geometry(in_channels, out_channels, kernel_size, stride, padding)
+        self._init_params(weight_shape, bias, weight_norm, backward, beta_init)
 
     def _view(self, t: Tensor) -> Tensor:
         return t.view(-1, 1, 1)
-
-    def hardware_params(self) -> dict[str, Any]:
-        """See :class:`nsm.layers.BinaryLayer`; op "conv2d" with kernel_size, stride, padding."""
-        d = self._common_params("conv2d")
-        d.update(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
-        return d
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, {self._options_repr()}"
-        )
 
 
 class NoisyReLU(nn.Module):

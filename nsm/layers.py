@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from nsm import functional as fn
+from nsm.geometry import Conv2dGeometry, DenseGeometry
 
 #: Initialisations of the raw bias b_i: "zero" (default) or "uniform" in ±1/√fan_in.
 BIAS_INITS = ("zero", "uniform")
@@ -83,7 +84,6 @@ class _NSMBase(nn.Module):
 
     def _init_options(
         self,
-        *,
         noise: str,
         p: float,
         sigma: float,
@@ -107,6 +107,20 @@ class _NSMBase(nn.Module):
             raise ValueError(f"beta_init={beta_init!r} must be a finite real number")
         self.generator: torch.Generator | None = None
 
+    def _init_parameters(
+        self,
+        weight_shape: tuple[int, ...],
+        beta_shape: tuple[int, ...],
+        bias: bool,
+        beta_init: float,
+        bias_init: str,
+    ) -> None:
+        """Create ``weight``, ``beta`` and (with ``bias``) ``bias`` and initialise them."""
+        self.weight = nn.Parameter(torch.empty(weight_shape))
+        self.beta = nn.Parameter(torch.empty(beta_shape))
+        self.bias = nn.Parameter(torch.empty(beta_shape[0])) if bias else None
+        self._reset(beta_init, bias_init)
+
     def _reset(self, beta_init: float, bias_init: str = "zero") -> None:
         # Same initialisation as nn.Linear / nn.Conv2d; the scale is irrelevant to the forward
         # pass (weight normalisation) but sets the effective step size of the optimiser.
@@ -126,7 +140,16 @@ class _NSMBase(nn.Module):
     def _beta_b(self) -> tuple[Tensor, Tensor | None]:
         raise NotImplementedError
 
+    # From the geometry mixin (nsm.geometry).
+    op_name: str
+
     def _op(self) -> fn.LinearOp:
+        raise NotImplementedError
+
+    def _geometry_params(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _geometry_repr(self) -> str:
         raise NotImplementedError
 
     @property
@@ -187,6 +210,15 @@ class _NSMBase(nn.Module):
             "weight_norm": True,
         }
 
+    def hardware_params(self) -> dict[str, Any]:
+        """Everything a mapper needs (keys described in :class:`BinaryLayer`): op "linear"
+        (weight (out, in)) or "conv2d" (weight (out, C, kH, kW), plus kernel_size, stride,
+        padding as pairs of ints), beta (out,) or, per location, (out, H', W'), bias (out,),
+        offset a (shape of beta)."""
+        d = self._common_params(self.op_name)
+        d.update(self._geometry_params())
+        return d
+
     def _options_repr(self) -> str:
         level = f"p={self.p}" if self.noise == "bernoulli" else f"sigma={self.sigma}"
         return (
@@ -194,8 +226,11 @@ class _NSMBase(nn.Module):
             f"mode={self.mode}, bias={self.bias is not None}"
         )
 
+    def extra_repr(self) -> str:
+        return f"{self._geometry_repr()}, {self._options_repr()}"
 
-class NSMLinear(_NSMBase):
+
+class NSMLinear(DenseGeometry, _NSMBase):
     """Fully connected NSM layer: (B, in_features) ±1 states → (B, out_features) ±1 states.
 
     ``noise``: "bernoulli" (blank-out, probability ``p`` of conducting) or "gaussian" (ξ ~ N(1,
@@ -223,55 +258,27 @@ class NSMLinear(_NSMBase):
         bias_init: str = "zero",
     ) -> None:
         super().__init__()
-        self.in_features = fn.check_count("in_features", in_features)
-        self.out_features = fn.check_count("out_features", out_features)
-        self._init_options(
-            noise=noise,
-            p=p,
-            sigma=sigma,
-            structure=structure,
-            rule=rule,
-            mode=mode,
-            temperature=temperature,
-            beta_init=beta_init,
-        )
-        self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.beta = nn.Parameter(torch.empty(out_features))
-        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
-        self._reset(beta_init, bias_init)
-
-    def _op(self) -> fn.LinearOp:
-        return fn.DenseOp()
+        weight_shape = self._init_geometry(in_features, out_features)
+        self._init_options(noise, p, sigma, structure, rule, mode, temperature, beta_init)
+        self._init_parameters(weight_shape, (self.out_features,), bias, beta_init, bias_init)
 
     def _beta_b(self) -> tuple[Tensor, Tensor | None]:
         return self.beta, self.bias
 
     def forward(self, z: Tensor) -> Tensor:
         """z: (B, in_features) → (B, out_features) in {−1, +1}."""
-        if z.dim() != 2 or z.shape[1] != self.in_features:
-            raise ValueError(
-                f"input shape {tuple(z.shape)} does not match (batch, in_features="
-                f"{self.in_features})"
-            )
+        self._check_input(z)
         return super().forward(z)
 
-    def hardware_params(self) -> dict[str, Any]:
-        """Everything a mapper needs (keys described in :class:`BinaryLayer`): op "linear",
-        weight (out, in), beta (out,), bias (out,), offset a (out,)."""
-        return self._common_params("linear")
 
-    def extra_repr(self) -> str:
-        return f"{self.in_features}, {self.out_features}, {self._options_repr()}"
-
-
-class NSMConv2d(_NSMBase):
+class NSMConv2d(Conv2dGeometry, _NSMBase):
     """2-D convolutional NSM layer: (B, C_in, H, W) → (B, C_out, H', W') ±1 states.
 
     Same noise/rule/mode options as :class:`NSMLinear`. Each output location of each channel is
-    a neuron reading one patch (im2col, DESIGN §3); zero padding reaches the variance exactly
-    (border neurons see a smaller ‖w‖). ``beta_per``: "channel" (one β per output channel,
-    default) or "location" (one β per channel and output location; needs ``input_size=(H, W)``
-    to size it).
+    a neuron reading one patch (im2col, docs/model.md); zero padding reaches the variance
+    exactly (border neurons see a smaller ‖w‖). ``beta_per``: "channel" (one β per output
+    channel, default) or "location" (one β per channel and output location; needs
+    ``input_size=(H, W)`` to size it).
     """
 
     def __init__(
@@ -296,22 +303,9 @@ class NSMConv2d(_NSMBase):
         input_size: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
-        self.in_channels = fn.check_count("in_channels", in_channels)
-        self.out_channels = fn.check_count("out_channels", out_channels)
-        self.kernel_size = fn.check_pair("kernel_size", kernel_size, minimum=1)
-        self.stride = fn.check_pair("stride", stride, minimum=1)
-        self.padding = fn.check_pair("padding", padding, minimum=0)
+        weight_shape = self._init_geometry(in_channels, out_channels, kernel_size, stride, padding)
         self.beta_per = fn.check_choice("beta_per", beta_per, ("channel", "location"))
-        self._init_options(
-            noise=noise,
-            p=p,
-            sigma=sigma,
-            structure=structure,
-            rule=rule,
-            mode=mode,
-            temperature=temperature,
-            beta_init=beta_init,
-        )
+        self._init_options(noise, p, sigma, structure, rule, mode, temperature, beta_init)
         self.input_size: tuple[int, int] | None = None
         if beta_per == "location":
             if input_size is None:
@@ -320,28 +314,7 @@ class NSMConv2d(_NSMBase):
             beta_shape: tuple[int, ...] = (out_channels, *self.output_size(self.input_size))
         else:
             beta_shape = (out_channels,)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *self.kernel_size))
-        self.beta = nn.Parameter(torch.empty(beta_shape))
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        self._reset(beta_init, bias_init)
-
-    def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
-        """(H', W') for an input of (H, W)."""
-        out = []
-        for size, k, s, pad in zip(
-            input_size, self.kernel_size, self.stride, self.padding, strict=True
-        ):
-            n = (size + 2 * pad - k) // s + 1
-            if n < 1:
-                raise ValueError(
-                    f"input size {tuple(input_size)} is smaller than kernel_size "
-                    f"{self.kernel_size} with padding {self.padding}"
-                )
-            out.append(n)
-        return out[0], out[1]
-
-    def _op(self) -> fn.LinearOp:
-        return fn.Conv2dOp(self.kernel_size, self.stride, self.padding)
+        self._init_parameters(weight_shape, beta_shape, bias, beta_init, bias_init)
 
     def _beta_b(self) -> tuple[Tensor, Tensor | None]:
         beta = self.beta if self.beta_per == "location" else self.beta.view(-1, 1, 1)
@@ -350,11 +323,7 @@ class NSMConv2d(_NSMBase):
 
     def forward(self, z: Tensor) -> Tensor:
         """z: (B, C_in, H, W) → (B, C_out, H', W') in {−1, +1}."""
-        if z.dim() != 4 or z.shape[1] != self.in_channels:
-            raise ValueError(
-                f"input shape {tuple(z.shape)} does not match (batch, in_channels="
-                f"{self.in_channels}, H, W)"
-            )
+        self._check_input(z)
         if self.input_size is not None and tuple(z.shape[2:]) != self.input_size:
             raise ValueError(
                 f"input size {tuple(z.shape[2:])} differs from input_size={self.input_size} "
@@ -362,19 +331,8 @@ class NSMConv2d(_NSMBase):
             )
         return super().forward(z)
 
-    def hardware_params(self) -> dict[str, Any]:
-        """Keys of :meth:`NSMLinear.hardware_params` with op "conv2d", weight (out, C, kH, kW),
-        beta (out,) or (out, H', W'), plus kernel_size, stride, padding (pairs of ints)."""
-        d = self._common_params("conv2d")
-        d.update(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
-        return d
-
     def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, beta_per={self.beta_per}, "
-            f"{self._options_repr()}"
-        )
+        return f"{self._geometry_repr()}, beta_per={self.beta_per}, {self._options_repr()}"
 
 
 class BinarizeInput(nn.Module):

@@ -106,52 +106,56 @@ def add_set_arg(
     )
 
 
+def _run_flags() -> tuple[tuple[str, dict[str, Any], str], ...]:
+    """(RunConfig field, argparse keywords, help with ``{}`` for the default) of each run flag
+    but ``--seed``; the flag is the field with dashes (``t_s`` → ``--t-s``)."""
+    from mapping.run_config import MODES, P_POLICIES
+
+    return (
+        ("samples", {"type": positive_int}, "MC samples per example (default: {})"),
+        (
+            "mode",
+            {"choices": list(MODES)},
+            "exact: every cell's stochastic element drawn; clt: one Gaussian per neuron from "
+            "the exact moments (fast) (default: {})",
+        ),
+        (
+            "t_s",
+            {"type": nonnegative_float},
+            "read time after programming in seconds (drift) (default: {:g})",
+        ),
+        (
+            "p_policy",
+            {"choices": list(P_POLICIES)},
+            "trained: set each layer's read conditions to its trained p; chip: the chip as "
+            "configured, the beta gain compensates (default: {})",
+        ),
+        (
+            "drift_compensation",
+            {"action": "store_true"},
+            "scale every column signal by the chip's global drift gain at --t-s "
+            "(one calibration read; after Joshi et al. 2020)",
+        ),
+    )
+
+
 def add_run_args(p: argparse.ArgumentParser, *, defaults: bool = True, seed: bool = True) -> None:
     """The run settings of :class:`~mapping.run_config.RunConfig` as flags: ``--samples``,
     ``--mode``, ``--t-s``, ``--p-policy``, ``--drift-compensation`` and, with ``seed``,
     ``--seed``. With ``defaults=False`` every flag defaults to None (not given), so a sweep
     file's settings are overridden only by the flags the user typed; the help shows the
     RunConfig defaults either way."""
-    from mapping.run_config import MODES, P_POLICIES, RunConfig
+    from mapping.run_config import RunConfig
 
     base = RunConfig()
-
-    def default(value: Any) -> Any:
-        return value if defaults else None
-
-    p.add_argument(
-        "--samples",
-        type=positive_int,
-        default=default(base.samples),
-        help=f"MC samples per example (default: {base.samples})",
-    )
-    p.add_argument(
-        "--mode",
-        choices=list(MODES),
-        default=default(base.mode),
-        help="exact: every cell's stochastic element drawn; clt: one Gaussian per neuron from "
-        f"the exact moments (fast) (default: {base.mode})",
-    )
-    p.add_argument(
-        "--t-s",
-        type=nonnegative_float,
-        default=default(base.t_s),
-        help=f"read time after programming in seconds (drift) (default: {base.t_s:g})",
-    )
-    p.add_argument(
-        "--p-policy",
-        choices=list(P_POLICIES),
-        default=default(base.p_policy),
-        help="trained: set each layer's read conditions to its trained p; chip: the chip as "
-        f"configured, the beta gain compensates (default: {base.p_policy})",
-    )
-    p.add_argument(
-        "--drift-compensation",
-        action="store_true",
-        default=default(base.drift_compensation),
-        help="scale every column signal by the chip's global drift gain at --t-s "
-        "(one calibration read; after Joshi et al. 2020)",
-    )
+    for name, keywords, text in _run_flags():
+        value = getattr(base, name)
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            default=value if defaults else None,
+            help=text.format(value),
+            **keywords,
+        )
     if seed:
         add_seed_arg(p, help="seed of the MC reads (and of programming unless --program-seed)")
 
@@ -242,17 +246,12 @@ def add_output_args(p: argparse.ArgumentParser, *, json: bool = True) -> None:
 def run_config(args: argparse.Namespace) -> Any:
     """The :class:`~mapping.run_config.RunConfig` of parsed run flags (:func:`add_run_args`
     with ``defaults=True``); an invalid combination is a :class:`UserError`."""
+    import dataclasses
+
     from mapping.run_config import RunConfig
 
     try:
-        return RunConfig(
-            samples=args.samples,
-            mode=args.mode,
-            t_s=args.t_s,
-            p_policy=args.p_policy,
-            drift_compensation=args.drift_compensation,
-            seed=args.seed,
-        )
+        return RunConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)})
     except (ConfigError, ConfigTypeError) as exc:
         raise UserError(str(exc)) from exc
 

@@ -16,7 +16,7 @@ from nsmx.safe_io import check_output_file, json_text, os_error_message
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``compile`` on an ``argparse`` subparsers object; returns its parser."""
-    from mapping.program import ENCODINGS, SCALE_POLICIES
+    from mapping.records import ENCODINGS, SCALE_POLICIES
 
     p = subparsers.add_parser(
         "compile", help="compile a trained checkpoint into a crossbar program (.nsmx)"

@@ -19,15 +19,8 @@ from torch import nn
 import nsm
 from mapping import reference as ref
 from mapping.compiler import CompileError, compile_checkpoint, compile_model
-from mapping.program import (
-    BinariseLayer,
-    ConvLayer,
-    DenseLayer,
-    FlattenLayer,
-    MaxPoolLayer,
-    load_program,
-    save_program,
-)
+from mapping.program import load_program, save_program
+from mapping.records import BinariseLayer, ConvLayer, DenseLayer, FlattenLayer, MaxPoolLayer
 from nsm.checkpoint import save_checkpoint
 from nsm.models import MODELS, build_model
 from nsmx.cli import main

@@ -19,21 +19,16 @@ import pytest
 from scipy import special
 
 from mapping import reference as ref
-from mapping.program import (
+from mapping.program import Program, ProgramError, load_program, save_program
+from mapping.program_file import MANIFEST_KEY, VERSION, compute_checksum
+from mapping.records import (
     ARRAY_DTYPE,
-    MANIFEST_KEY,
-    VERSION,
     BinariseLayer,
     ConvLayer,
     DenseLayer,
     FlattenLayer,
     MaxPoolLayer,
     OutputLayer,
-    Program,
-    ProgramError,
-    compute_checksum,
-    load_program,
-    save_program,
 )
 
 REPO = Path(__file__).resolve().parents[1]

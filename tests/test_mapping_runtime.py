@@ -31,7 +31,7 @@ from crossbar.presets import (
 from mapping import digital
 from mapping import reference as ref
 from mapping.compiler import compile_model
-from mapping.program import ConvLayer, DenseLayer, MaxPoolLayer
+from mapping.records import ConvLayer, DenseLayer, MaxPoolLayer
 from mapping.report import accuracy_nll, chip_report, format_layers
 from mapping.run_config import RunConfig
 from mapping.runtime import (
