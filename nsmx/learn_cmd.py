@@ -5,7 +5,11 @@ periphery|full``).
 Writes into ``--out DIR``: ``metrics.csv`` and ``metrics.json`` (one row per epoch: loss,
 train / test accuracy, gradient cosine per layer, pulses per device, refreshes, time),
 ``chip_state.npz`` (the learned chip as it is, every epoch: ``nsmx run --chip-state`` evaluates
-it, ``--resume`` continues it) and ``program.nsmx`` (the learned network as a crossbar program).
+it, ``--resume`` continues it), ``program.nsmx`` (the learned network as a crossbar program)
+and ``learning_curve.png`` (accuracy, gradient cosine and pulses per epoch, every epoch).
+``--model`` takes what ``nsmx train --model`` takes (a named model, a layer-list TOML file or
+``module:function``); ``--resume`` refuses any change but ``--epochs``, ``--no-progress`` and
+``--json``, naming the field.
 ``--json`` makes the last line of stdout one JSON object: accuracy_before (the chip before
 learning), accuracy_after, epochs, n (test examples), samples, the paths written and the final
 epoch's metrics.
@@ -36,7 +40,7 @@ from nsmx.args import (
 )
 from nsmx.safe_io import check_output_dir
 
-DATASET_OF = {"digits-mlp": "digits", "mnist-mlp": "mnist"}
+DATASETS = ("digits", "mnist", "fashion-mnist")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -58,9 +62,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--model",
-        choices=sorted(DATASET_OF),
         default=None,
-        help="architecture learned from scratch (default: digits-mlp; not with --program)",
+        help="architecture learned from scratch, as for nsmx train: a named model "
+        "(digits-mlp, mnist-mlp, mnist-conv), a layer-list TOML file or module:function "
+        "(default: digits-mlp; not with --program)",
     )
     p.add_argument(
         "--program",
@@ -77,7 +82,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dataset",
-        choices=["digits", "mnist", "fashion-mnist"],
+        choices=list(DATASETS),
         default=None,
         help="the data the program was trained for (default: the program's source dataset, "
         "or the --model's)",
@@ -89,7 +94,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="the engine's read mode for training and evaluation (default: %(default)s)",
     )
     p.add_argument(
-        "--epochs", type=positive_int, default=10, help="total epochs to reach (default: 10)"
+        "--epochs",
+        type=positive_int,
+        default=10,
+        help="total epochs to reach (default: 10; with --resume the one setting that may "
+        "change, with --no-progress and --json)",
     )
     p.add_argument(
         "--estimator",
@@ -160,7 +169,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         data_dir_help="MNIST IDX folder (default: $NSMX_MNIST_DIR)",
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--resume", action="store_true", help="continue from DIR/chip_state.npz")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from DIR/chip_state.npz to --epochs; refused when the chip, pulse "
+        "device, architecture or program, a learning setting or the data differ",
+    )
     add_plugin_arg(p)
     add_output_args(p)
     return p
@@ -209,10 +223,71 @@ def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
             )
 
 
+def _scratch_model(spec: str, data: str | None) -> tuple[str, dict[str, Any] | None]:
+    """(model, architecture) of ``--model`` as ``nsmx train --model`` reads it: a named model
+    (architecture None), a layer-list TOML file or a ``module:function`` factory (its layer
+    list, the input shape taken from ``--data``); errors are :class:`UserError`."""
+    from nsm.architecture import ArchitectureError, load_architecture
+    from nsm.factory import architecture_of, call_factory
+    from nsm.models import MODELS
+
+    if spec in MODELS:
+        return spec, None
+    try:
+        if spec.endswith(".toml") or Path(spec).is_file():
+            return "custom", load_architecture(spec).to_dict()
+        if ":" not in spec:
+            raise UserError(
+                f"--model {spec!r} is not a named model ({', '.join(sorted(MODELS))}), a "
+                "layer-list .toml file or module:function"
+            )
+        if data is None:
+            raise UserError(f"--model {spec}: a factory's model learns on --data FILE.npz")
+        x, _ = load_data(data, "train")
+        shape = tuple(x.shape[1:])
+        shape = (1, *shape) if len(shape) == 2 else shape
+        name = spec.rpartition(":")[2].replace("_", "-")
+        return "custom", architecture_of(
+            call_factory(spec), shape, name=name, source=spec
+        ).to_dict()
+    except ArchitectureError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _dataset(args: argparse.Namespace, program: Any, model: str, architecture: Any) -> str:
+    """The data the run learns: ``--data``'s file name, ``--dataset``, the program's source
+    dataset or the architecture's."""
+    if args.data is not None:  # the user's own data names itself
+        return Path(args.data).name
+    if args.dataset is not None:
+        return args.dataset
+    if program is not None:
+        dataset = str(program.source.get("dataset", ""))
+        if dataset not in DATASETS:
+            raise UserError(
+                f"{args.program}: name its data with --dataset (source says {dataset!r})"
+            )
+        return dataset
+    if architecture is not None:
+        dataset = architecture.get("dataset")
+        if dataset is None:
+            raise UserError(
+                f"--model {args.model}: the architecture names no dataset; pass --data FILE.npz "
+                'or --dataset (or set dataset = "digits" in the layer list)'
+            )
+        return str(dataset)
+    from nsm.models import MODELS
+
+    return str(MODELS[model].dataset)
+
+
 def run(args: argparse.Namespace) -> int:
     from crossbar import ChipError, resolve_chip
     from mapping.learning import ChipStateError, LearningConfig, OnChipNetwork, Trainer
+    from mapping.learning.chip_state import data_identity, read_chip_state
+    from mapping.learning.models import network_template
     from mapping.program import ProgramError, load_program, save_program
+    from nsmx.learn_plot import plot_learning_curve
 
     if args.program is not None and args.model is not None:
         raise UserError("--model and --program are exclusive (a program has its architecture)")
@@ -221,33 +296,32 @@ def run(args: argparse.Namespace) -> int:
             "--tune periphery needs --program (a chip learned from scratch learns its crossbars)"
         )
     program = None
-    model = args.model or "digits-mlp"
+    architecture = None
     if args.program is not None:
         try:
             program = load_program(args.program)
         except (ProgramError, OSError) as exc:
             raise UserError(str(exc)) from exc
         model = ""
-    if args.data is not None:  # the user's own data names itself
-        dataset = Path(args.data).name
-    elif args.dataset is not None:
-        dataset = args.dataset
-    elif program is not None:
-        dataset = str(program.source.get("dataset", ""))
-        if dataset not in ("digits", "mnist", "fashion-mnist"):
-            raise UserError(
-                f"{args.program}: name its data with --dataset (source says {dataset!r})"
-            )
+        template = program
     else:
-        dataset = DATASET_OF[model]
+        model, architecture = _scratch_model(args.model or "digits-mlp", args.data)
+        try:
+            template = network_template(model, architecture)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+    dataset = _dataset(args, program, model, architecture)
     out = check_output_dir(args.out, "learn --out")  # a folder this process can write
     state_path = out / "chip_state.npz"
     if state_path.exists() and not args.resume:
         raise UserError(f"{state_path} exists; pass --resume to continue or choose another --out")
+    if args.resume and state_path.exists():
+        try:  # a damaged or foreign file is refused before the chip is built
+            read_chip_state(state_path)
+        except (ChipStateError, OSError) as exc:
+            raise UserError(f"cannot resume: {exc}") from exc
+    shape, classes = template.input_shape, template.n_classes
     if args.data is not None:
-        dataset = Path(args.data).name
-        shape = program.input_shape if program else None
-        classes = program.n_classes if program else None
         x_tr, y_tr = load_data(args.data, "train", input_shape=shape, n_classes=classes)
         x_te, y_te = load_data(args.data, "test", input_shape=shape, n_classes=classes)
     else:
@@ -255,15 +329,28 @@ def run(args: argparse.Namespace) -> int:
         x_te, y_te = load_split(dataset, "test", args.data_dir)
     x_tr, y_tr = np.asarray(x_tr), np.asarray(y_tr)
     x_te, y_te = np.asarray(x_te), np.asarray(y_te)
+    if tuple(x_tr.shape[1:]) != tuple(shape):
+        raise UserError(
+            f"{dataset} gives inputs of shape {tuple(x_tr.shape[1:])}, but the network takes "
+            f"{tuple(shape)}"
+        )
     if args.train_subset:
         x_tr, y_tr = x_tr[: args.train_subset], y_tr[: args.train_subset]
     if args.test_subset:
         x_te, y_te = x_te[: args.test_subset], y_te[: args.test_subset]
+    data = data_identity(
+        dataset,
+        (x_tr, y_tr, x_te, y_te),
+        train_subset=args.train_subset,
+        test_subset=args.test_subset,
+        data_file=args.data,
+    )
     try:
         chip = resolve_chip(args.chip, args.sets)
         pulse = _pulse(args.pulse)
         config = LearningConfig(
             model=model,
+            architecture=architecture,
             mode=args.mode,
             tune=args.tune,
             estimator=args.estimator,
@@ -286,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(net, x_tr, y_tr, x_te, y_te)
     if args.resume and state_path.exists():
         try:
-            trainer.resume(state_path)
+            trainer.resume(state_path, data)
         except (ChipStateError, OSError) as exc:
             raise UserError(f"cannot resume: {exc}") from exc
         print(f"resumed from {state_path} at epoch {trainer.epoch}")
@@ -304,19 +391,21 @@ def run(args: argparse.Namespace) -> int:
                 "dataset": dataset,
                 "train_subset": args.train_subset,
                 "test_subset": args.test_subset,
+                "data": data,
             },
             indent=1,
         ),
         encoding="utf-8",
     )
-    what = f"fine-tuning {args.program} ({args.tune})" if program else f"{model} from scratch"
+    name = model if architecture is None else str(architecture.get("name", "custom"))
+    what = f"fine-tuning {args.program} ({args.tune})" if program else f"{name} from scratch"
     print(
         f"in-situ learning: {what} on chip {args.chip}, pulse device {args.pulse} "
         f"({net.pair_update}), estimator {args.estimator}, update {args.update}, mode "
         f"{args.mode}, {len(x_tr)} train / {len(x_te)} test examples"
     )
     source = {
-        "model": model or str(program.source.get("model", "program")),
+        "model": name or str(program.source.get("model", "program")),
         "dataset": dataset,
         "rule": "in_situ",
         "chip": args.chip,
@@ -328,6 +417,7 @@ def run(args: argparse.Namespace) -> int:
     acc_before = trainer.history[0]["accuracy_before"] if trainer.history else trainer.evaluate(-1)
     print(f"chip accuracy before learning: {acc_before * 100:.2f} %", flush=True)
     row: dict[str, Any] = trainer.history[-1] if trainer.history else {}
+    curve = out / "learning_curve.png"
     while trainer.epoch < args.epochs:
         bar = None
         if not args.no_progress:
@@ -352,14 +442,15 @@ def run(args: argparse.Namespace) -> int:
             f"({row['wall_s']:.1f} s)",
             flush=True,
         )
-        trainer.save(state_path, meta={"dataset": dataset, "source": source})
+        trainer.save(state_path, meta={"dataset": dataset, "source": source, "data": data})
         _write_metrics(out, trainer.history)
         save_program(net.to_program(dict(source, epochs=trainer.epoch)), out / "program.nsmx")
+        plot_learning_curve(trainer.history, curve, title=f"in-situ learning: {what}")
     if not trainer.history:
         raise UserError(f"nothing to do: the chip state is already at epoch {trainer.epoch}")
     print(
-        f"wrote {state_path} (evaluate with: nsmx run --chip-state {state_path}) and "
-        f"{out / 'program.nsmx'}"
+        f"wrote {state_path} (evaluate with: nsmx run --chip-state {state_path}), "
+        f"{out / 'program.nsmx'} and {curve}"
     )
     if args.json:
         summary = {
@@ -371,6 +462,7 @@ def run(args: argparse.Namespace) -> int:
             "chip_state": str(state_path),
             "program": str(out / "program.nsmx"),
             "metrics": str(out / "metrics.json"),
+            "learning_curve": str(curve),
             **row,
         }
         print(json.dumps(summary, allow_nan=False))

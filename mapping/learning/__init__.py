@@ -1,4 +1,4 @@
-"""In-situ learning of an NSM MLP on the chip (DESIGN §4).
+"""In-situ learning of an NSM on the chip (DESIGN §4): MLPs and conv networks.
 
 The hidden layers live on the chip as differential pairs of pulse-programmed devices
 (:mod:`devices.pulse`), updated in place; the periphery holds, digitally, each neuron's gain a_i
@@ -26,8 +26,14 @@ mini-batch, sampled states and conductances, computed in float64 with torch auto
 (including the dependence of σ_i on the conductances that the hardware estimate omits); pulse
 counts per device (endurance).
 
+Conv layers are im2col crossbars read at every location (the same tiles); their errors are
+sent down by the transposed read per location and folded back (col2im), max-pooling in the
+digital periphery routes errors to the arg-max (:mod:`~mapping.learning.backward`).
+
 Modules: :mod:`~mapping.learning.config` (:class:`LearningConfig`), :mod:`~mapping.learning.models`
-(the MLP architectures of ``nsm.models``), :mod:`~mapping.learning.layer` (:class:`ChipLayer`),
+(the learnable architectures: named models of ``nsm.models`` and user layer lists),
+:mod:`~mapping.learning.backward` (per-location errors, col2im, max-pool routing),
+:mod:`~mapping.learning.layer` (:class:`ChipLayer`),
 :mod:`~mapping.learning.network` (:class:`OnChipNetwork`: forward, step, diagnostics, export as
 a program) and :mod:`~mapping.learning.trainer` (:class:`Trainer`: epochs and checkpoints).
 """
@@ -35,7 +41,7 @@ a program) and :mod:`~mapping.learning.trainer` (:class:`Trainer`: epochs and ch
 from .chip_state import ChipStateError, load_chip_state, read_chip_state, save_chip_state
 from .config import LearningConfig
 from .layer import ChipLayer
-from .models import mlp_models, mlp_template
+from .models import check_learnable, learnable_models, network_template
 from .network import TUNES, Adam, OnChipNetwork, StepResult, scratch_program
 from .output import PeripheryOutput
 from .trainer import CHECKPOINT_VERSION, Trainer, cosine
@@ -51,10 +57,11 @@ __all__ = [
     "PeripheryOutput",
     "StepResult",
     "Trainer",
+    "check_learnable",
     "cosine",
+    "learnable_models",
     "load_chip_state",
-    "mlp_models",
-    "mlp_template",
+    "network_template",
     "read_chip_state",
     "save_chip_state",
     "scratch_program",

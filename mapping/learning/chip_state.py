@@ -200,20 +200,158 @@ def load_chip_state(
     return net, manifest
 
 
-def check_same_chip(manifest: dict[str, Any], net: Any, path: str | os.PathLike) -> None:
-    """Refuse to continue a chip state with another learning configuration, chip, pulse
-    device or initial program than ``net``'s (``ChipStateError`` naming what differs)."""
-    diffs = []
-    if manifest.get("learning") != dataclasses.asdict(net.config):
-        diffs.append("learning configuration")
-    if manifest.get("chip") != net.chip.to_dict():
-        diffs.append("chip")
-    if manifest.get("pulse") != pulse_to_dict(net.pulse):
-        diffs.append("pulse device")
-    if bool(manifest.get("scratch")) != bool(net.scratch):
-        diffs.append("starting point (scratch or program)")
+#: LearningConfig fields and the ``nsmx learn`` option that sets each (named in resume errors)
+_OPTIONS = {
+    "model": "--model",
+    "architecture": "--model",
+    "mode": "--mode",
+    "tune": "--tune",
+    "estimator": "--estimator",
+    "delta": "--delta",
+    "update": "--update",
+    "update_norm": "--update-norm",
+    "pair_update": "--pair-update",
+    "lr_us": "--lr-us",
+    "lr_pulses": "--lr-pulses",
+    "lr_decay": "--lr-decay",
+    "lr_periphery": "--lr-periphery",
+    "batch_size": "--batch-size",
+    "eval_samples": "--eval-samples",
+    "seed": "--seed",
+}
+_SHOWN = 4  # differences named per part; the rest are counted
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts and lists as {dotted field: leaf} (list items as ``name[i]``)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k in sorted(value):
+            out.update(_flat(value[k], f"{prefix}.{k}" if prefix else str(k)))
+        return out if out or not prefix else {prefix: {}}
+    if isinstance(value, (list, tuple)):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_flat(v, f"{prefix}[{i}]"))
+        return out if out or not prefix else {prefix: []}
+    return {prefix: value}
+
+
+def field_differences(what: str, stored: Any, given: Any) -> list[str]:
+    """``"{what} field F: stored A, given B"`` for every dotted field F whose value differs
+    between two nested configurations (a field only one of them has shows as 'absent')."""
+    a, b = _flat(stored), _flat(given)
+    out = []
+    for key in sorted(set(a) | set(b), key=lambda k: (k not in a, k)):
+        va, vb = a.get(key, "absent"), b.get(key, "absent")
+        if va != vb:
+            out.append(f"{what} field {key}: stored {va!r}, given {vb!r}")
+    return out
+
+
+def _learning_differences(stored: Any, config: LearningConfig) -> list[str]:
+    try:  # fields added since the file was written take their defaults
+        stored_cfg = dataclasses.asdict(LearningConfig(**stored))
+    except (TypeError, ValueError) as exc:
+        return [f"learning configuration unreadable ({exc})"]
+    given = dataclasses.asdict(config)
+    out = []
+    for key in given:
+        if stored_cfg[key] == given[key]:
+            continue
+        option = f" ({_OPTIONS[key]})" if key in _OPTIONS else ""
+        if key == "architecture" and stored_cfg[key] and given[key]:
+            out += [
+                d + option for d in field_differences("architecture", stored_cfg[key], given[key])
+            ]
+        else:
+            out.append(
+                f"learning setting {key}{option}: stored {stored_cfg[key]!r}, given {given[key]!r}"
+            )
+    return out
+
+
+def _shown(diffs: list[str]) -> list[str]:
+    extra = len(diffs) - _SHOWN
+    return diffs[:_SHOWN] + ([f"and {extra} more"] if extra > 0 else [])
+
+
+def check_same_chip(
+    manifest: dict[str, Any],
+    net: Any,
+    path: str | os.PathLike,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Refuse to continue a chip state with another learning configuration, chip (its resolved
+    content, field by field), pulse device, starting point or data than ``net``'s and
+    ``data``'s (``ChipStateError`` naming each differing field with both values).
+
+    ``data``: the run's data identity (:func:`data_identity`), compared with the one the file
+    stores in ``meta.data`` (files written without one are compared on ``meta.dataset``)."""
+    parts: list[tuple[str, list[str]]] = [
+        ("learning configuration", _learning_differences(manifest.get("learning"), net.config)),
+        ("chip", field_differences("chip", manifest.get("chip"), net.chip.to_dict())),
+        (
+            "pulse device",
+            field_differences("pulse", manifest.get("pulse"), pulse_to_dict(net.pulse)),
+        ),
+    ]
+    stored_scratch, given_scratch = bool(manifest.get("scratch")), bool(net.scratch)
+    if stored_scratch != given_scratch:
+        start = {True: "from scratch (--model)", False: "a program (--program)"}
+        parts.append(
+            ("starting point", [f"stored {start[stored_scratch]}, given {start[given_scratch]}"])
+        )
+    if data is not None:
+        meta = manifest.get("meta") or {}
+        stored = meta.get("data")
+        if stored is None:  # written before the data identity was recorded
+            stored = {"dataset": meta.get("dataset")}
+            given = {"dataset": data.get("dataset")}
+        else:
+            given = data
+        parts.append(("data", field_differences("data", stored, given)))
+    diffs = [(kind, d) for kind, d in parts if d]
     if diffs:
-        raise ChipStateError(f"{path}: written with another {', '.join(diffs)}; cannot resume")
+        kinds = ", ".join(kind for kind, _ in diffs)
+        details = "; ".join("; ".join(_shown(d)) for _, d in diffs)
+        raise ChipStateError(
+            f"{path}: written with another {kinds}: {details}; cannot resume (only --epochs, "
+            "--no-progress and --json may change; start a new --out for other settings)"
+        )
+
+
+def data_identity(
+    dataset: str,
+    arrays: tuple[np.ndarray, ...],
+    *,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+    data_file: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """What a learning run learned from: the dataset name, the subset sizes, the number of
+    train / test examples, SHA-256 of the arrays used (x_train, y_train, x_test, y_test, in
+    that order: dtype, shape and bytes) and, for a ``--data`` file, SHA-256 of the file."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}|{a.shape}|".encode())
+        h.update(memoryview(a).cast("B"))
+    out: dict[str, Any] = {
+        "dataset": str(dataset),
+        "train_subset": train_subset,
+        "test_subset": test_subset,
+        "n_train": len(arrays[0]),
+        "n_test": len(arrays[2]) if len(arrays) > 2 else None,
+        "content_sha256": h.hexdigest(),
+    }
+    if data_file is not None:
+        fh = hashlib.sha256()
+        with open(data_file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                fh.update(block)
+        out["data_file_sha256"] = fh.hexdigest()
+    return out
 
 
 def same_program(a: Any, b: Any) -> bool:
@@ -238,6 +376,8 @@ __all__ = [
     "VERSION",
     "ChipStateError",
     "check_same_chip",
+    "data_identity",
+    "field_differences",
     "load_chip_state",
     "read_chip_state",
     "same_program",

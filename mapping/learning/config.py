@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from devices.fields import check_choice, check_real, param, validate_config
 from devices.pulse import PulseConfig
@@ -10,7 +12,7 @@ from devices.pulse import PulseConfig
 from ..estimators import ESTIMATORS
 from ..run_config import MODES, P_POLICIES
 from ..updates import NORMS, PAIR_UPDATES, UPDATES
-from .models import mlp_models, mlp_template
+from .models import learnable_models, network_template
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,11 @@ class LearningConfig:
     ``set_only`` for devices with an abrupt RESET (PCM), else ``bidirectional``.
     ``refresh_every``/``refresh_level``: refresh of saturated set_only pairs (0 = never).
     ``init_fill``: fraction of the window that the largest initial |w| of a column uses.
-    ``model``: an MLP of :data:`nsm.models.MODELS` (:func:`mapping.learning.models.mlp_models`),
-    or ``""`` when learning starts from a compiled program. ``mode``: the engine's read mode of
+    ``model``: a named model of :data:`nsm.models.MODELS`
+    (:func:`mapping.learning.models.learnable_models`), ``"custom"`` with ``architecture``
+    (a user layer list in the dict form of :class:`nsm.architecture.Architecture`, as
+    ``nsmx train --model FILE.toml`` records it), or ``""`` when learning starts from a
+    compiled program. ``mode``: the engine's read mode of
     the forward pass and of evaluation ("exact" or "clt", as :meth:`ChipModel.run`).
     ``tune``: ``"full"`` (pulse updates of the crossbars and the periphery) or ``"periphery"``
     (only the β gains, thresholds and output layer: no pulse is sent). ``p_policy``: how the
@@ -34,6 +39,7 @@ class LearningConfig:
     """
 
     model: str = "digits-mlp"
+    architecture: Mapping[str, Any] | None = None
     mode: str = "clt"
     tune: str = "full"
     p_policy: str = "trained"
@@ -63,13 +69,21 @@ class LearningConfig:
         check_choice(f"{name}.mode", self.mode, MODES)
         check_choice(f"{name}.tune", self.tune, ("full", "periphery"))
         check_choice(f"{name}.p_policy", self.p_policy, P_POLICIES)
-        if self.model == "":
+        if self.architecture is not None:
+            if self.model != "custom":
+                raise ValueError(
+                    f"{name}.model = {self.model!r} with an architecture; allowed: 'custom'"
+                )
+            object.__setattr__(self, "architecture", _plain(self.architecture))
+            network_template(self.model, self.architecture)  # validates the layer list
+        elif self.model == "":
             pass  # the architecture comes from a compiled program
         else:
             try:
-                mlp_template(self.model)  # compiles only the requested model
+                network_template(self.model)  # compiles only the requested model
             except (ValueError, TypeError):
-                check_choice(f"{name}.model", self.model, mlp_models())  # raises, listing the MLPs
+                # raises, listing the learnable models
+                check_choice(f"{name}.model", self.model, learnable_models())
                 raise
         check_choice(f"{name}.estimator", self.estimator, ESTIMATORS)
         check_choice(f"{name}.update", self.update, UPDATES)
@@ -87,3 +101,12 @@ class LearningConfig:
         if self.pair_update != "auto":
             return self.pair_update
         return "set_only" if pulse.reset == "abrupt" else "bidirectional"
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready copy of an architecture (tuples as lists), as the chip-state file stores it."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

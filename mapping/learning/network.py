@@ -24,15 +24,17 @@ from crossbar.moments import layer_moments
 from crossbar.transpose import tiled_transposed_read
 from devices.pulse import PulseConfig
 
+from .. import digital
 from ..estimators import estimate_density
 from ..program import Program
-from ..records import BinariseLayer, DenseLayer, FlattenLayer, OutputLayer
+from ..records import ConvLayer, DenseLayer, FlattenLayer, MaxPoolLayer, OutputLayer
 from ..run_config import RunConfig
 from ..runtime import ChipModel, program_chip
 from ..updates import apply_pair_update, pulse_counts, refresh_pairs
+from .backward import col2im, locations, maxpool_backward
 from .config import LearningConfig
 from .layer import ChipLayer, chip_pulse
-from .models import mlp_template
+from .models import check_learnable, network_template
 from .output import PeripheryOutput
 
 #: how much of the chip a fine-tuning run may change
@@ -75,36 +77,24 @@ class StepResult:
     pulses: int  # pulses sent in this step (0 for periphery-only tuning)
 
 
-def _check_mlp(program: Program) -> None:
-    layers = program.layers
-    body = layers[2:-1] if len(layers) > 2 and isinstance(layers[1], FlattenLayer) else layers[1:-1]
-    if (
-        not isinstance(layers[0], BinariseLayer)
-        or not isinstance(layers[-1], OutputLayer)
-        or not body
-        or not all(isinstance(r, DenseLayer) and not r.deterministic for r in body)
-    ):
-        kinds = [r.kind for r in layers]
-        raise ValueError(
-            f"in-situ learning trains binarize, [flatten], stochastic dense..., output; the "
-            f"program has {kinds}"
-        )
-
-
-def scratch_program(model: str, seed: int, beta_init: float) -> Program:
-    """The architecture ``model`` (:func:`~mapping.learning.models.mlp_template`) with random
-    initial weights (nn.Linear's kaiming_uniform(a=√5) bound 1/√fan_in, from ``seed``), β =
-    ``beta_init`` and zero biases: the program a from-scratch learning run starts from."""
-    template = mlp_template(model)
+def scratch_program(
+    model: str, seed: int, beta_init: float, architecture: dict[str, Any] | None = None
+) -> Program:
+    """The architecture ``model`` (or the user layer list ``architecture``;
+    :func:`~mapping.learning.models.network_template`) with random initial weights
+    (nn.Linear's kaiming_uniform(a=√5) bound 1/√fan_in, fan_in = C_in·kH·kW for a conv, from
+    ``seed``), β = ``beta_init`` and zero biases: the program a from-scratch learning run
+    starts from."""
+    template = network_template(model, architecture)
     rng_w, _, rng_out = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     layers = []
     for rec in template.layers:
-        if isinstance(rec, (DenseLayer, OutputLayer)):
+        if isinstance(rec, (DenseLayer, ConvLayer, OutputLayer)):
             n_in, n_out = rec.fan_in, rec.fan_out
             rng = rng_out if isinstance(rec, OutputLayer) else rng_w
             w = rng.uniform(-1 / math.sqrt(n_in), 1 / math.sqrt(n_in), (n_in, n_out))
             kw: dict[str, Any] = dict(weight=w.astype(np.float32), bias=np.zeros(n_out, np.float32))
-            if isinstance(rec, DenseLayer):
+            if not isinstance(rec, OutputLayer):
                 kw["beta"] = np.full(n_out, beta_init, dtype=np.float32)
             rec = dataclasses.replace(rec, **kw)
         layers.append(rec)
@@ -138,8 +128,10 @@ class OnChipNetwork:
         self.pair_update = config.resolved_pair_update(pulse)
         scratch = self.scratch = program is None
         if scratch:
-            program = scratch_program(config.model, config.seed, config.beta_init)
-        _check_mlp(program)
+            program = scratch_program(
+                config.model, config.seed, config.beta_init, config.architecture
+            )
+        check_learnable(program)
         self.initial_program = program
         self.template = program
         self.input_shape = program.input_shape
@@ -199,17 +191,30 @@ class OnChipNetwork:
 
     def forward(self, x: np.ndarray, seed: int) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
         """One MC sample per example through the chip (:meth:`ChipModel.sample_states` with
-        read seed ``seed``): logits float64 (b, classes) and per hidden layer its ±1 input and
-        output states (float64)."""
-        states = self.model.sample_states(x, self.run_config(1, seed))
-        b = len(x)
+        read seed ``seed``): logits float64 (b, classes) and per hidden layer its ±1 input
+        patches ``z_in`` (b·L, K) and output states ``z_out`` (b·L, N), float64 (L = 1, K =
+        fan_in for a dense layer; rows b·L + l, l = h'·W' + w' for a conv)."""
+        logits, cache, _ = self._forward(x, seed)
+        return logits, cache
+
+    def _forward(
+        self, x: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, list[dict[str, np.ndarray]], list[np.ndarray]]:
+        """:meth:`forward`, and every program layer's output (b, *out_shape) float64."""
+        raw = self.model.sample_states(x, self.run_config(1, seed))
+        states = [np.asarray(s[0], dtype=np.float64) for s in raw]
         cache = []
         for layer in self.layers:
             i = layer.programmed.index
-            z_in = np.asarray(states[i - 1][0], dtype=np.float64).reshape(b, -1)
-            z_out = np.asarray(states[i][0], dtype=np.float64).reshape(b, -1)
-            cache.append({"z_in": z_in, "z_out": z_out})
-        return np.asarray(states[-1][0], dtype=np.float64), cache
+            rec = layer.programmed.record
+            z_in = digital.patches(rec, states[i - 1], np.float64)
+            cache.append(
+                {
+                    "z_in": z_in.reshape(-1, rec.fan_in),
+                    "z_out": locations(rec, states[i]),
+                }
+            )
+        return states[-1], cache, states
 
     def step(
         self,
@@ -221,11 +226,19 @@ class OnChipNetwork:
         apply: bool = True,
     ) -> StepResult:
         """One training step on a mini-batch (x images, y labels); ``apply=False`` only
-        computes (diagnostics)."""
+        computes (diagnostics).
+
+        The backward pass walks the program in reverse: the output layer's error is digital;
+        flatten reshapes; max-pooling routes each error to its window's arg-max
+        (:func:`~mapping.learning.backward.maxpool_backward`); a crossbar layer (dense, or a
+        conv at every location) multiplies the error by 2·f̂ and the column read gain, and
+        sends it down by a tiled transposed read of its tiles per location, folded back onto
+        its input (:func:`~mapping.learning.backward.col2im`). A conv's weight update and
+        periphery gradients sum over locations and the mini-batch."""
         cfg = self.config
         seed = int(rng.integers(1 << 62))
         rng_e, rng_t, rng_u = rng.spawn(3)
-        logits, cache = self.forward(x, seed)
+        logits, cache, states = self._forward(x, seed)
         b = len(x)
         p = _softmax(logits)
         loss = float(-np.mean(np.log(p[np.arange(b), y] + 1e-12)))
@@ -233,13 +246,26 @@ class OnChipNetwork:
         g_logits = p.copy()
         g_logits[np.arange(b), y] -= 1.0
         g_logits /= b
-        grads_dig = {"w_out": cache[-1]["z_out"].T @ g_logits, "b_out": g_logits.sum(axis=0)}
-        g_z = g_logits @ self.digital["w_out"].T
+        records = self.template.layers
+        z_last = states[-2].reshape(b, -1)  # the output layer's ±1 inputs
+        grads_dig = {"w_out": z_last.T @ g_logits, "b_out": g_logits.sum(axis=0)}
+        g = g_logits @ self.digital["w_out"].T  # dL/dz on the output layer's input
         hw_grads: list[np.ndarray] = [np.empty(0)] * len(self.layers)
         pulses: list[Any] = [None] * len(self.layers)
         pulse_weights = cfg.tune == "full"
-        for k in range(len(self.layers) - 1, -1, -1):
+        hidden_at = {layer.programmed.index: k for k, layer in enumerate(self.layers)}
+        first = self.layers[0].programmed.index
+        for i in range(len(records) - 2, first - 1, -1):
+            rec = records[i]
+            if isinstance(rec, FlattenLayer):
+                g = g.reshape(b, *rec.in_shape)
+                continue
+            if isinstance(rec, MaxPoolLayer):
+                g = maxpool_backward(rec, states[i - 1], g)
+                continue
+            k = hidden_at[i]
             layer, c = self.layers[k], cache[k]
+            g_z = locations(rec, g)
             margin, sigma = layer.margins(c["z_in"])
             c["margin"], c["sigma"] = margin, sigma
             f = estimate_density(
@@ -259,7 +285,10 @@ class OnChipNetwork:
                     c["z_in"], d, lr_pulses, update=cfg.update, rng=rng_u, norm=cfg.update_norm
                 )
             if k > 0:  # δ·(ᾱ + a) on the columns, rows sensed: dL/dz of the layer below
-                g_z = tiled_transposed_read(layer.hw, g_m * drive, rng=rng_t)
+                e = tiled_transposed_read(layer.hw, g_m * drive, rng=rng_t)
+                g = col2im(rec, e, b)
+            else:
+                break
         sent = 0
         if apply:
             upd_rngs = rng_u.spawn(len(self.layers) + 1)
@@ -300,24 +329,59 @@ class OnChipNetwork:
     def exact_gradients(self, cache: list[dict[str, np.ndarray]], y: np.ndarray) -> list:
         """The mean-field NSM gradients (float64, torch autograd) of the mini-batch whose
         ``cache`` a :meth:`step` filled (same sampled states, same chip): dL/dM through
-        P = Φ((zM + offset − θ)/σ) with σ held at the read's value, mapped to the devices by
-        the column read gain V(ᾱ_i + a_i), per layer (n_in, n_out)."""
+        P = Φ((zM + offset − θ)/σ) with σ held at the read's value, the sampled states passed
+        on straight-through (mean-field backward, sampled forward), max-pooling routed to the
+        arg-max of the sampled states (torch's ``max_pool2d`` indices) and convolutions
+        unfolded densely (``torch.nn.functional.unfold``); mapped to the devices by the column
+        read gain V(ᾱ_i + a_i), per layer (n_in, n_out)."""
         import torch
+        import torch.nn.functional as F
 
         t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
-        h = t(cache[0]["z_in"])
+        records = self.template.layers
+        hidden_at = {layer.programmed.index: k for k, layer in enumerate(self.layers)}
+        first = self.layers[0].programmed.index
+        b = len(y)
+        h = zs = None  # the surrogate (torch) and the sampled states (numpy), (b, *shape)
         leaves = []
-        for layer, c in zip(self.layers, cache, strict=True):
+        for i in range(first, len(records) - 1):
+            rec = records[i]
+            if isinstance(rec, FlattenLayer):
+                h, zs = h.reshape(b, -1), zs.reshape(b, -1)
+                continue
+            if isinstance(rec, MaxPoolLayer):
+                zt = t(zs)
+                pooled, idx = F.max_pool2d(
+                    zt, rec.kernel_size, rec.stride, rec.padding, return_indices=True
+                )
+                h = torch.gather(h.flatten(2), 2, idx.flatten(2)).view_as(pooled)
+                zs = pooled.numpy()
+                continue
+            k = hidden_at[i]
+            layer, c = self.layers[k], cache[k]
             hl = layer.hw
+            if h is None:
+                patches = t(c["z_in"])
+            elif isinstance(rec, ConvLayer):
+                unf = F.unfold(h, rec.kernel_size, padding=rec.padding, stride=rec.stride)
+                patches = unf.transpose(1, 2).reshape(-1, rec.fan_in)
+            else:
+                patches = h.reshape(-1, rec.fan_in)
             m = np.hstack([hl.moment_coefficients(0.0, j)[0] for j in range(len(hl.col_slices))])
             mt = t(m).requires_grad_(True)
             leaves.append(mt)
             off = hl.offsets_ua if hl.analog_comparator else np.zeros(hl.fan_out)
-            margin = h @ mt + t(off - hl.threshold_ua)
+            margin = patches @ mt + t(off - hl.threshold_ua)
             prob = 0.5 * (1.0 + torch.erf(margin / (math.sqrt(2.0) * t(c["sigma"]))))
             mean = 2.0 * prob - 1.0
-            h = (t(c["z_out"]) - mean).detach() + mean
-        logits = h @ t(self.digital["w_out"]) + t(self.digital["b_out"])
+            h_loc = (t(c["z_out"]) - mean).detach() + mean  # (b·L, N)
+            if isinstance(rec, ConvLayer):
+                n, oh, ow = rec.out_shape
+                h = h_loc.reshape(b, oh * ow, n).transpose(1, 2).reshape(b, n, oh, ow)
+                zs = digital.fold(rec, c["z_out"].reshape(b, oh * ow, n))
+            else:
+                h, zs = h_loc, c["z_out"]
+        logits = h.reshape(b, -1) @ t(self.digital["w_out"]) + t(self.digital["b_out"])
         loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(y, dtype=torch.long))
         grads = torch.autograd.grad(loss, leaves)
         return [
@@ -388,7 +452,7 @@ class OnChipNetwork:
         layers = []
         k = 0
         for rec in self.template.layers:
-            if isinstance(rec, DenseLayer):
+            if isinstance(rec, (DenseLayer, ConvLayer)):
                 hl = self.layers[k].hw
                 w, q = layer_moments(hl.read_arrays(0.0), hl.gain, 1.0)  # per volt
                 analog = hl.analog_comparator

@@ -125,18 +125,27 @@ class Trainer:
             path, self.net, position=self.position(), scratch=self.net.scratch, meta=meta
         )
 
-    def resume(self, path: str | Path) -> None:
+    def resume(self, path: str | Path, data: dict[str, Any] | None = None) -> None:
         """Continue from a chip-state file written by :meth:`save` with the same learning
-        configuration, chip, pulse device and initial program (else ``ChipStateError``)."""
+        configuration, chip, pulse device, initial program and (when ``data``, a
+        :func:`~mapping.learning.chip_state.data_identity`, is given) data; else
+        ``ChipStateError`` naming what differs."""
         manifest, arrays = read_chip_state(path)
-        check_same_chip(manifest, self.net, path)
+        check_same_chip(manifest, self.net, path, data)
         if not self.net.scratch:
-            stored = _program_from_bytes(arrays.pop("program"))
+            try:
+                stored = _program_from_bytes(arrays.pop("program"))
+            except Exception as exc:  # the program loader's errors, for a damaged member
+                raise ChipStateError(f"{path}: its stored program is unreadable ({exc})") from None
             if not same_program(stored, self.net.initial_program):
-                raise ChipStateError(f"{path}: written for another program; cannot resume")
+                raise ChipStateError(
+                    f"{path}: written for another program (--program: its layers or arrays "
+                    "differ); cannot resume"
+                )
         for k, layer in enumerate(self.net.layers):
             for side, mask in (("plus", layer.stuck_plus), ("minus", layer.stuck_minus)):
-                if not np.array_equal(arrays.pop(f"l{k}_{side}_stuck"), mask):
+                stored_mask = arrays.pop(f"l{k}_{side}_stuck", None)
+                if stored_mask is None or not np.array_equal(stored_mask, mask):
                     raise ChipStateError(f"{path}: the chip's stuck cells differ; cannot resume")
         try:
             self.net.load_state_arrays(arrays)
