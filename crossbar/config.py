@@ -237,7 +237,7 @@ class ChipConfig:
         try:
             validate_config(self)
         except (ConfigError, ConfigTypeError) as err:
-            raise _requalify(err, None) from None
+            raise devices.config.requalify(err, None) from None
 
     # ------------------------------------------------------------------ constructors
 
@@ -298,14 +298,7 @@ class ChipConfig:
         if not isinstance(data, dict):
             raise ConfigTypeError("chip", data, "a table (dict)")
         allowed = ("format_version", "description", "v_read_v", *_SECTIONS)
-        for key in data:
-            if key not in allowed:
-                raise ConfigError(
-                    key, data[key], "one of " + ", ".join(allowed), "is not a known key"
-                )
-        version = data.get("format_version")
-        if version != FORMAT_VERSION or isinstance(version, bool):
-            raise ConfigError("format_version", version, str(FORMAT_VERSION), "is not supported")
+        devices.config.check_top_level(data, allowed, FORMAT_VERSION)
         kwargs: dict[str, Any] = {}
         for key in ("description", "v_read_v"):
             if key in data:
@@ -336,29 +329,10 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _requalify(err: ConfigError | ConfigTypeError, section: str | None) -> Exception:
-    # Config classes name fields "ClassName.field"; users wrote "section.field".
-    leaf = err.field.split(".", 1)[1] if "." in err.field else err.field
-    return err.with_path(leaf if section is None else f"{section}.{leaf}")
-
-
 def _section_from_dict(name: str, table: Any) -> Any:
-    cls = _SECTIONS[name]
     if not isinstance(table, dict):
         raise ConfigTypeError(name, table, "a table of fields")
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in table:
-        if key not in names:
-            raise ConfigError(
-                f"{name}.{key}",
-                table[key],
-                f"a field of {cls.__name__}: " + ", ".join(names),
-                "is not a known key",
-            )
-    try:
-        return cls(**table)
-    except (ConfigError, ConfigTypeError) as err:
-        raise _requalify(err, name) from None
+    return devices.config.config_from_table(_SECTIONS[name], table, name)
 
 
 def _devices_from_dict(table: Any) -> DeviceConfig:
@@ -372,12 +346,7 @@ def _devices_from_dict(table: Any) -> DeviceConfig:
 
 
 def _chip_preset_files() -> dict[str, Traversable]:
-    folder = resources.files("crossbar") / "chips"
-    return {
-        p.name[: -len(".toml")]: p
-        for p in sorted(folder.iterdir(), key=lambda p: p.name)
-        if p.name.endswith(".toml")
-    }
+    return devices.library.toml_files(resources.files("crossbar") / "chips")
 
 
 def chip_preset_names() -> list[str]:
@@ -387,14 +356,8 @@ def chip_preset_names() -> list[str]:
 
 def chip_preset_text(name: str) -> str:
     """The TOML text of chip preset ``name``, its header comment (sources) included."""
-    files = _chip_preset_files()
-    if not isinstance(name, str):
-        raise ArgumentTypeError("name", name, "a chip preset name (string)")
-    if name not in files:
-        raise ArgumentError(
-            "name", name, "one of " + ", ".join(map(repr, files)), "is not a known chip preset"
-        )
-    return files[name].read_text(encoding="utf-8")
+    errors = (ArgumentError, ArgumentTypeError)
+    return devices.library.named_text(_chip_preset_files(), name, "chip preset", errors)
 
 
 def replace_field(chip: ChipConfig, path: str, value: Any) -> ChipConfig:

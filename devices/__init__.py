@@ -3,8 +3,10 @@
 Units: conductance µS, voltage V, current µA, time s. Randomness only through explicit
 ``numpy.random.Generator`` arguments (``rng=``). See ``docs/devices.md`` for a guide.
 
-- Conductance models (:class:`ConductanceModel`): ``ideal``, ``pcm``, ``rram``, ``fefet``.
-- Stochastic elements (:class:`StochasticElement`): ``bernoulli``, ``selector``, ``gaussian``.
+- Conductance models (:class:`ConductanceModel`): ``ideal``, ``pcm``, ``rram``, ``fefet``, each
+  a :class:`CellModel` that states only how its device differs.
+- Stochastic elements (:class:`StochasticElement`): ``bernoulli``, ``selector``, ``gaussian``
+  (:class:`ElementModel` subclasses).
 - :class:`ThresholdNeuron`: comparator with fixed offset and per-decision noise.
 - :class:`DeviceConfig` with TOML I/O, presets and dotted-path replacement for sweeps.
 """
@@ -14,6 +16,7 @@ from .conductance import (
     HEALTHY,
     STUCK_OFF,
     STUCK_ON,
+    CellModel,
     ConductanceModel,
     ConductanceState,
     drift_mean,
@@ -23,7 +26,7 @@ from .conductance import (
     quantise,
 )
 from .config import DeviceConfig, from_dict, from_toml, replace_field, to_dict, to_toml
-from .elements import StochasticElement, as_cells
+from .elements import ElementModel, StochasticElement, as_cells
 from .errors import ArgumentError, ArgumentTypeError, ConfigError, ConfigTypeError
 from .fefet import FeFET, FeFETConfig
 from .fields import param, validate_config
@@ -47,11 +50,13 @@ __all__ = [
     "BernoulliConfig",
     "BernoulliElement",
     "BernoulliState",
+    "CellModel",
     "ConductanceModel",
     "ConductanceState",
     "ConfigError",
     "ConfigTypeError",
     "DeviceConfig",
+    "ElementModel",
     "FeFET",
     "FeFETConfig",
     "GaussianElement",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .elements import Structure, check_n, check_shape, device_shape, no_sigma
+from .elements import ElementModel, Structure, check_n, check_shape, device_shape
 from .fields import param, validate_config
 from .registry import register_element_model
 from .rng import check_rng
@@ -40,17 +40,12 @@ class BernoulliState:
     p_dev: np.ndarray
 
 
-class BernoulliElement:
+class BernoulliElement(ElementModel):
     """Constant-p Bernoulli element (see :class:`BernoulliConfig`)."""
 
     noise = "bernoulli"
 
-    def __init__(self, config: BernoulliConfig) -> None:
-        self.config = config
-
-    @property
-    def structure(self) -> str:
-        return self.config.structure
+    config: BernoulliConfig
 
     def program(self, shape: tuple[int, int], *, rng: np.random.Generator) -> BernoulliState:
         check_rng(rng)  # nothing to draw: a constant p has no device-to-device variation
@@ -59,9 +54,6 @@ class BernoulliElement:
 
     def p(self, state: BernoulliState) -> np.ndarray:
         return state.p_dev.copy()
-
-    def sigma(self, state: BernoulliState) -> np.ndarray:
-        return no_sigma(self)
 
     def sample(self, state: BernoulliState, n: int, *, rng: np.random.Generator) -> np.ndarray:
         """``n`` boolean masks (True = conducts): (n, rows, cols) or (n, rows) per_row."""

@@ -10,6 +10,11 @@ two arrays, so that the crossbar's fast kernels and this reference sampler share
 
     read(state, t) ~ mean(state, t) + read_sigma(state, t) * N(0, 1)     (independent per cell)
 
+:class:`CellModel` is the base of the shipped models (ideal, PCM, RRAM, FeFET): it programs with
+:func:`program_cells`, drifts with :func:`drift_mean`, reads with :func:`gaussian_read` and
+has relative read noise; a model states only what differs (its programming-error std, its drift
+exponents, its read noise). Custom models may subclass it or implement the protocol directly.
+
 Drift follows G(t) = G0 (t/t0)^-nu for t >= t0 with a per-device nu (Joshi et al., Nature
 Communications 11, 2473 (2020)); reads earlier than t0 see G0 (the model's time axis starts at
 t0, the time at which the programmed conductance G0 was verified).
@@ -25,6 +30,7 @@ import numpy as np
 
 from .elements import check_n
 from .errors import ConfigError, ConfigTypeError
+from .fields import param
 from .rng import check_rng
 
 #: stuck-at codes stored in ConductanceState.stuck
@@ -98,6 +104,40 @@ class ProgrammingConfig(Protocol):
     p_stuck_off: float
     write_verify_iterations: int
     write_verify_tol_us: float
+
+
+#: The fields the shipped cell models share, declared once (:func:`cell_param`; each model
+#: keeps its own default): the allowed interval and unit, and the one-line meaning.
+CELL_BOUNDS: dict[str, dict[str, Any]] = {
+    "g_min_us": {"ge": 0.0, "unit": "µS"},
+    "n_levels": {"ge": 0, "le": 65536},
+    "write_verify_iterations": {"ge": 0, "le": 1000},
+    "write_verify_tol_us": {"gt": 0.0, "unit": "µS"},
+    "p_stuck_on": {"ge": 0.0, "le": 1.0},
+    "p_stuck_off": {"ge": 0.0, "le": 1.0},
+    "read_noise_rel": {"ge": 0.0},
+    "nu_mean": {"ge": -1.0, "le": 1.0},
+    "nu_sigma": {"ge": 0.0, "le": 1.0},
+    "t0_s": {"gt": 0.0, "unit": "s"},
+}
+CELL_DOCS: dict[str, str] = {
+    "g_min_us": "lowest target conductance (bottom of the weight window)",
+    "n_levels": "programmable levels, evenly spaced in the window (0 = analog)",
+    "write_verify_iterations": "re-program rounds for cells more than write_verify_tol_us off",
+    "write_verify_tol_us": "write-verify band: |G0 − level| accepted without a retry",
+    "p_stuck_on": "probability that a cell is stuck ON (at g_max), drawn once per cell",
+    "p_stuck_off": "probability that a cell is stuck OFF (at g_min), drawn once per cell",
+    "read_noise_rel": "std of one read's noise relative to G (cycle to cycle)",
+    "nu_mean": "mean drift exponent ν in G(t) = G0 (t/t0)^−ν (0 = no drift)",
+    "nu_sigma": "device-to-device std of the drift exponent ν, drawn once per cell",
+    "t0_s": "drift reference time t0: G = G0 until t0, then G0 (t/t0)^−ν",
+}
+
+
+def cell_param(name: str, default: Any) -> Any:
+    """The shared field ``name`` (:data:`CELL_BOUNDS`, :data:`CELL_DOCS`) with this model's
+    ``default``, as :func:`~devices.fields.param` declares it."""
+    return param(default, **CELL_BOUNDS[name], doc=CELL_DOCS[name])
 
 
 def check_time(t_s: Any) -> float:
@@ -219,3 +259,64 @@ def gaussian_read(
     check_rng(rng)
     size = mean_us.shape if n is None else (check_n(n), *mean_us.shape)
     return mean_us + sigma_us * rng.standard_normal(size)
+
+
+class CellModel:
+    """The base of the shipped conductance models (the :class:`ConductanceModel` protocol).
+
+    Built from a frozen ``config`` with the :class:`ProgrammingConfig` fields; programming is
+    :func:`program_cells` with the std :meth:`sigma_prog_us` and, when :meth:`drifts`, the drift
+    exponents :meth:`draw_nu`; the mean read is :func:`drift_mean` (needs ``config.t0_s``); the
+    read noise is ``config.read_noise_rel`` x |mean| on healthy cells (stuck cells read their
+    fixed conductance exactly). A subclass overrides what its device does differently.
+    """
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    @property
+    def g_min_us(self) -> float:
+        return self.config.g_min_us
+
+    @property
+    def g_max_us(self) -> float:
+        return self.config.g_max_us
+
+    def sigma_prog_us(self, g_level_us: np.ndarray) -> np.ndarray | float:
+        """Programming-error std (µS) at the levels aimed at (broadcast to their shape)."""
+        raise NotImplementedError
+
+    def drifts(self) -> bool:
+        """Whether programming draws drift exponents (``config.nu_mean`` or ``nu_sigma``)."""
+        return bool(self.config.nu_mean or self.config.nu_sigma)
+
+    def draw_nu(self, g_level_us: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One drift exponent per device: ν ~ N(nu_mean, nu_sigma²), the same at every level."""
+        c = self.config
+        return c.nu_mean + c.nu_sigma * rng.standard_normal(g_level_us.shape)
+
+    def program(self, g_target_us: np.ndarray, *, rng: np.random.Generator) -> ConductanceState:
+        return program_cells(
+            g_target_us,
+            self.config,
+            sigma_prog_us=self.sigma_prog_us,
+            draw_nu=self.draw_nu if self.drifts() else None,
+            rng=rng,
+        )
+
+    def mean(self, state: ConductanceState, t_s: float) -> np.ndarray:
+        return drift_mean(state, t_s, self.config.t0_s)
+
+    def read_sigma(self, state: ConductanceState, t_s: float) -> np.ndarray:
+        sigma = self.config.read_noise_rel * np.abs(self.mean(state, t_s))
+        return np.where(state.stuck == HEALTHY, sigma, 0.0)
+
+    def read(
+        self,
+        state: ConductanceState,
+        t_s: float,
+        *,
+        rng: np.random.Generator,
+        n: int | None = None,
+    ) -> np.ndarray:
+        return gaussian_read(self.mean(state, t_s), self.read_sigma(state, t_s), rng=rng, n=n)

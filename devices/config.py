@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,11 +107,42 @@ def to_dict(cfg: DeviceConfig) -> dict[str, Any]:
     return out
 
 
-def _requalify(err: ConfigError | ConfigTypeError, path_prefix: str) -> Exception:
-    # Errors from a config's __post_init__ name "ClassName.field"; replace the class name
-    # by the dotted path the user wrote.
+def requalify(err: ConfigError | ConfigTypeError, path: str | None) -> Exception:
+    """``err`` naming its field by the dotted ``path`` the user wrote (``"periphery.adc_bits"``)
+    instead of the ``"ClassName.field"`` of a config's ``__post_init__``; ``path`` None names
+    the bare field."""
     leaf = err.field.split(".", 1)[1] if "." in err.field else err.field
-    return err.with_path(f"{path_prefix}.{leaf}")
+    return err.with_path(leaf if path is None else f"{path}.{leaf}")
+
+
+def check_top_level(data: dict[str, Any], allowed: Sequence[str], format_version: int) -> None:
+    """The top level of a configuration file: every key is one of ``allowed`` and
+    ``format_version`` is the supported one; else a :class:`ConfigError` naming the key."""
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(key, data[key], "one of " + ", ".join(allowed), "is not a known key")
+    version = data.get("format_version")
+    if version != format_version or isinstance(version, bool):
+        raise ConfigError("format_version", version, str(format_version), "is not supported")
+
+
+def config_from_table(cls: type, table: dict[str, Any], path: str) -> Any:
+    """``cls(**table)`` for the TOML/dict table at dotted ``path``: an unknown key is a
+    :class:`ConfigError` naming ``path.key`` and listing the fields of ``cls``; the errors of
+    ``cls``'s own validation name ``path.field``."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in table:
+        if key not in names:
+            raise ConfigError(
+                f"{path}.{key}",
+                table[key],
+                f"a field of {cls.__name__}: " + ", ".join(names),
+                "is not a known key",
+            )
+    try:
+        return cls(**table)
+    except (ConfigError, ConfigTypeError) as err:
+        raise requalify(err, path) from None
 
 
 def _build_section(kind: str, table: Any) -> Any:
@@ -134,33 +166,14 @@ def _build_section(kind: str, table: Any) -> Any:
         cls = config_class(kind, name)
     else:
         cls = ThresholdNeuronConfig
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in table:
-        if key not in names:
-            raise ConfigError(
-                f"{kind}.{key}",
-                table[key],
-                f"a field of {cls.__name__}: " + ", ".join(names),
-                "is not a known key",
-            )
-    try:
-        return cls(**table)
-    except (ConfigError, ConfigTypeError) as err:
-        raise _requalify(err, kind) from None
+    return config_from_table(cls, table, kind)
 
 
 def from_dict(data: dict[str, Any]) -> DeviceConfig:
     """Build and validate a :class:`DeviceConfig` from its dict form (see module docstring)."""
     if not isinstance(data, dict):
         raise ConfigTypeError("config", data, "a table (dict)")
-    for key in data:
-        if key not in _TOP_KEYS:
-            raise ConfigError(
-                key, data[key], "one of " + ", ".join(_TOP_KEYS), "is not a known key"
-            )
-    version = data.get("format_version")
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        raise ConfigError("format_version", version, str(FORMAT_VERSION), "is not supported")
+    check_top_level(data, _TOP_KEYS, FORMAT_VERSION)
     kwargs: dict[str, Any] = {k: _build_section(k, data[k]) for k in _SECTIONS if k in data}
     if "description" in data:
         kwargs["description"] = data["description"]

@@ -53,6 +53,27 @@ class StochasticElement(Protocol):
         ...
 
 
+class ElementModel:
+    """The base of the shipped elements (the :class:`StochasticElement` protocol): built from a
+    frozen ``config`` with a ``structure`` field. A Bernoulli element overrides :meth:`p`, a
+    Gaussian one :meth:`sigma`; the other raises a ``TypeError`` naming the element's noise."""
+
+    noise: str
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    @property
+    def structure(self) -> str:
+        return self.config.structure
+
+    def p(self, state: Any) -> np.ndarray:
+        return no_p(self)
+
+    def sigma(self, state: Any) -> np.ndarray:
+        return no_sigma(self)
+
+
 def check_shape(shape: Any) -> tuple[int, int]:
     """A (rows, cols) pair of positive integers."""
     try:

@@ -10,74 +10,70 @@ from __future__ import annotations
 from typing import Any
 
 
-def _message(field: str, value: Any, allowed: str, problem: str) -> str:
-    return f"{field} = {value!r} {problem}; allowed: {allowed}"
+class _FieldProblem:
+    """The pieces both error types keep (``field``, ``value``, ``allowed``, ``problem``) and
+    their one-line wording ``field = value problem; allowed: allowed``."""
 
+    default_problem = "is invalid"
 
-class ConfigError(ValueError):
-    """A configuration value is out of range or otherwise invalid (a ``ValueError``)."""
-
-    def __init__(self, field: str, value: Any, allowed: str, problem: str = "is invalid"):
+    def __init__(self, field: str, value: Any, allowed: str, problem: str | None = None):
         self.field = field
         self.value = value
         self.allowed = allowed
-        self.problem = problem
-        super().__init__(_message(field, value, allowed, problem))
+        self.problem = self.default_problem if problem is None else problem
+        super().__init__(self._text())
 
-    def with_path(self, path: str) -> ConfigError:
+    def _text(self) -> str:
+        return f"{self.field} = {self.value!r} {self.problem}; allowed: {self.allowed}"
+
+    def with_path(self, path: str) -> Any:
         """The same error, naming the field by ``path`` (e.g. ``"conductance.g_max_us"``)."""
         return type(self)(path, self.value, self.allowed, self.problem)
 
 
-class ConfigTypeError(TypeError):
+class ConfigError(_FieldProblem, ValueError):
+    """A configuration value is out of range or otherwise invalid (a ``ValueError``)."""
+
+
+class ConfigTypeError(_FieldProblem, TypeError):
     """A configuration value has the wrong type (a ``TypeError``)."""
 
-    def __init__(self, field: str, value: Any, allowed: str, problem: str = "has the wrong type"):
-        self.field = field
-        self.value = value
-        self.allowed = allowed
-        self.problem = problem
-        super().__init__(_message(field, value, allowed, problem))
-
-    def with_path(self, path: str) -> ConfigTypeError:
-        """The same error, naming the field by ``path``."""
-        return type(self)(path, self.value, self.allowed, self.problem)
+    default_problem = "has the wrong type"
 
 
-class ArgumentError(ConfigError):
+class _ArgumentWording(_FieldProblem):
+    """Worded the way the argument is spelled in a call: ``name=value problem; allowed: ...``;
+    ``message`` replaces that wording where the value does not print (an array: ``weight has
+    shape (80,); expected a 2-D array``)."""
+
+    def __init__(
+        self,
+        field: str,
+        value: Any,
+        allowed: str,
+        problem: str | None = None,
+        *,
+        message: str | None = None,
+    ):
+        self.message = message
+        super().__init__(field, value, allowed, problem)
+
+    def _text(self) -> str:
+        if self.message is not None:
+            return self.message
+        return f"{self.field}={self.value!r} {self.problem}; allowed: {self.allowed}"
+
+
+class ArgumentError(_ArgumentWording, ConfigError):
     """A function argument is out of range (a ``ValueError``): ``name=value is ...; allowed: ...``.
 
     The same pieces as :class:`ConfigError`, written the way the argument is spelled in a call.
-    ``message`` replaces that wording where the value does not print (an array: ``weight has
-    shape (80,); expected a 2-D array``).
     """
 
-    def __init__(
-        self,
-        field: str,
-        value: Any,
-        allowed: str,
-        problem: str = "is out of range",
-        *,
-        message: str | None = None,
-    ):
-        super().__init__(field, value, allowed, problem)
-        text = f"{field}={value!r} {problem}; allowed: {allowed}" if message is None else message
-        ValueError.__init__(self, text)
+    default_problem = "is out of range"
 
 
-class ArgumentTypeError(ConfigTypeError):
+class ArgumentTypeError(_ArgumentWording, ConfigTypeError):
     """A function argument has the wrong type (a ``TypeError``), worded like ArgumentError."""
 
-    def __init__(
-        self,
-        field: str,
-        value: Any,
-        allowed: str,
-        problem: str = "has the wrong type",
-        *,
-        message: str | None = None,
-    ):
-        super().__init__(field, value, allowed, problem)
-        text = f"{field}={value!r} {problem}; allowed: {allowed}" if message is None else message
-        TypeError.__init__(self, text)
+    default_problem = "has the wrong type"

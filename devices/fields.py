@@ -189,6 +189,16 @@ def check_fault_rates(owner: str, p_stuck_on: float, p_stuck_off: float) -> None
 # runtime calls, file records, CLI values): one way to validate outside ``nsm``.
 
 
+def validate_cell_config(obj: Any) -> None:
+    """:func:`validate_config` and the cross-field checks of a conductance model's programming
+    fields: the window (``g_min_us`` < ``g_max_us``), ``n_levels`` and the fault rates."""
+    validate_config(obj)
+    owner = type(obj).__name__
+    check_window(owner, obj.g_min_us, obj.g_max_us)
+    check_levels(owner, obj.n_levels)
+    check_fault_rates(owner, obj.p_stuck_on, obj.p_stuck_off)
+
+
 def check_int(name: str, value: Any, *, ge: int | None = None, le: int | None = None) -> int:
     """``value`` as an ``int`` in ``[ge, le]`` (bools refused), or :class:`ArgumentError`."""
     # The message is formatted only on failure: this runs on every engine call.

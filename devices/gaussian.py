@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from .elements import Structure, check_n, check_shape, device_shape, no_p
+from .elements import ElementModel, Structure, check_n, check_shape, device_shape
 from .errors import ConfigError
 from .fields import param, validate_config
 from .registry import register_element_model
@@ -64,17 +64,12 @@ class GaussianState:
     sigma_dev: np.ndarray
 
 
-class GaussianElement:
+class GaussianElement(ElementModel):
     """Multiplicative Gaussian element (see :class:`GaussianElementConfig`)."""
 
     noise = "gaussian"
 
-    def __init__(self, config: GaussianElementConfig) -> None:
-        self.config = config
-
-    @property
-    def structure(self) -> str:
-        return self.config.structure
+    config: GaussianElementConfig
 
     @property
     def source(self) -> str:
@@ -89,9 +84,6 @@ class GaussianElement:
             factor = np.maximum(1.0 + c.sigma_spread_rel * rng.standard_normal(dev), 0.0)
             return GaussianState(shape, c.sigma * factor)
         return GaussianState(shape, np.full(dev, c.sigma))
-
-    def p(self, state: GaussianState) -> np.ndarray:
-        return no_p(self)
 
     def sigma(self, state: GaussianState) -> np.ndarray:
         return state.sigma_dev.copy()

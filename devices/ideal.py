@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .conductance import ConductanceState, check_time, gaussian_read, program_cells
+from .conductance import CellModel, ConductanceState, check_time
 from .fields import check_window, param, validate_config
 from .registry import register_conductance_model
 
@@ -38,24 +38,16 @@ class IdealConfig:
     write_verify_tol_us = 0.0
 
 
-class IdealConductance:
+class IdealConductance(CellModel):
     """Exact programming and noiseless, drift-free reads."""
 
-    def __init__(self, config: IdealConfig) -> None:
-        self.config = config
+    config: IdealConfig
 
-    @property
-    def g_min_us(self) -> float:
-        return self.config.g_min_us
+    def sigma_prog_us(self, g_level_us: np.ndarray) -> float:
+        return 0.0
 
-    @property
-    def g_max_us(self) -> float:
-        return self.config.g_max_us
-
-    def program(self, g_target_us: np.ndarray, *, rng: np.random.Generator) -> ConductanceState:
-        return program_cells(
-            g_target_us, self.config, sigma_prog_us=lambda g: 0.0, draw_nu=None, rng=rng
-        )
+    def drifts(self) -> bool:
+        return False
 
     def mean(self, state: ConductanceState, t_s: float) -> np.ndarray:
         check_time(t_s)
@@ -64,9 +56,6 @@ class IdealConductance:
     def read_sigma(self, state: ConductanceState, t_s: float) -> np.ndarray:
         check_time(t_s)
         return np.zeros(state.shape)
-
-    def read(self, state, t_s, *, rng, n=None):
-        return gaussian_read(self.mean(state, t_s), self.read_sigma(state, t_s), rng=rng, n=n)
 
 
 register_conductance_model("ideal", IdealConfig, IdealConductance)

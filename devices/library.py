@@ -7,7 +7,7 @@ illustrative; its ``description`` key is the one-line summary shown by :func:`li
 from __future__ import annotations
 
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import DeviceConfig, from_toml, tomllib
 from .errors import ConfigError, ConfigTypeError
@@ -16,16 +16,35 @@ if TYPE_CHECKING:  # importlib.resources.abc is 3.11+; only annotations need it
     from importlib.resources.abc import Traversable
 
 
-def _presets_dir() -> Traversable:
-    return resources.files("devices") / "presets"
+def toml_files(folder: Traversable) -> dict[str, Traversable]:
+    """``{name: file}`` of the ``*.toml`` files of a package-data ``folder``, sorted by name."""
+    return {
+        p.name[: -len(".toml")]: p
+        for p in sorted(folder.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".toml")
+    }
+
+
+def named_text(
+    files: dict[str, Traversable],
+    name: Any,
+    what: str = "preset",
+    errors: tuple[type[ConfigError], type[ConfigTypeError]] = (ConfigError, ConfigTypeError),
+) -> str:
+    """The text of ``files[name]``; a ``name`` that is not a string or not a key is one of the
+    ``errors`` (value, type) naming it and listing the ``what`` names there are."""
+    value_error, type_error = errors
+    if not isinstance(name, str):
+        raise type_error("name", name, f"a {what} name (string)")
+    if name not in files:
+        raise value_error(
+            "name", name, "one of " + ", ".join(map(repr, files)), f"is not a known {what}"
+        )
+    return files[name].read_text(encoding="utf-8")
 
 
 def _preset_files() -> dict[str, Traversable]:
-    return {
-        p.name[: -len(".toml")]: p
-        for p in sorted(_presets_dir().iterdir(), key=lambda p: p.name)
-        if p.name.endswith(".toml")
-    }
+    return toml_files(resources.files("devices") / "presets")
 
 
 def list_presets() -> dict[str, str]:
@@ -39,14 +58,7 @@ def list_presets() -> dict[str, str]:
 
 def preset_text(name: str) -> str:
     """The TOML text of preset ``name``, comments (sources) included."""
-    files = _preset_files()
-    if not isinstance(name, str):
-        raise ConfigTypeError("name", name, "a preset name (string)")
-    if name not in files:
-        raise ConfigError(
-            "name", name, "one of " + ", ".join(map(repr, files)), "is not a known preset"
-        )
-    return files[name].read_text(encoding="utf-8")
+    return named_text(_preset_files(), name)
 
 
 def load_preset(name: str) -> DeviceConfig:

@@ -29,14 +29,13 @@ import numpy as np
 
 from .conductance import (
     HEALTHY,
+    CellModel,
     ConductanceState,
+    cell_param,
     check_time,
-    drift_mean,
-    gaussian_read,
-    program_cells,
 )
 from .errors import ConfigError
-from .fields import check_fault_rates, check_levels, check_window, param, validate_config
+from .fields import param, validate_cell_config
 from .registry import register_conductance_model
 
 #: g_max of the published fits (Joshi et al. 2020): the polynomial below is in µS at this g_max.
@@ -65,39 +64,19 @@ class PCMConfig:
     ``write_verify_tol_us`` is illustrative (used only when ``write_verify_iterations`` > 0).
     """
 
-    g_min_us: float = param(
-        0.0, ge=0.0, unit="µS", doc="lowest target conductance (bottom of the weight window)"
-    )
+    g_min_us: float = cell_param("g_min_us", 0.0)
     g_max_us: float = param(
         25.0, gt=0.0, unit="µS", doc="top of the weight window (the published model scales with it)"
     )  # Joshi et al. 2020
-    n_levels: int = param(
-        0, ge=0, le=65536, doc="programmable levels, evenly spaced in the window (0 = analog)"
-    )  # 0 = analog (continuous), as published
+    n_levels: int = cell_param("n_levels", 0)  # 0 = analog (continuous), as published
     prog_noise_scale: float = param(
         1.0, ge=0.0, doc="factor on the published programming-noise std (0 = none)"
     )
-    write_verify_iterations: int = param(
-        0, ge=0, le=1000, doc="re-program rounds for cells more than write_verify_tol_us off"
-    )
-    write_verify_tol_us: float = param(
-        0.5, gt=0.0, unit="µS", doc="write-verify band: |G0 − level| accepted without a retry"
-    )  # illustrative
-    p_stuck_on: float = param(
-        0.0,
-        ge=0.0,
-        le=1.0,
-        doc="probability that a cell is stuck ON (at g_max), drawn once per cell",
-    )
-    p_stuck_off: float = param(
-        0.0,
-        ge=0.0,
-        le=1.0,
-        doc="probability that a cell is stuck OFF (at g_min), drawn once per cell",
-    )
-    t0_s: float = param(
-        20.0, gt=0.0, unit="s", doc="drift reference time t0: G = G0 until t0, then G0 (t/t0)^−ν"
-    )  # Joshi et al. 2020
+    write_verify_iterations: int = cell_param("write_verify_iterations", 0)
+    write_verify_tol_us: float = cell_param("write_verify_tol_us", 0.5)  # illustrative
+    p_stuck_on: float = cell_param("p_stuck_on", 0.0)
+    p_stuck_off: float = cell_param("p_stuck_off", 0.0)
+    t0_s: float = cell_param("t0_s", 20.0)  # Joshi et al. 2020
     t_read_s: float = param(
         250e-9, gt=0.0, unit="s", doc="read duration t_read in the 1/f read-noise growth with time"
     )  # Joshi et al. 2020
@@ -112,11 +91,8 @@ class PCMConfig:
     )
 
     def __post_init__(self) -> None:
-        validate_config(self)
+        validate_cell_config(self)
         owner = type(self).__name__
-        check_window(owner, self.g_min_us, self.g_max_us)
-        check_levels(owner, self.n_levels)
-        check_fault_rates(owner, self.p_stuck_on, self.p_stuck_off)
         if not self.t_read_s < self.t0_s:
             # ln((t + t_read)/(2 t_read)) must be positive from t0 on.
             raise ConfigError(
@@ -154,39 +130,24 @@ def q_s(g_us: np.ndarray, g_max_us: float) -> np.ndarray:
     return Q_COEFF / np.maximum(g_hat_pow, Q_COEFF / Q_MAX)
 
 
-class PCM:
+class PCM(CellModel):
     """The PCM statistical model (Nandakumar et al. 2019; Joshi et al. 2020)."""
 
-    def __init__(self, config: PCMConfig) -> None:
-        self.config = config
+    config: PCMConfig
 
-    @property
-    def g_min_us(self) -> float:
-        return self.config.g_min_us
-
-    @property
-    def g_max_us(self) -> float:
-        return self.config.g_max_us
-
-    def _draw_nu(self, g_level: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def sigma_prog_us(self, g_level_us: np.ndarray) -> np.ndarray:
         c = self.config
-        mu = c.drift_scale * nu_mean(g_level, c.g_max_us)
-        sd = c.drift_spread_scale * nu_sigma(g_level, c.g_max_us)
+        return sigma_prog_us(g_level_us, c.g_max_us, c.prog_noise_scale)
+
+    def drifts(self) -> bool:
+        return True  # level-dependent drift is part of the model (drift_scale = 0 turns it off)
+
+    def draw_nu(self, g_level_us: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        c = self.config
+        mu = c.drift_scale * nu_mean(g_level_us, c.g_max_us)
+        sd = c.drift_spread_scale * nu_sigma(g_level_us, c.g_max_us)
         # Amorphous-phase drift only lowers the conductance; the rare negative draws are set to 0.
-        return np.maximum(mu + sd * rng.standard_normal(g_level.shape), 0.0)
-
-    def program(self, g_target_us: np.ndarray, *, rng: np.random.Generator) -> ConductanceState:
-        c = self.config
-        return program_cells(
-            g_target_us,
-            c,
-            sigma_prog_us=lambda g: sigma_prog_us(g, c.g_max_us, c.prog_noise_scale),
-            draw_nu=self._draw_nu,
-            rng=rng,
-        )
-
-    def mean(self, state: ConductanceState, t_s: float) -> np.ndarray:
-        return drift_mean(state, t_s, self.config.t0_s)
+        return np.maximum(mu + sd * rng.standard_normal(g_level_us.shape), 0.0)
 
     def read_sigma(self, state: ConductanceState, t_s: float) -> np.ndarray:
         c = self.config
@@ -195,9 +156,6 @@ class PCM:
         sigma = c.read_noise_scale * np.abs(self.mean(state, t_s)) * q_s(state.g0_us, c.g_max_us)
         # Stuck devices are modelled as fixed conductances (no drift, no read noise).
         return np.where(state.stuck == HEALTHY, sigma * growth, 0.0)
-
-    def read(self, state, t_s, *, rng, n=None):
-        return gaussian_read(self.mean(state, t_s), self.read_sigma(state, t_s), rng=rng, n=n)
 
 
 register_conductance_model("pcm", PCMConfig, PCM)

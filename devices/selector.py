@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from .elements import Structure, check_n, check_shape, device_shape, no_sigma
+from .elements import ElementModel, Structure, check_n, check_shape, device_shape
 from .errors import ConfigError
 from .fields import check_real, param, validate_config
 from .registry import register_element_model
@@ -73,17 +73,12 @@ class SelectorState:
     mu_v: np.ndarray
 
 
-class Selector:
+class Selector(ElementModel):
     """Threshold-switching selector: p_ij = Phi((V_in - mu_ij)/sigma_c)."""
 
     noise = "bernoulli"
 
-    def __init__(self, config: SelectorConfig) -> None:
-        self.config = config
-
-    @property
-    def structure(self) -> str:
-        return self.config.structure
+    config: SelectorConfig
 
     def program(self, shape: tuple[int, int], *, rng: np.random.Generator) -> SelectorState:
         c = self.config
@@ -98,15 +93,8 @@ class Selector:
         A different voltage serves e.g. the deterministic phase of a two-phase read (DESIGN §3):
         ``p(state, v)`` close to 1 for v well above every mu_ij.
         """
-        v = (
-            self.config.v_read_v
-            if v_read_v is None
-            else check_real("v_read_v", v_read_v, ge=0.0, unit="V")
-        )
+        v = self._voltage(v_read_v)
         return ndtr((v - state.mu_v) / self.config.sigma_c_v)
-
-    def sigma(self, state: SelectorState) -> np.ndarray:
-        return no_sigma(self)
 
     def sample(
         self,
@@ -119,15 +107,17 @@ class Selector:
         """``n`` boolean masks, drawn the physical way: a fresh V_T per device and read, and the
         selector conducts iff V_T <= V_in. Shapes (n, rows, cols) or (n, rows) per_row."""
         n = check_n(n)
-        v = (
-            self.config.v_read_v
-            if v_read_v is None
-            else check_real("v_read_v", v_read_v, ge=0.0, unit="V")
-        )
+        v = self._voltage(v_read_v)
         v_t = state.mu_v + self.config.sigma_c_v * check_rng(rng).standard_normal(
             (n, *state.mu_v.shape)
         )
         return v_t <= v
+
+    def _voltage(self, v_read_v: float | None) -> float:
+        """The read voltage (V): the configured one, or ``v_read_v`` (>= 0) when given."""
+        if v_read_v is None:
+            return self.config.v_read_v
+        return check_real("v_read_v", v_read_v, ge=0.0, unit="V")
 
     def read_voltage_for(self, p_target: float, state: SelectorState | None = None) -> float:
         """Read voltage (V) giving mean conducting probability ``p_target``; see

@@ -58,17 +58,8 @@ class _SignBase(nn.Module):
         # Same initialisation as nn.Linear / nn.Conv2d.
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
-    # From the geometry mixin (nsm.geometry).
-    op_name: str
-
-    def _op(self) -> fn.LinearOp:
-        raise NotImplementedError
-
-    def _geometry_params(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _geometry_repr(self) -> str:
-        raise NotImplementedError
+    # op_name, _op(), _geometry_params() and _geometry_repr() come from the geometry mixin
+    # (nsm.geometry) that the concrete layer lists first.
 
     def _view(self, t: Tensor) -> Tensor:
         """Reshape a per-neuron (out,) tensor to broadcast against the output."""

@@ -140,17 +140,8 @@ class _NSMBase(nn.Module):
     def _beta_b(self) -> tuple[Tensor, Tensor | None]:
         raise NotImplementedError
 
-    # From the geometry mixin (nsm.geometry).
-    op_name: str
-
-    def _op(self) -> fn.LinearOp:
-        raise NotImplementedError
-
-    def _geometry_params(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _geometry_repr(self) -> str:
-        raise NotImplementedError
+    # op_name, _op(), _geometry_params() and _geometry_repr() come from the geometry mixin
+    # (nsm.geometry) that the concrete layer lists first.
 
     @property
     def p(self) -> float | None:
