@@ -237,10 +237,18 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+#: fields that describe a configuration without changing it (not compared on resume)
+_INFORMATIONAL = ("description",)
+
+
 def field_differences(what: str, stored: Any, given: Any) -> list[str]:
     """``"{what} field F: stored A, given B"`` for every dotted field F whose value differs
-    between two nested configurations (a field only one of them has shows as 'absent')."""
-    a, b = _flat(stored), _flat(given)
+    between two nested configurations (a field only one of them has shows as 'absent';
+    ``description`` texts are not compared)."""
+    a, b = (
+        {k: v for k, v in _flat(c).items() if k.rpartition(".")[2] not in _INFORMATIONAL}
+        for c in (stored, given)
+    )
     out = []
     for key in sorted(set(a) | set(b), key=lambda k: (k not in a, k)):
         va, vb = a.get(key, "absent"), b.get(key, "absent")
