@@ -45,14 +45,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--rule", choices=list(RULES), default="nsm", help="learning rule (default: %(default)s)"
     )
-    p.add_argument("--epochs", type=positive_int, default=10, help="(default: %(default)s)")
+    p.add_argument(
+        "--epochs", type=positive_int, default=10, help="training epochs (default: %(default)s)"
+    )
     add_seed_arg(p, help="seed of initialisation, shuffling and noise")
     p.add_argument("--out", required=True, help="output folder (checkpoint.pt, metrics.csv/json)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument(
         "--lr", type=float, default=None, help="Adam learning rate (default: the model's)"
     )
-    p.add_argument("--batch-size", type=positive_int, default=None, help="(default: the model's)")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="mini-batch size (default: the model's)",
+    )
     p.add_argument(
         "--lr-step-epochs",
         type=positive_int,
