@@ -105,6 +105,18 @@ class _Record:
         in_shape = as_shape(f"{self._where}.in_shape", self.in_shape, ndim=ndim)
         object.__setattr__(self, "in_shape", in_shape)
 
+    def _check_window(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        """Validate ``kernel_size``, ``stride`` (>= 1) and ``padding`` (>= 0) of a window layer
+        (conv, maxpool), store them as int pairs and return them."""
+        w = self._where
+        k = _pair(f"{w}.kernel_size", getattr(self, "kernel_size", None), minimum=1)
+        s = _pair(f"{w}.stride", getattr(self, "stride", None), minimum=1)
+        pad = _pair(f"{w}.padding", getattr(self, "padding", None), minimum=0)
+        object.__setattr__(self, "kernel_size", k)
+        object.__setattr__(self, "stride", s)
+        object.__setattr__(self, "padding", pad)
+        return k, s, pad
+
 
 class _Crossbar:
     """What the layers on a crossbar (dense, conv, output) share: a (fan_in, fan_out) matrix."""
@@ -307,12 +319,7 @@ class ConvLayer(_MatrixLayer):
     def __post_init__(self) -> None:
         w = self._where
         self._check_name_and_shape(ndim=3)
-        k = _pair(f"{w}.kernel_size", self.kernel_size, minimum=1)
-        s = _pair(f"{w}.stride", self.stride, minimum=1)
-        pad = _pair(f"{w}.padding", self.padding, minimum=0)
-        object.__setattr__(self, "kernel_size", k)
-        object.__setattr__(self, "stride", s)
-        object.__setattr__(self, "padding", pad)
+        k, s, pad = self._check_window()
         beta_per = check_choice(f"{w}.beta_per", self.beta_per, BETA_PER)
         c_in, h, wd = self.in_shape
         h_out, w_out = _pool_out(h, k[0], s[0], pad[0]), _pool_out(wd, k[1], s[1], pad[1])
@@ -367,14 +374,9 @@ class MaxPoolLayer(_Record):
     def __post_init__(self) -> None:
         w = self._where
         self._check_name_and_shape(ndim=3)
-        k = _pair(f"{w}.kernel_size", self.kernel_size, minimum=1)
-        s = _pair(f"{w}.stride", self.stride, minimum=1)
-        pad = _pair(f"{w}.padding", self.padding, minimum=0)
+        k, _, pad = self._check_window()
         if pad[0] > k[0] // 2 or pad[1] > k[1] // 2:
             raise ValueError(f"{w}.padding={pad} must be at most half of kernel_size={k}")
-        object.__setattr__(self, "kernel_size", k)
-        object.__setattr__(self, "stride", s)
-        object.__setattr__(self, "padding", pad)
         if min(self.out_shape[1:]) < 1:
             raise ValueError(f"{w}: input {self.in_shape} is smaller than kernel_size {k}")
 
