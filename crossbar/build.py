@@ -9,7 +9,8 @@ The steps of :meth:`crossbar.HardwareLayer.build` before calibration:
    (<= tile.cols neurons) (:func:`tile_slices`) and program every tile with its own child
    generator (:func:`program_tiles`).
 
-Units: conductance µS. The trained noise is checked against the chip's stochastic element by
+Units: conductance µS. The trained parameters are checked (and copied) by
+:func:`trained_parameters`, the trained noise against the chip's stochastic element by
 :func:`trained_noise`.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from devices.fields import check_real
+from devices.fields import check_array, check_choice, check_real
 
 from .config import ChipConfig
 from .tile import Tile, program_tile
@@ -128,3 +129,47 @@ def trained_noise(
     if p is not None or sigma is not None:
         raise ValueError("p and sigma must be None for noise='none' (a deterministic layer)")
     return None, None, None
+
+
+def trained_parameters(
+    weight: Any,
+    beta: Any,
+    bias: Any,
+    *,
+    kind: str,
+    noise: str,
+    p: Any,
+    sigma: Any,
+    chip: ChipConfig,
+) -> dict[str, Any]:
+    """The checked trained parameters of a layer, as keywords of ``HardwareLayer(...)``: kind,
+    noise, weight (fan_in, fan_out), beta and bias (fan_out,) float64 copies (the layer keeps
+    them whatever the caller does with theirs), p_trained, sigma_trained and the chip's element
+    model (None when the layer reads none). An output layer takes no β (it is 1) and no noise.
+    """
+    kind = check_choice("kind", kind, KINDS)
+    w = check_array("weight", weight, ndim=2).copy()
+    fan_out = w.shape[1]
+    b = np.zeros(fan_out) if bias is None else check_array("bias", bias, shape=(fan_out,))
+    b = b.copy()
+    element = p_trained = sigma_trained = None
+    if kind == "output":
+        if beta is not None:
+            raise ValueError("beta must be None for kind='output' (a real-valued layer)")
+        noise, beta_arr = "none", np.ones(fan_out)
+    else:
+        if beta is None:
+            raise ValueError("beta is required for kind='binary' (shape (fan_out,))")
+        beta_arr = check_array("beta", beta, shape=(fan_out,)).copy()
+        noise = check_choice("noise", noise, NOISES)
+        element, p_trained, sigma_trained = trained_noise(noise, p, sigma, chip)
+    return {
+        "kind": kind,
+        "noise": noise,
+        "weight": w,
+        "beta": beta_arr,
+        "bias": b,
+        "p_trained": p_trained,
+        "sigma_trained": sigma_trained,
+        "element": element,
+    }

@@ -17,7 +17,8 @@ or σ) onto a :class:`~crossbar.config.ChipConfig` in three steps, one module ea
    for them both modes coincide.
 
 The column mean/variance coefficients come from :func:`crossbar.moments.column_moments`, the
-ideal NSM unit from :mod:`crossbar.unit`. Units: conductance µS, voltage V, current µA, time s.
+ideal NSM unit from :mod:`crossbar.unit`, the analytic probabilities from
+:mod:`crossbar.analytic`. Units: conductance µS, voltage V, current µA, time s.
 See docs/crossbar.md.
 """
 
@@ -26,21 +27,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr
 
 from devices.conductance import check_time
-from devices.fields import check_array, check_choice, check_int, check_real
+from devices.fields import check_choice, check_int, check_real
 
-from . import adc_range, calibration, realised, unit
+from . import adc_range, analytic, calibration, realised
 from .build import (
     KINDS,
-    NOISES,
     SCALES,
     column_scale_us,
     differential_targets,
     program_tiles,
     tile_slices,
-    trained_noise,
+    trained_parameters,
 )
 from .calibration import Calibration, EffectiveParameters
 from .config import ChipConfig
@@ -153,7 +152,7 @@ class HardwareLayer:
         Args:
             weight: (fan_in, fan_out) trained weights (rows = inputs, columns = neurons).
             beta: (fan_out,) trained gains β_i (binary layers; None for ``kind="output"``).
-            bias: (fan_out,) raw biases b_i (DESIGN §2), or None for zeros.
+            bias: (fan_out,) raw biases b_i (docs/model.md §1), or None for zeros.
             noise: the trained noise: "bernoulli" (with ``p``), "gaussian" (with ``sigma``), or
                 "none" for a deterministic sign layer z_i = sign(β_i w_i·z + b_i).
             p, sigma: the trained Bernoulli p in (0, 1) / Gaussian σ > 0.
@@ -173,35 +172,11 @@ class HardwareLayer:
         kind = check_choice("kind", kind, KINDS)
         scale = check_choice("scale", scale, SCALES)
         t_cal_s = check_time(t_cal_s)
-        # Copies: the layer keeps its trained parameters whatever the caller does with theirs.
-        w = check_array("weight", weight, ndim=2).copy()
-        fan_out = w.shape[1]
-        b = np.zeros(fan_out) if bias is None else check_array("bias", bias, shape=(fan_out,))
-        b = b.copy()
-        element = p_trained = sigma_trained = None
-        if kind == "output":
-            if beta is not None:
-                raise ValueError("beta must be None for kind='output' (a real-valued layer)")
-            noise, beta_arr = "none", np.ones(fan_out)
-        else:
-            if beta is None:
-                raise ValueError("beta is required for kind='binary' (shape (fan_out,))")
-            beta_arr = check_array("beta", beta, shape=(fan_out,)).copy()
-            noise = check_choice("noise", noise, NOISES)
-            element, p_trained, sigma_trained = trained_noise(noise, p, sigma, chip)
-        self = cls(
-            kind=kind,
-            noise=noise,
-            scale=scale,
-            chip=chip,
-            weight=w,
-            beta=beta_arr,
-            bias=b,
-            p_trained=p_trained,
-            sigma_trained=sigma_trained,
-            element=element,
-            t_cal_s=t_cal_s,
+        trained = trained_parameters(
+            weight, beta, bias, kind=kind, noise=noise, p=p, sigma=sigma, chip=chip
         )
+        self = cls(scale=scale, chip=chip, t_cal_s=t_cal_s, **trained)
+        w = self.weight
         g_min, g_max = float(self.conductance.g_min_us), float(self.conductance.g_max_us)
         self.kappa_us = column_scale_us(w, g_min, g_max, scale)
         target_plus, target_minus = differential_targets(w, self.kappa_us, g_min, g_max)
@@ -215,7 +190,7 @@ class HardwareLayer:
             element=self.element,
             rng=rng_tiles,
         )
-        self.offsets_ua = self.neuron.program(fan_out, rng=rng_neuron)
+        self.offsets_ua = self.neuron.program(self.fan_out, rng=rng_neuron)
         self._apply(calibration.calibrate(self, rng_gain))
         return self
 
@@ -393,52 +368,17 @@ class HardwareLayer:
 
     def firing_probability(self, z: Any) -> np.ndarray:
         """The ideal analytic P(z_i = +1 | z), float64 (batch, fan_out), from the trained
-        (weight, β, bias, p or σ): ½[1 + erf(β_i m_i/n_i + b_i/(c n_i))], m = zᵀW,
-        n_i = √Σ_j z_j² w_ji² (DESIGN §2, :mod:`crossbar.unit`); sign layers:
-        1[β_i m_i + b_i >= 0]."""
-        if self.kind != "binary":
-            raise ValueError("firing_probability is defined for kind='binary' layers only")
-        zf = check_states(z, self.fan_in).astype(np.float64)
-        m = zf @ self.weight
-        if not self.stochastic:
-            return (self.beta * m + self.bias >= 0).astype(np.float64)
-        n = np.sqrt(np.square(zf) @ np.square(self.weight))
-        s = unit.normalised_preactivation(m, n, self.beta, self.bias, self.noise_scale)
-        return unit.firing_probability(s)
-
-    def _moments(
-        self, z8: np.ndarray, t_s: float, read_gain: float = 1.0
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """E and Var (µA, µA²) of the value compared with θ, without ADCs (batch, fan_out)."""
-        zf = z8.astype(np.float64)
-        z2 = np.square(zf)
-        mean = np.empty((z8.shape[0], self.fan_out))
-        var = np.empty_like(mean)
-        for c, cs in enumerate(self.col_slices):
-            m, q = self.moment_coefficients(t_s, c, read_gain)
-            mean[:, cs] = zf @ m
-            var[:, cs] = z2 @ q
-        if self.analog_comparator:
-            mean += self.offsets_ua
-            var += self.neuron.config.noise_sigma_ua**2
-        return mean, var
+        (weight, β, bias, p or σ) (:func:`crossbar.analytic.ideal_probability`)."""
+        return analytic.ideal_probability(self, z)
 
     def hardware_probability(self, z: Any, t_s: float = 0.0, read_gain: float = 1.0) -> np.ndarray:
         """P(z_i = +1 | z) predicted for this programmed chip at ``t_s`` (float64 (batch,
-        fan_out)): Φ((E[u_i|z] + offset_i − θ_i)/√(Var[u_i|z] + σ_n²)) from the exact mean and
-        variance of the pre-comparator value (p spread, g_min, read noise, drift, IR drop, gain
-        quantisation and error, comparator offset and noise), the column signals read through
-        the noiseless gain ``read_gain`` (global drift compensation, as :meth:`sample`). ADC
-        quantisation and clipping are not included (they are not Gaussian; :meth:`sample`
-        includes them)."""
-        if self.kind != "binary":
-            raise ValueError("hardware_probability is defined for kind='binary' layers only")
-        gain = check_real("read_gain", read_gain, gt=0.0)
-        mean, var = self._moments(check_states(z, self.fan_in), check_time(t_s), gain)
-        x = mean - self.threshold_ua
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = ndtr(x / np.sqrt(var))
-        return np.where(var > 0, p, (x >= 0).astype(np.float64))
+        fan_out)) from the exact mean and variance of the pre-comparator value (p spread,
+        g_min, read noise, drift, IR drop, gain quantisation and error, comparator offset and
+        noise), the column signals read through the noiseless gain ``read_gain`` (global drift
+        compensation, as :meth:`sample`); ADC quantisation and clipping are not included
+        (:func:`crossbar.analytic.hardware_probability`)."""
+        return analytic.hardware_probability(self, z, t_s, read_gain)
 
     def effective_parameters(self, t_s: float = 0.0, read_gain: float = 1.0) -> EffectiveParameters:
         """The β, b̃ and direction the chip realises at ``t_s`` with the column signals read

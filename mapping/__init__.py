@@ -13,7 +13,8 @@ Modules (one job each): :mod:`~mapping.compiler` (torch -> program), :mod:`~mapp
 (layer records), :mod:`~mapping.program` (the Program), :mod:`~mapping.program_file` (the file
 format), :mod:`~mapping.digital` (the digital steps), :mod:`~mapping.reference` (numpy
 semantics), :mod:`~mapping.run_config` (run settings), :mod:`~mapping.programming` (programming
-a chip), :mod:`~mapping.runtime` (the programmed model and its MC runs), :mod:`~mapping.report`
+a chip), :mod:`~mapping.runtime` (the programmed model and its MC runs),
+:mod:`~mapping.mc_stream` (the MC units, their seeds and one unit's pass), :mod:`~mapping.report`
 and :mod:`~mapping.learning` (in-situ learning). Everything but the compiler is numpy-only; the
 compiler's names (``compile_model``, ``compile_checkpoint``, ``CompileError``) import torch on
 first use, so ``import mapping`` works without PyTorch.

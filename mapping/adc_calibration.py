@@ -11,8 +11,8 @@ the scope: per column, and per row-tile for per-tile ADCs).
 
 Layer by layer: a layer is calibrated on the states the chip's earlier layers produce with
 *their* calibrated converters, as a chip would be brought up. The reads follow the runtime's
-unit scheme (blocks of :data:`mapping.runtime.UNIT_EXAMPLES` examples x
-:data:`mapping.runtime.UNIT_SAMPLES` reads), each unit's layer i reading from
+unit scheme (blocks of :data:`mapping.mc_stream.UNIT_EXAMPLES` examples x
+:data:`mapping.mc_stream.UNIT_SAMPLES` reads), each unit's layer i reading from
 ``SeedSequence([seed, CALIBRATION_STREAM, block, sample_block, i])``, so the ranges are a
 function of (chip, programming, calibration inputs, samples, seed) only — not of chunk sizes,
 thread counts or sweep workers — and independent of the evaluation's read seed.
@@ -31,6 +31,7 @@ import numpy as np
 
 from crossbar.adc_range import CONVERTERS, SignalRecorder, converter_keys
 from devices.fields import check_int, check_name
+from mapping import mc_stream
 from mapping.records import ConvLayer
 
 if TYPE_CHECKING:  # the runtime imports this module lazily
@@ -133,14 +134,15 @@ def calibrate_model(
         lp = hl.chip.periphery
         n_values = x.shape[0] * n * _locations(pl.record)
         recorder = SignalRecorder(hl, n_values, lp.adc_cal_percentile)
-        for block, rows, sb, _s0, n_s in model.units(x.shape[0], n):
+        for block, rows, sb, _s0, n_s in mc_stream.units(x.shape[0], n):
             rngs = {
                 q.index: np.random.default_rng(
                     np.random.SeedSequence([seed, CALIBRATION_STREAM, block, sb, q.index])
                 )
                 for q in model.layers
             }
-            model._unit(
+            mc_stream.unit_pass(
+                model,
                 x[rows],
                 n_s,
                 rngs,

@@ -6,15 +6,9 @@
 steps (input binariser, max-pool over ±1 states, flatten; :mod:`mapping.digital`) in numpy.
 :meth:`ChipModel.run` takes the run settings as a :class:`~mapping.run_config.RunConfig`.
 
-Monte-Carlo prediction streams over fixed *units*: a block of :data:`UNIT_EXAMPLES` examples
-times a block of :data:`UNIT_SAMPLES` MC samples. Every per-read random draw of a unit comes from
-``numpy.random.default_rng(SeedSequence([seed, block, sample_block, layer]))`` (and the engine's
-counter-based streams keyed from it), so the result does not depend on how many units are held
-in memory, on the engine's chunk sizes or on the number of numba threads; the units are the
-stream definition (a different unit size would give other, equally valid, noise). Within a unit
-the first crossbar layer reads the unit's examples ``n`` times (its input is the same for every
-sample); later layers take the ``n·B`` sampled states as one batch read once. Memory is bounded
-by one unit: the largest array is a layer's int8 im2col patches (n·B, L, K).
+Monte-Carlo prediction streams over fixed *units* of examples x samples, each with its own
+seeds (:mod:`mapping.mc_stream`, the stream definition), so the result does not depend on how
+many units are held in memory, on the engine's chunk sizes or on the number of numba threads.
 """
 
 from __future__ import annotations
@@ -22,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +26,7 @@ from crossbar import ChipConfig, Counters
 from crossbar.layer import DEFAULT_CHUNK_VALUES, EffectiveParameters
 from devices.errors import ArgumentError
 from devices.fields import check_bool, check_int, check_real
-from mapping import digital
+from mapping import mc_stream
 from mapping.program import Program
 from mapping.programming import (
     MappingError,
@@ -43,18 +36,10 @@ from mapping.programming import (
     selector_mean_p,
 )
 from mapping.records import (
-    BinariseLayer,
-    BinaryMatrixLayer,
-    FlattenLayer,
-    MaxPoolLayer,
     OutputLayer,
 )
 from mapping.run_config import MODES, P_POLICIES, RunConfig, as_run_config
 
-#: Examples per unit of the MC stream (part of the stream definition, see the module docstring).
-UNIT_EXAMPLES = 100
-#: MC samples per unit of the MC stream (part of the stream definition).
-UNIT_SAMPLES = 10
 #: The RunConfig fields a run may change (p_policy is fixed when the chip is programmed).
 _RUN_CHANGES = ("samples", "mode", "t_s", "drift_compensation", "seed")
 
@@ -200,80 +185,11 @@ class ChipModel:
         """Physical cells programmed (two per weight: differential pairs)."""
         return sum(2 * pl.hardware.fan_in * pl.hardware.fan_out for pl in self.layers)
 
-    # ---------------------------------------------------------------- one unit
+    # ---------------------------------------------------------------- the stream
 
-    def _unit_rngs(self, seed: int, block: int, sample_block: int) -> dict[int, Any]:
-        return {
-            pl.index: np.random.default_rng(
-                np.random.SeedSequence([seed, block, sample_block, pl.index])
-            )
-            for pl in self.layers
-        }
-
-    def _unit(
-        self,
-        x: np.ndarray,
-        n: int,
-        rngs: dict[int, Any],
-        *,
-        mode: str,
-        t_s: float,
-        chunk_values: int,
-        read_gain: float = 1.0,
-        states: list[np.ndarray] | None = None,
-        counts: dict[str, np.ndarray] | None = None,
-        record: tuple[int, Any] | None = None,
-    ) -> np.ndarray | None:
-        """One unit: B examples x n samples. Returns logits float64 (n, B, classes). With
-        ``record = (program layer index, recorder)`` the unit stops at that layer and hands
-        its converter inputs to the recorder instead (ADC calibration); returns None."""
-        batch = x.shape[0]
-        expanded = False  # whether z holds the n·B sampled states (sample-major) or the B inputs
-        z: np.ndarray = x
-        for i, layer in enumerate(self.program.layers):
-            if isinstance(layer, BinariseLayer):
-                z = digital.binarise(layer, z, np.int8)
-            elif isinstance(layer, BinaryMatrixLayer):
-                hl = self._by_index[i].hardware
-                zp = digital.patches(layer, z, np.int8)
-                rows, locations, k = zp.shape
-                reads = 1 if expanded else n
-                if record is not None and record[0] == i:
-                    hl.record_adc_signals(
-                        zp.reshape(rows * locations, k), reads, record[1], rng=rngs[i], t_s=t_s
-                    )
-                    return None
-                out = hl.sample(
-                    zp.reshape(rows * locations, k),
-                    reads,
-                    rng=rngs[i],
-                    mode=mode,
-                    t_s=t_s,
-                    chunk_values=chunk_values,
-                    read_gain=read_gain,
-                )
-                # (reads, rows·L, N) → (reads·rows, L, N): batch row s·B + b, sample-major.
-                z = digital.fold(layer, out.reshape(reads * rows, locations, layer.fan_out))
-                expanded = True
-                if counts is not None:
-                    counts[layer.name] += np.count_nonzero(z > 0, axis=0)
-            elif isinstance(layer, (MaxPoolLayer, FlattenLayer)):
-                z = digital.digital_step(layer, z)
-            else:  # OutputLayer
-                hl = self._by_index[i].hardware
-                reads = 1 if expanded else n
-                if record is not None and record[0] == i:
-                    hl.record_adc_signals(z, reads, record[1], rng=rngs[i], t_s=t_s)
-                    return None
-                z = hl.logits(
-                    z, reads, rng=rngs[i], t_s=t_s, chunk_values=chunk_values, read_gain=read_gain
-                )
-                z = z.reshape(n * batch, layer.fan_out)
-                expanded = True
-            if states is not None:
-                out_z = z if z.dtype == np.int8 else np.asarray(z, dtype=np.float64)
-                states.append(_per_sample(out_z, n, batch, expanded))
-        return np.asarray(z, dtype=np.float64).reshape(n, batch, -1)
+    def programmed(self, index: int) -> ProgrammedLayer:
+        """The :class:`ProgrammedLayer` of program layer ``index`` (a crossbar layer)."""
+        return self._by_index[index]
 
     # ---------------------------------------------------------------- streaming
 
@@ -295,13 +211,9 @@ class ChipModel:
             raise ValueError("x contains non-finite values (NaN or inf)")
         return x
 
-    @staticmethod
-    def units(n_examples: int, samples: int) -> Iterator[tuple[int, slice, int, int, int]]:
-        """(block, example slice, sample block, first sample, samples) of every unit."""
-        for block, start in enumerate(range(0, n_examples, UNIT_EXAMPLES)):
-            rows = slice(start, min(start + UNIT_EXAMPLES, n_examples))
-            for sb, s0 in enumerate(range(0, samples, UNIT_SAMPLES)):
-                yield block, rows, sb, s0, min(UNIT_SAMPLES, samples - s0)
+    #: (block, example slice, sample block, first sample, samples) of every unit
+    #: (:func:`mapping.mc_stream.units`).
+    units = staticmethod(mc_stream.units)
 
     def _run_config(self, config: RunConfig | int | None, changes: dict[str, Any]) -> RunConfig:
         """The run's settings; ``p_policy`` is fixed at programming (:func:`program_chip`)."""
@@ -346,8 +258,9 @@ class ChipModel:
         t0 = time.perf_counter()
         with tqdm(total=len(units), desc="chip MC", unit="unit", disable=not progress) as bar:
             for block, rows, sb, _s0, n_s in units:
-                rngs = self._unit_rngs(seed, block, sb)
-                logits = self._unit(
+                rngs = mc_stream.unit_rngs(self, seed, block, sb)
+                logits = mc_stream.unit_pass(
+                    self,
                     x[rows],
                     n_s,
                     rngs,
@@ -423,10 +336,11 @@ class ChipModel:
         parts: list[dict[int, list[np.ndarray]]] = [{} for _ in self.program.layers]
         for block, rows, sb, _s0, n_s in self.units(x.shape[0], cfg.samples):
             states: list[np.ndarray] = []
-            self._unit(
+            mc_stream.unit_pass(
+                self,
                 x[rows],
                 n_s,
-                self._unit_rngs(cfg.seed, block, sb),
+                mc_stream.unit_rngs(self, cfg.seed, block, sb),
                 mode=cfg.mode,
                 t_s=cfg.t_s,
                 chunk_values=DEFAULT_CHUNK_VALUES,
@@ -438,13 +352,6 @@ class ChipModel:
         return [
             np.concatenate([np.concatenate(p[b], axis=0) for b in sorted(p)], axis=1) for p in parts
         ]
-
-
-def _per_sample(z: np.ndarray, n: int, batch: int, expanded: bool) -> np.ndarray:
-    """A layer's output as (n, B, *shape): broadcast when it does not depend on the sample yet."""
-    if expanded:
-        return z.reshape(n, batch, *z.shape[1:])
-    return np.broadcast_to(z[None], (n, *z.shape))
 
 
 # ------------------------------------------------------------------------------ programming
@@ -517,8 +424,6 @@ def replace_chip(model: ChipModel, **changes: Any) -> ChipModel:
 __all__ = [
     "MODES",
     "P_POLICIES",
-    "UNIT_EXAMPLES",
-    "UNIT_SAMPLES",
     "ChipModel",
     "ChipRun",
     "MappingError",

@@ -11,7 +11,7 @@ from scipy import stats
 from torch import nn
 
 import nsm
-from crossbar import ChipConfig, HardwareLayer, TileConfig, replace_field
+from crossbar import ChipConfig, HardwareLayer, TileConfig, analytic, replace_field
 from mapping.compiler import compile_model
 from mapping.runtime import program_chip
 
@@ -73,7 +73,7 @@ def test_drift_compensation_gain_on_the_analytic_views():
     stat = np.sum((freq[ok] - p_comp[ok]) ** 2 * 4000 / (p_comp[ok] * (1 - p_comp[ok])))
     assert stats.chi2.sf(stat, df=int(ok.sum())) > 1e-3
     # b̃ = (offset − θ)/√(2 Var) with Var of the compensated read (the same moments).
-    _, var = layer._moments(z.astype(np.int8), t, alpha)
+    _, var = analytic.comparator_moments(layer, z.astype(np.int8), t, alpha)
     comp = layer.effective_parameters(t, read_gain=alpha).bias_tilde
     np.testing.assert_allclose(comp, (layer.offsets_ua - layer.threshold_ua) / np.sqrt(2 * var[0]))
     # Drift shrinks the spread, so the fixed thresholds weigh more (b̃ grows); the gain undoes

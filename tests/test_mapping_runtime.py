@@ -1,10 +1,10 @@
 """The runtime (program → chip → MC prediction) and chip resolution.
 
-Statistical tests use fixed seeds and state their tolerance where they assert. The acceptance
-checks of issue 5 are here on small models trained on the bundled digits in the fixtures (a few
-seconds each): on the ideal chip the chip's MC accuracy equals the software model's within MC
-error, per-neuron firing frequencies of the hidden layers match torch's ``firing_probability``,
-and per-column conductance scaling changes nothing.
+Statistical tests use fixed seeds and state their tolerance where they assert. The main checks run
+on small models trained on the bundled digits in the fixtures (a few seconds each): on the ideal
+chip the chip's MC accuracy equals the software model's within MC error, per-neuron firing
+frequencies of the hidden layers match torch's ``firing_probability``, and per-column conductance
+scaling changes nothing.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from crossbar.presets import (
 from mapping import digital
 from mapping import reference as ref
 from mapping.compiler import compile_model
+from mapping.mc_stream import UNIT_EXAMPLES
 from mapping.records import ConvLayer, DenseLayer, MaxPoolLayer
 from mapping.report import accuracy_nll, chip_report, format_layers
 from mapping.run_config import RunConfig
 from mapping.runtime import (
-    UNIT_EXAMPLES,
     MappingError,
     program_chip,
     read_conditions,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from crossbar import ChipConfig, HardwareLayer, TileConfig, replace_field
+from crossbar import ChipConfig, HardwareLayer, TileConfig, analytic, replace_field
 
 N_SAMPLES = 20_000
 
@@ -51,7 +51,7 @@ def test_neurons_in_different_column_tiles_correlate_as_the_per_input_model():
     p = layer.device_parameters()["p_row"]  # (24,): one driver per input row
     w = np.block([[ta.m_d for ta in row] for row in arrays])  # G⁺ − G⁻ (ideal wires)
     cov = v**2 * (w * (p * (1 - p))[:, None]).T @ w
-    _, var = layer._moments(z.astype(np.int8), 0.0)
+    _, var = analytic.comparator_moments(layer, z.astype(np.int8), 0.0)
     rho = cov / np.sqrt(np.outer(var[0], var[0]))
     measured = np.corrcoef(u.T.astype(np.float64))
     fisher = np.sqrt(N_SAMPLES - 3)
