@@ -1,7 +1,7 @@
 """Calibrating a programmed layer's periphery, and what the calibrated chip realises.
 
 :func:`calibrate` reads the chip's *programmed* state at the calibration time (the tile arrays
-of :meth:`crossbar.HardwareLayer.read_arrays`) and sets, per neuron (DESIGN §5):
+of :meth:`crossbar.HardwareLayer.read_arrays`) and sets, per neuron (docs/crossbar.md §4):
 
 - the gain a_i of the deterministic read (:func:`crossbar.periphery.solve_gain`) that realises
   the trained β_i, quantised to ``gain_bits`` on the layer's grid (``gain_grid``: ``"fitted"``
@@ -60,7 +60,7 @@ class EffectiveParameters:
     """What the chip realises per neuron, (fan_out,) arrays (binary layers).
 
     beta: effective gain, E[u|z] projected on ŵ over √(2 Var u) (trained β on an ideal chip).
-    bias_tilde: effective normalised bias (comparator offset included), as b̃ of DESIGN §2.
+    bias_tilde: effective normalised bias (comparator offset included), as b̃ of docs/model.md §1.
     alignment: cosine between the realised mean-weight vector μ_i and the trained w_i
         (1 = the direction is preserved; programming noise, faults, p spread lower it).
     gain: the realised a_i.

@@ -1,7 +1,7 @@
 """The chip configuration: devices + tile + periphery + wires, with its TOML form.
 
-A :class:`ChipConfig` is a tree of frozen, validated dataclasses (DESIGN §5, "configuration is
-data")::
+A :class:`ChipConfig` is a tree of frozen, validated dataclasses (docs/crossbar.md §1,
+"configuration is data")::
 
     ChipConfig
       devices    devices.DeviceConfig  (conductance model, stochastic element, threshold neuron)
@@ -73,9 +73,9 @@ GainGrid = Literal["fitted", "fixed"]
 class TileConfig:
     """One crossbar tile: ``rows`` x ``cols`` physical cells.
 
-    A weight is a differential pair of cells on two rows driven with opposite polarity (G⁺ on a
-    row at +z·V, G⁻ on a row at −z·V, both on the neuron's bit line), so a tile holds
-    ``rows // 2`` weight rows (inputs) and ``cols`` neurons. DESIGN §3: tiles of 256 or 512.
+    A weight is a differential pair of cells on two rows driven with opposite polarity (G⁺ on a row
+    at +z·V, G⁻ on a row at −z·V, both on the neuron's bit line), so a tile holds ``rows // 2``
+    weight rows (inputs) and ``cols`` neurons. docs/hardware-model.md §8: tiles of 256 or 512.
     """
 
     rows: int = param(
@@ -83,10 +83,10 @@ class TileConfig:
         ge=2,
         le=1 << 16,
         doc="physical rows per tile, even (a weight row is a G⁺ and a G⁻ row)",
-    )  # DESIGN §3 (256 or 512)
+    )  # docs/hardware-model.md §8 (256 or 512)
     cols: int = param(
         256, ge=1, le=1 << 16, doc="columns (neurons) per tile"
-    )  # DESIGN §3 (256 or 512)
+    )  # docs/hardware-model.md §8 (256 or 512)
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -106,7 +106,8 @@ class TileConfig:
 
 @dataclass(frozen=True)
 class PeripheryConfig:
-    """The CMOS around the array (DESIGN §3): β gain, comparator path, partial sums, ADCs.
+    """The CMOS around the array (docs/hardware-model.md §4–6): β gain, comparator path, partial
+    sums, ADCs.
 
     ``beta_mode``: ``"two_phase"`` (analog: u = I_s + a_i·I_d before the comparator),
     ``"digital"`` (both phases through ADCs, combined and compared digitally) or ``"none"``
@@ -156,7 +157,7 @@ class PeripheryConfig:
     )
     adc_bits: int = param(
         8, ge=0, le=24, doc="bits of the hidden layers' ADCs (partial sums, digital β; 0 = ideal)"
-    )  # DESIGN §3: ADCs of 8-9 bits
+    )  # docs/hardware-model.md §8: ADCs of 8-9 bits
     adc_range: AdcRange = param(
         "calibrated", doc="how ADC full scales are set: calibrated, rms or fixed"
     )
@@ -184,7 +185,7 @@ class PeripheryConfig:
     )  # illustrative (adc_range="fixed")
     output_adc_bits: int = param(
         8, ge=0, le=24, doc="bits of the output layer's (logit) ADC (0 = ideal)"
-    )  # DESIGN §3: ADCs of 8-9 bits
+    )  # docs/hardware-model.md §8: ADCs of 8-9 bits
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -194,7 +195,8 @@ class PeripheryConfig:
 class WireConfig:
     """Interconnect: resistance of one word-line / bit-line segment between adjacent cells.
 
-    0 = ideal wires (no IR drop). DESIGN §3: about 0.1-2 Ω per cell segment is realistic.
+    0 = ideal wires (no IR drop). docs/hardware-model.md §8: about 0.1-2 Ω per cell segment is
+    realistic.
     """
 
     r_wire_ohm: float = param(

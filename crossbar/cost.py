@@ -137,7 +137,8 @@ class CostConfig:
     cols_per_adc: int = param(
         1, ge=1, le=1 << 16, doc="columns sharing one ADC (their conversions in sequence)"
     )
-    # DESIGN §3: ADCs of 8-9 bits; charged for a converter or gain simulated as ideal (0 bits).
+    # docs/hardware-model.md §8: ADCs of 8-9 bits; charged for a converter or gain simulated as
+    # ideal (0 bits).
     ideal_cost_bits: int = param(
         8, ge=1, le=24, doc="bits charged for an ADC or gain simulated as ideal (0 bits)"
     )

@@ -1,4 +1,4 @@
-"""Operation counters of a hardware layer (the inputs of an energy model, DESIGN §3 / issue 4).
+"""Operation counters of a hardware layer: the inputs of the energy model (docs/cost.md).
 
 One *evaluation* is one (MC sample, batch row) pass through a layer. Counts are totals since the
 layer was built (or since ``reset_counters``); :meth:`Counters.per_evaluation` divides by the

@@ -9,10 +9,10 @@ Network (one tile, ``rows`` word lines × ``cols`` bit lines):
   one more segment, in the sense amplifier's virtual ground (0 V) at the bottom;
 - cell (j, i) is a conductance G[j, i] between word-line node (j, i) and bit-line node (j, i).
 
-Every segment has resistance r_wire_ohm (DESIGN §3: ≈ 0.1–2 Ω per cell segment in published
-crossbars). Unknowns: the 2·rows·cols node voltages; Kirchhoff's current law at every node gives a
-sparse symmetric positive-definite system, solved with a sparse direct LU (SuperLU). Column i's
-sensed current is the current into its virtual ground, which equals Σ_j G_ji (V_wl − V_bl)_ji.
+Every segment has resistance r_wire_ohm (docs/hardware-model.md §8: ≈ 0.1–2 Ω per cell segment in
+published crossbars). Unknowns: the 2·rows·cols node voltages; Kirchhoff's current law at every node
+gives a sparse symmetric positive-definite system, solved with a sparse direct LU (SuperLU). Column
+i's sensed current is the current into its virtual ground, which equals Σ_j G_ji (V_wl − V_bl)_ji.
 
 **Exact mode** (:func:`solve_ir_drop`, :class:`TileNetwork`): the network for one conductance
 pattern (for a stochastic read, the conducting cells of that read), any number of input vectors.

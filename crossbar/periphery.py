@@ -13,7 +13,8 @@ R_d the deterministic read's noise variance. Projected on the trained direction 
     A_i = V Σ_j m^s_ij ŵ_ij,   B_i = V Σ_j m^d_ij ŵ_ij,   E[u_i | z] ≈ (A_i + a_i B_i) ŵ_i·z
 
 so the realised gain is β_i = (A_i + a_i B_i)/√(2 (V_s + a_i² R_d)). :func:`solve_gain` inverts
-this for a_i. With uniform p, g_min = 0 and no read noise it is DESIGN §2's a = β√(2p(1−p)) − p.
+this for a_i. With uniform p, g_min = 0 and no read noise it is the a = β√(2p(1−p)) − p of
+docs/model.md §1.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ the Python API):
                 reference every non-ideality is measured against.
 every other     the devices of the ``devices`` preset of the same name with the default
                 (realistic) periphery: 256x256 tiles, 8-bit β gain, analog partial sums, 8-bit
-                ADCs (DESIGN §3), ideal wires.
+                ADCs (docs/hardware-model.md §8), ideal wires.
 
 Overrides use dotted paths into the chip (:func:`crossbar.replace_field`), for example
 ``periphery.adc_bits=6``, ``devices.element.sigma_d_v=0.05``, ``tile.rows=128``,

@@ -7,15 +7,16 @@ pair's rows are adjacent (row 2j: G⁺, row 2j+1: G⁻); that order matters only
 The sampling kernels see the rows stacked, [G⁺; G⁻] with inputs [z, −z].
 
 Stochastic elements: ``per_cell`` — one element per cell, independent draws (programmed on the
-stacked (2r, cols) array); ``per_row`` — one stochastic driver per input j gating the input pulse
-of both rows of its pair (the authors' per-input noise, DESIGN §2), programmed on (r, cols), so
+stacked (2r, cols) array); ``per_row`` — one stochastic driver per input j gating the input pulse of
+both rows of its pair (the authors' per-input noise, docs/model.md §3), programmed on (r, cols), so
 ξ_j multiplies G⁺_ji − G⁻_ji for every neuron i.
 
-Read phases (DESIGN §3): the *stochastic* phase at the sampling voltage (elements draw ξ) and the
-*deterministic* phase at a voltage where every element conducts (ξ = 1; for a Gaussian element
-its multiplicative noise is bypassed). Each phase's read noise is the conductance model's
-``read_sigma`` at t, independent between phases and reads. A Bernoulli cell that does not conduct
-carries no current and no read noise; a Gaussian element's noise and the read noise add.
+Read phases (docs/hardware-model.md §4): the *stochastic* phase at the sampling voltage (elements
+draw ξ) and the *deterministic* phase at a voltage where every element conducts (ξ = 1; for a
+Gaussian element its multiplicative noise is bypassed). Each phase's read noise is the
+conductance model's ``read_sigma`` at t, independent between phases and reads. A Bernoulli cell
+that does not conduct carries no current and no read noise; a Gaussian element's noise and the
+read noise add.
 
 The periphery sees each tile through per-weight coefficient matrices (r, cols), in µS and µS²
 (currents follow by V Σ_j z_j m_ji and variances by V² Σ_j z_j² v_ji):

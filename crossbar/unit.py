@@ -1,6 +1,6 @@
 """The NSM unit on the numpy side: normalised pre-activation and firing probability.
 
-For a stochastic binary neuron i with inputs z (DESIGN §2)::
+For a stochastic binary neuron i with inputs z (docs/model.md §1)::
 
     m_i = Σ_j z_j w_ji                 n_i = √(Σ_j z_j² w_ji²)          c = √(2 Var ξ)
     s_i = β_i m_i/n_i + b_i/(c n_i)    P(z_i = +1 | z) = ½ [1 + erf(s_i)]

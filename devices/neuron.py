@@ -1,6 +1,6 @@
 """Threshold neuron: a comparator on the column current (units µA).
 
-z = sign(I + offset + noise - threshold), with sign(0) = +1 (DESIGN §2), where the
+z = sign(I + offset + noise - threshold), with sign(0) = +1 (docs/hardware-model.md §5), where the
 input-referred ``offset`` is fixed per neuron (drawn once, at programming, std
 ``offset_sigma_ua``) and ``noise`` is drawn afresh for every decision (std ``noise_sigma_ua``).
 Both defaults are 0; the presets' values are illustrative (a comparator's offset and noise are

@@ -58,9 +58,9 @@ class PCMConfig:
 
     The ``*_scale`` fields multiply one effect each (1 = published, 0 = off) so that a sweep can
     vary one non-ideality at a time: ``drift_scale`` scales the mean drift exponent,
-    ``drift_spread_scale`` its device-to-device spread (DESIGN §3: only the spread of nu
-    matters to a weight-normalised NSM). Changing ``g_max_us`` rescales the whole model
-    (all errors in proportion to the window), as the fits are in ĝ = G/g_max.
+    ``drift_spread_scale`` its device-to-device spread (docs/hardware-model.md §7: only the spread
+    of nu matters to a weight-normalised NSM). Changing ``g_max_us`` rescales the whole model (all
+    errors in proportion to the window), as the fits are in ĝ = G/g_max.
     ``write_verify_tol_us`` is illustrative (used only when ``write_verify_iterations`` > 0).
     """
 

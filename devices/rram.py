@@ -9,9 +9,9 @@ Sources:
       sigma_prog(ĝ) = 0.348 + 16.030 ĝ - 43.853 ĝ² + 45.393 ĝ³ - 16.815 ĝ⁴   [µS]
 - read noise: about 1 % of G per read (short-term read noise noted with the same model);
 - g_max 40 µS (the reference window of that fit).
-Illustrative (no single source): g_min_us = 0 (the high-resistance state is taken as 0 µS),
-stuck-at fault rates (0 by default; early HfO2 chips reported up to ~10 %, DESIGN §3), and the
-optional drift (``nu_mean``/``nu_sigma``, 0 by default: RRAM shows relaxation rather than the
+Illustrative (no single source): g_min_us = 0 (the high-resistance state is taken as 0 µS), stuck-at
+fault rates (0 by default; early HfO2 chips reported up to ~10 %, docs/hardware-model.md §8), and
+the optional drift (``nu_mean``/``nu_sigma``, 0 by default: RRAM shows relaxation rather than the
 power-law drift of PCM, so none is modelled unless asked for).
 """
 

@@ -4,7 +4,7 @@ An Ag/HfO2 threshold-switching selector conducts on a read when the applied volt
 its threshold voltage V_T, which varies from cycle to cycle (std sigma_c) around a
 device-specific mean mu_ij that varies from device to device (std sigma_d) (S. Dutta et al.,
 "Neural sampling machine with stochastic synapse allows brain-like learning and inference",
-Nature Communications 13, 2571 (2022), Fig. 3; DESIGN §3):
+Nature Communications 13, 2571 (2022), Fig. 3; docs/hardware-model.md §3):
 
     V_T = mu_ij + sigma_c * N(0, 1) per read,   mu_ij ~ N(mu, sigma_d²) per device,
     p_ij = P(V_T <= V_in) = Phi((V_in - mu_ij) / sigma_c).
@@ -90,7 +90,8 @@ class Selector(ElementModel):
     def p(self, state: SelectorState, v_read_v: float | None = None) -> np.ndarray:
         """Realised p per device at ``v_read_v`` (default: the configured read voltage).
 
-        A different voltage serves e.g. the deterministic phase of a two-phase read (DESIGN §3):
+        A different voltage serves e.g. the deterministic phase of a two-phase read
+        (docs/hardware-model.md §4):
         ``p(state, v)`` close to 1 for v well above every mu_ij.
         """
         v = self._voltage(v_read_v)

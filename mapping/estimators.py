@@ -2,7 +2,7 @@
 
 A neuron fires when its noisy pre-activation u = m + σε (ε ~ N(0, 1)) exceeds the threshold
 (0 here: m is the noise-free margin E[u] − θ, µA). P = Φ(m/σ), so the local factor of the
-mean-field gradient (DESIGN §2, ∂P/∂s = e^{-s²}/√π with s = m/(√2σ)) is the density of u at
+mean-field gradient (docs/model.md §2, ∂P/∂s = e^{-s²}/√π with s = m/(√2σ)) is the density of u at
 the threshold::
 
     f = dP/dm = φ(m/σ)/σ

@@ -140,8 +140,9 @@ def _check_chip_p(chip: ChipConfig, layer: BinaryMatrixLayer) -> None:
 def _structure_note(chip: ChipConfig, layer: BinaryMatrixLayer) -> str:
     """A note when the chip's element structure differs from the trained noise structure.
 
-    The marginal firing probabilities are the same (DESIGN §2); only the neurons' correlations
-    differ (per-row drivers correlate the neurons of a layer), so the layer runs as the chip is.
+    The marginal firing probabilities are the same (docs/model.md §3); only the neurons'
+    correlations differ (per-row drivers correlate the neurons of a layer), so the layer runs as the
+    chip is.
     """
     hardware = getattr(chip.devices.element, "structure", None)
     trained = {"per_synapse": "per_cell", "per_input": "per_row"}.get(layer.structure)

@@ -1,7 +1,7 @@
 """Software semantics of a crossbar program in numpy: the reference the chip runtime is checked
 against (imports numpy and scipy only, never torch).
 
-Every binary layer is the NSM unit of DESIGN §2 written on the program's arrays. With the
+Every binary layer is the NSM unit of docs/model.md §1 written on the program's arrays. With the
 layer's inputs unrolled to patches x (B, L, K) (L = 1 for a dense layer, the im2col patches for a
 convolution) and W the (K, N) matrix::
 
@@ -77,7 +77,7 @@ def offset_from_beta(
 ) -> np.ndarray:
     """Periphery gain a = β c − E[ξ]: β√(2p(1−p)) − p (Bernoulli), β√2σ − 1 (Gaussian).
 
-    DESIGN §2 table. Call with the *hardware's* p or σ to keep the trained β on a chip whose
+    docs/model.md §1, table. Call with the *hardware's* p or σ to keep the trained β on a chip whose
     stochastic element differs from the one the network was trained with.
     """
     beta = np.asarray(beta, dtype=np.float64)

@@ -46,7 +46,7 @@ class RunConfig:
 
     samples: int = param(
         100, ge=1, le=1 << 20, doc="Monte-Carlo samples per example (fresh noise in each)"
-    )  # paper: S = 100 test samples (DESIGN §2)
+    )  # paper: S = 100 test samples (docs/model.md §2)
     mode: Mode = param(
         "exact", doc="exact: every cell's element drawn; clt: one Gaussian per neuron"
     )

@@ -2,7 +2,7 @@
 
 Every loader returns **torch tensors** ``(x, y)``: ``x`` float32 of shape (N, 1, H, W) with pixel
 intensities scaled to [0, 1], ``y`` int64 of shape (N,) with class indices. Binarising the input
-(sign(2x - 1), DESIGN §2) is the model's job, not the loader's. For numpy arrays use
+(sign(2x - 1), docs/model.md §2) is the model's job, not the loader's. For numpy arrays use
 :func:`read_idx` / :func:`read_image_label_pair` directly.
 
 Where the files come from (first match wins):

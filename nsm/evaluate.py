@@ -1,9 +1,9 @@
 """Monte-Carlo evaluation of stochastic networks: softmax averaged over fresh noise samples.
 
-The paper tests an NSM by running each mini-batch S times (S = 100) with fresh noise and
-classifying by the argmax of the averaged softmax (DESIGN §2). :func:`mc_predict` does that with
-bounded memory (one data block of ``batch_size`` examples and one sample at a time) and a random
-stream that is a pure function of (seed, block, sample):
+The paper tests an NSM by running each mini-batch S times (S = 100) with fresh noise and classifying
+by the argmax of the averaged softmax (docs/model.md §2). :func:`mc_predict` does that with bounded
+memory (one data block of ``batch_size`` examples and one sample at a time) and a random stream that
+is a pure function of (seed, block, sample):
 
     base          = one integer drawn from ``generator`` (torch's global RNG if None)
     seed(b, s)    = numpy SeedSequence([base, b, s]) → one 64-bit word

@@ -1,6 +1,6 @@
 """The NSM unit as functions: noise models, moments of the pre-activation, sampling, training rules.
 
-DESIGN §2, with states z ∈ {−1, +1}::
+docs/model.md §1, with states z ∈ {−1, +1}::
 
     u_i = Σ_j (ξ_ij + a_i) w_ij z_j + b_i            z_i = sign(u_i)   (sign(0) = +1)
     E[u_i]   = (E[ξ] + a_i) F(z, w)_i + b_i
@@ -155,12 +155,12 @@ def make_noise(noise: str, *, p: float = 0.5, sigma: float = 1.0) -> NoiseModel:
 
 
 def noise_scale(noise: NoiseModel) -> float:
-    """c = √(2 Var[ξ]): √(2p(1−p)) for Bernoulli, √2 σ for Gaussian (DESIGN §2 table)."""
+    """c = √(2 Var[ξ]): √(2p(1−p)) for Bernoulli, √2 σ for Gaussian (docs/model.md §1, table)."""
     return math.sqrt(2.0 * noise.var)
 
 
 def offset_from_beta(beta: Tensor, noise: NoiseModel) -> Tensor:
-    """a = β c − E[ξ]: Bernoulli a = β√(2p(1−p)) − p, Gaussian a = β√2σ − 1 (DESIGN §2)."""
+    """a = β c − E[ξ]: Bernoulli a = β√(2p(1−p)) − p, Gaussian a = β√2σ − 1 (docs/model.md §1)."""
     return beta * noise_scale(noise) - noise.mean
 
 
@@ -245,10 +245,10 @@ def is_binary(z: Tensor) -> bool:
 def weight_reach(z: Tensor, weight: Tensor, op: LinearOp) -> Tensor:
     """n_i = √F(z², w²)_i: the weight norm seen by each output neuron (same shape as F(z, w)).
 
-    For ±1 inputs this is ‖w_i‖ except where zero padding blanks part of a kernel, and it carries
-    no gradient w.r.t. z: z² ≡ 1 on the states, so DESIGN §2's ∂P/∂z treats ‖w_i‖ as a constant
-    (the weight gradient is kept). For real-valued inputs (a non-binarised image, BinConcrete's
-    relaxed states) the variance truly depends on z and its gradient is kept.
+    For ±1 inputs this is ‖w_i‖ except where zero padding blanks part of a kernel, and it carries no
+    gradient w.r.t. z: z² ≡ 1 on the states, so the ∂P/∂z of docs/model.md §2 treats ‖w_i‖ as a
+    constant (the weight gradient is kept). For real-valued inputs (a non-binarised image,
+    BinConcrete's relaxed states) the variance truly depends on z and its gradient is kept.
     """
     w2 = weight * weight
     # For z² = 1 one input of ones gives the same result for the whole batch (cheap, exact, and
@@ -398,7 +398,7 @@ def apply_rule(
 ) -> Tensor:
     """The layer's ±1 output from the sampled u and the normalised pre-activation s.
 
-    ``sample``: y = sign(u) forward, gradient of 2P − 1 = erf(s) backward (DESIGN §2).
+    ``sample``: y = sign(u) forward, gradient of 2P − 1 = erf(s) backward (docs/model.md §2).
     ``ste``: y = sign(u) forward, gradient of hardtanh(s) backward (1 for |s| ≤ 1, else 0).
     ``binconcrete``: in training y = 2X − 1 with X the relaxed sample of logit P; in evaluation
     y = sign(u), the binary sample (``u`` may be None only for binconcrete in training).

@@ -1,13 +1,13 @@
 """PyTorch NSM layers: ``NSMLinear``, ``NSMConv2d``, the input binariser and ``use_generator``.
 
 Both layers are thin shells around :func:`nsm.functional.nsm_activation`, which implements the
-NSM unit of DESIGN §2 once, generic over the linear operation (dense product or convolution).
+NSM unit of docs/model.md §1 once, generic over the linear operation (dense product or convolution).
 The layers are stochastic in training *and* evaluation (an NSM samples at test time too); draw
 reproducible samples by setting ``layer.generator`` or with :func:`use_generator`.
 
 Parameters (all trainable): ``weight`` in PyTorch layout, ``beta`` (one gain per output neuron,
 or per output channel / per channel and location for convolutions) and ``bias`` (the raw b_i of
-DESIGN §2: the threshold shift added to u; the probability uses b̃_i = b_i/(c ‖w_i‖)).
+docs/model.md §1: the threshold shift added to u; the probability uses b̃_i = b_i/(c ‖w_i‖)).
 """
 
 from __future__ import annotations

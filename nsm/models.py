@@ -3,7 +3,7 @@
 One architecture, many rules: ``build_model(name, rule)`` swaps only the hidden layers' type, so
 the NSM and its baselines (BD, wBD, SN, BN, NSM-STE, NSM-BinConcrete) are compared like for like.
 
-Architectures (DESIGN §2):
+Architectures (docs/model.md §4):
 
 ``digits-mlp``  8x8 digits, 64-128-128-10 (Bernoulli p = 0.5); the offline demo's embedded default.
 ``mnist-mlp``   784-300-300-300-10 (p = 0.5).
@@ -45,10 +45,10 @@ class ModelSpec:
     dataset: str | None
     input_shape: tuple[int, ...]
     description: str
-    lr: float = 3e-4  # Adam lr of the paper (DESIGN §2)
-    weight_decay: float = 1e-6  # DESIGN §2
-    batch_size: int = 100  # DESIGN §2
-    lr_step_epochs: int = 50  # lr halved every 50 epochs (DESIGN §2)
+    lr: float = 3e-4  # Adam lr of the paper (docs/model.md §2)
+    weight_decay: float = 1e-6  # docs/model.md §2
+    batch_size: int = 100  # docs/model.md §2
+    lr_step_epochs: int = 50  # lr halved every 50 epochs (docs/model.md §2)
 
 
 MODELS: dict[str, ModelSpec] = {

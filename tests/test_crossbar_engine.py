@@ -328,7 +328,7 @@ def test_gain_reproduces_trained_beta_exactly_on_ideal_hardware():
         layer = HardwareLayer.build(
             w, beta, bias, noise="bernoulli", p=p, chip=ideal_chip(p), rng=np.random.default_rng(30)
         )
-        # DESIGN §2: a = β√(2p(1−p)) − p when the hardware p is the trained p.
+        # docs/model.md §1: a = β√(2p(1−p)) − p when the hardware p is the trained p.
         np.testing.assert_allclose(layer.gain, beta * np.sqrt(2 * p * (1 - p)) - p, atol=1e-12)
         np.testing.assert_allclose(layer.effective.beta, beta, rtol=1e-10)
         np.testing.assert_allclose(layer.effective.alignment, 1.0, rtol=1e-12)
@@ -368,7 +368,7 @@ def test_gain_with_g_min_uses_the_realised_variance():
     np.testing.assert_allclose(
         layer.hardware_probability(z), layer.firing_probability(z), atol=1e-10
     )
-    # ... which the DESIGN §2 formula (g_min = 0) would not.
+    # ... which the docs/model.md §1 formula (g_min = 0) would not.
     naive = replace_field(chip, "periphery.beta_mode", "none")
     none = HardwareLayer.build(
         w, beta, bias, noise="bernoulli", p=0.5, chip=naive, rng=np.random.default_rng(32)
@@ -496,8 +496,8 @@ def test_an_all_zero_column_fires_by_its_bias_alone():
 
 
 def test_uniform_drift_keeps_beta_and_scales_the_bias():
-    """DESIGN §3: weight normalisation makes uniform drift harmless except for the parts that do
-    not drift (here the bias threshold): b̃(t) = b̃(t0)·(t/t0)^ν, β(t) = β(t0)."""
+    """docs/hardware-model.md §7: weight normalisation makes uniform drift harmless except for the
+    parts that do not drift (here the bias threshold): b̃(t) = b̃(t0)·(t/t0)^ν, β(t) = β(t0)."""
     nu = 0.05
     base = replace_field(
         ideal_chip(),

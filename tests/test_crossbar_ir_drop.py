@@ -86,10 +86,11 @@ def test_currents_attenuate_with_distance_from_drivers_and_sense_end():
 
 @pytest.mark.parametrize("r_wire_ohm", [0.1, 0.5, 1.0, 2.0])
 def test_fast_mode_error_vs_exact_solve_on_64x64(r_wire_ohm):
-    # 64×64 tile, G uniform in 1–25 µS (PCM-like range, DESIGN §3), p = 0.5, random masks and
-    # ±1 inputs. Fast mode: I = Σ_j ξ G_eff z V. Measured rms errors (relative to the rms exact
-    # current): 2.2e-4, 1.2e-3, 2.5e-3, 5.0e-3 for r = 0.1, 0.5, 1, 2 Ω, versus 1.9e-3 … 4.1e-2
-    # when IR drop is ignored (30 reads). Bounds: < 4e-3·r and < 1/4 of the ignored-IR-drop error.
+    # 64×64 tile, G uniform in 1–25 µS (PCM-like range, docs/hardware-model.md §8), p = 0.5, random
+    # masks and ±1 inputs. Fast mode: I = Σ_j ξ G_eff z V. Measured rms errors (relative to the rms
+    # exact current): 2.2e-4, 1.2e-3, 2.5e-3, 5.0e-3 for r = 0.1, 0.5, 1, 2 Ω, versus 1.9e-3 …
+    # 4.1e-2 when IR drop is ignored (30 reads). Bounds: < 4e-3·r and < 1/4 of the ignored-IR-drop
+    # error.
     rng = np.random.default_rng(4)
     n, p = 64, 0.5
     g = rng.uniform(1, 25, (n, n))

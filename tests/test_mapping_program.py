@@ -632,7 +632,7 @@ def test_reference_forward_samples_match_firing_probability() -> None:
 
 
 def test_reference_dense_probability_formula() -> None:
-    """P = ½[1 + erf(β v̂·z + b/(c‖w‖))] written out by hand (DESIGN §2)."""
+    """P = ½[1 + erf(β v̂·z + b/(c‖w‖))] written out by hand (docs/model.md §1)."""
     rng = np.random.default_rng(4)
     w, beta, b = rng.normal(size=(30, 5)), rng.uniform(0.5, 2, 5), rng.normal(size=5)
     for noise, kw, c in [

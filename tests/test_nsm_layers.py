@@ -1,6 +1,6 @@
-"""Tests of the NSM layers against DESIGN §2: firing probability, gradients, weight normalisation,
-noise structure, BinConcrete, convolution. Every stochastic check uses a fixed seed and states
-its tolerance; binomial z-scores use the exact standard error √(P(1−P)/N)."""
+"""Tests of the NSM layers against docs/model.md: firing probability, gradients, weight
+normalisation, noise structure, BinConcrete, convolution. Every stochastic check uses a fixed seed
+and states its tolerance; binomial z-scores use the exact standard error √(P(1−P)/N)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def pm1(shape: tuple[int, ...], seed: int) -> torch.Tensor:
 
 
 def erf_formula(z: np.ndarray, w: np.ndarray, beta: np.ndarray, b: np.ndarray, c: float):
-    """DESIGN §2 written out independently: ½[1 + erf(β v̂·z + b/(c‖w‖))]."""
+    """docs/model.md §1 written out independently: ½[1 + erf(β v̂·z + b/(c‖w‖))]."""
     norm = np.linalg.norm(w, axis=1)
     s = beta * (z @ w.T) / norm + b / (c * norm)
     return 0.5 * (1.0 + special.erf(s))
@@ -136,7 +136,7 @@ def test_sample_rule_gradients_equal_design_formulas(noise, p, sigma, with_bias)
     b = layer.bias.detach() if with_bias else torch.zeros(5, dtype=torch.float64)
     vz = z.detach() @ v_hat.T  # (B, out) v̂_i·z
     s = beta * vz + b / (c * norm)
-    # d(2P − 1) = 2 dP, with ∂P/∂s = e^{−s²}/√π (DESIGN §2).
+    # d(2P − 1) = 2 dP, with ∂P/∂s = e^{−s²}/√π (docs/model.md §2).
     k = g * 2 * torch.exp(-s * s) / math.sqrt(math.pi)
     d_beta = (k * vz).sum(0)
     proj = z.detach()[:, None, :] - vz[:, :, None] * v_hat[None]  # (I − v̂v̂ᵀ) z
