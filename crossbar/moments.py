@@ -1,6 +1,6 @@
 """Column moments: from a tile's read arrays to the mean and variance of a neuron's analog sum.
 
-A row-tile t of column-tile c reads, per neuron i (docs/crossbar.md §5), the value
+A row-tile t of column-tile c reads, per neuron i (docs/crossbar.md §4), the value
 u_i = I_s,i + a_i I_d,i: the stochastic read plus the gain a_i times the deterministic read.
 Given the inputs z (±1, or 0 for an undriven row) its conditional moments are linear in z and
 z∘z::
