@@ -103,6 +103,39 @@ def check_writable(path: Path) -> None:
             raise StoreReadOnlyError(read_only_message(path))
 
 
+#: Free bytes below which a failed write is put down to a full disk.
+_LOW_SPACE = 1 << 20
+#: Bytes under the file-size limit at which a failed write is put down to that limit (more
+#: than the pages of one row's commit).
+_NEAR_LIMIT = 1 << 16
+
+
+def write_failure_cause(path: Path) -> tuple[str, str] | None:
+    """(reason, remedy) of a failed write to the store at ``path``, as far as the system tells
+    it (SQLite reports only "disk full" or "disk I/O error"): little space left on its file
+    system, or one of its files (the database, its WAL) at the process's file-size limit
+    (``ulimit -f``); None when neither."""
+    try:
+        stats = os.statvfs(path.parent)
+        if stats.f_bavail * stats.f_frsize < _LOW_SPACE:
+            return "no space left on the device", "free some space"
+    except OSError:
+        pass
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit == resource.RLIM_INFINITY:
+        return None
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-journal")):
+        with contextlib.suppress(OSError):
+            if name.stat().st_size + _NEAR_LIMIT >= limit:
+                return (
+                    f"file too large (the file-size limit, ulimit -f, {limit} bytes, was reached)",
+                    "raise the limit",
+                )
+    return None
+
+
 def store_error(path: Path, doing: str, exc: sqlite3.Error) -> StoreError:
     """The :class:`StoreError` for an SQLite failure while ``doing`` something with ``path``."""
     text = str(exc).lower()
@@ -113,11 +146,16 @@ def store_error(path: Path, doing: str, exc: sqlite3.Error) -> StoreError:
         )
     if "readonly" in text or "read-only" in text:
         return StoreReadOnlyError(read_only_message(path))
-    if "full" in text:
-        return StoreError(
-            f"{path}: cannot {doing}: the disk is full ({exc}); the rows committed so far are "
-            "kept: free some space and rerun the same command to resume"
-        )
+    if "full" in text or "disk i/o" in text:
+        cause = write_failure_cause(path)
+        if cause is None and "full" in text:
+            cause = "the disk is full", "free some space"
+        if cause is not None:
+            reason, remedy = cause
+            return StoreError(
+                f"{path}: cannot {doing}: {reason} ({exc}); the rows committed so far are "
+                f"kept: {remedy} and rerun the same command to resume"
+            )
     if "unable to open" in text or "disk i/o" in text:
         return StoreError(f"{path}: cannot {doing} ({exc})")
     return StoreError(f"{path}: damaged sweep store ({exc})")
@@ -147,4 +185,5 @@ __all__ = [
     "read_only_message",
     "sql_errors",
     "store_error",
+    "write_failure_cause",
 ]

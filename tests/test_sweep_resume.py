@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -270,3 +271,96 @@ def test_sigint_with_worker_processes_stops_workers_and_keeps_rows(tmp_path):
         "devices.element.sigma_d_v": 0.0,
         "run.samples": 2,
     }
+
+
+# ------------------------------------------------------------------------- full disk
+
+
+@pytest.fixture(scope="module")
+def full_disk_case(tmp_path_factory):
+    """The program and the table of an uninterrupted sweep (run first: its numba kernels are
+    then cached, so the limited sweep below writes nothing but its store)."""
+    base = tmp_path_factory.mktemp("fulldisk")
+    program = digits_program(base / "digits.nsmx")
+    run_sweep(spec(program), base / "reference", progress=False)
+    return program, table(base / "reference")
+
+
+def _small_tmpfs(mount, size: str) -> None:
+    mount.mkdir()
+    try:
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot mount a small tmpfs here ({exc}); needs root")
+
+
+@pytest.mark.parametrize("limit", ["ulimit -f", "small tmpfs"])
+def test_full_disk_mid_sweep_is_one_line_and_the_same_command_resumes(
+    full_disk_case, tmp_path, limit
+):
+    """A sweep whose store cannot grow (EFBIG past a file-size limit, ENOSPC on a full file
+    system) ends with one line naming the store, non-zero exit, no traceback; the rows stored
+    before stay whole, and the same command, once there is room, finishes the sweep with
+    exactly the rows of an uninterrupted run."""
+    program, reference = full_disk_case
+    total = len(reference)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "nsmx.cli"]
+    preexec = None
+    if limit == "ulimit -f":
+        out = tmp_path / "limited"
+        size = 64_000
+
+        def preexec() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a killed process
+            resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+        reason = f"file too large (the file-size limit, ulimit -f, {size} bytes, was reached)"
+    else:
+        mount = tmp_path / "small"
+        _small_tmpfs(mount, "96k")
+        out = mount / "run"
+        reason = "no space left on the device"
+    try:
+        proc = subprocess.run(
+            [*command, *cli_args(program, out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            preexec_fn=preexec,
+            timeout=600,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.startswith(
+            f"nsmx sweep: error: {out / STORE_NAME}: cannot write a row: {reason} ("
+        ), proc.stderr
+        assert "the rows committed so far are kept" in proc.stderr
+        assert set(os.listdir(out)) <= {
+            STORE_NAME,
+            f"{STORE_NAME}-wal",
+            f"{STORE_NAME}-shm",
+            f"{STORE_NAME}.lock",
+        }
+        kept = table(out)
+        assert 1 <= len(kept) < total  # stopped mid-sweep
+        assert set(kept) <= set(reference)  # every stored row whole and right
+        if limit == "small tmpfs":  # room again
+            subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
+        again = subprocess.run(
+            [*command, *cli_args(program, out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+        assert again.returncode == 0, again.stderr
+        assert f"{total - len(kept)} run, {len(kept)} already stored" in again.stdout
+        assert table(out) == reference
+    finally:
+        if limit == "small tmpfs":
+            subprocess.run(["umount", "-l", str(mount)], check=False)
