@@ -17,7 +17,13 @@ import torch.nn.functional as F
 from crossbar import ChipConfig, resolve_chip
 from devices.pulse import load_pulse_preset
 from mapping import RunConfig, digital
-from mapping.learning import LearningConfig, OnChipNetwork, Trainer, network_template
+from mapping.learning import (
+    LearningConfig,
+    OnChipNetwork,
+    Trainer,
+    load_chip_state,
+    network_template,
+)
 from mapping.learning.backward import col2im, locations, maxpool_backward
 from mapping.records import ConvLayer, MaxPoolLayer
 from nsm.data import load_dataset
@@ -167,6 +173,12 @@ def test_conv_network_learns_and_resumes_exactly(tmp_path):
     row = resumed.run_epoch()
     for key in ("train_loss", "test_acc", "grad_cosine", "pulses", "updates"):
         assert row[key] == rows[-1][key]
+    # the chip-state file rebuilds the learned conv chip as it is (nsmx run --chip-state)
+    net, _ = load_chip_state(tmp_path / "s.npz")
+    x = data[2][:40]
+    p_saved = net.model.run(x, net.run_config(2, 5)).probabilities
+    p_part = part.net.model.run(x, part.net.run_config(2, 5)).probabilities
+    np.testing.assert_array_equal(p_saved, p_part)
 
 
 def _cli(argv: list[str]) -> tuple[int, str, str]:
