@@ -198,15 +198,18 @@ class _Block:
         (the numbers of :meth:`HardwareLayer.hardware_probability`), each row summed in one
         fixed float32 order that depends on its own inputs only (:mod:`crossbar.products`), so
         the values do not depend on the batch chunk or the thread count."""
-        if "moments" not in self._memo:
+        return self._fixed_products("moments", moment_tables)
+
+    def _fixed_products(self, key: str, tables: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Memoised under ``key``: the inputs' signed product with the mean table and driven
+        sum with the variance table of ``tables(layer, t_s, c, gain)`` (float32 (batch,
+        width), µA and µA²)."""
+        if key not in self._memo:
             t_s, gain = self.read
-            mean_table, var_table = moment_tables(self.layer, t_s, self.c, gain)
+            mean_table, var_table = tables(self.layer, t_s, self.c, gain)
             codes = self._codes()
-            self._memo["moments"] = (
-                signed_product(codes, mean_table),
-                driven_sum(codes, var_table),
-            )
-        return self._memo["moments"]
+            self._memo[key] = (signed_product(codes, mean_table), driven_sum(codes, var_table))
+        return self._memo[key]
 
     # -- the stochastic read of one row-tile: (base, var_s, var_c) in µA / µA²
     def _stochastic(self, t: int, s0: int, n: int):
@@ -280,15 +283,7 @@ class _Block:
         """The sample-invariant terms of the analog sum when the stochastic read is drawn:
         offset + Σ_t a V (z m_d) and σ_n² + Σ_t a² V² (z∘z v_d) over the row-tiles (µA, µA²),
         float32 (batch, width), each row in one fixed order (:mod:`crossbar.products`)."""
-        if "deterministic" not in self._memo:
-            t_s, gain = self.read
-            mean_table, var_table = deterministic_tables(self.layer, t_s, self.c, gain)
-            codes = self._codes()
-            self._memo["deterministic"] = (
-                signed_product(codes, mean_table),
-                driven_sum(codes, var_table),
-            )
-        return self._memo["deterministic"]
+        return self._fixed_products("deterministic", deterministic_tables)
 
     def _noisy(self, base, var_s, var_c, key, s0, n) -> np.ndarray:
         return noisy_sum(

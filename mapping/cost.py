@@ -78,6 +78,15 @@ def _zeros(names: tuple[str, ...]) -> dict[str, float]:
     return dict.fromkeys(names, 0.0)
 
 
+def _component_sums(parts: list[dict[str, float]], names: tuple[str, ...]) -> dict[str, float]:
+    """Per component of ``names``: the sum over the per-layer dicts ``parts`` (layer order)."""
+    out = _zeros(names)
+    for part in parts:
+        for k, v in part.items():
+            out[k] += v
+    return out
+
+
 @dataclass(frozen=True)
 class LayerCost:
     """One crossbar layer's cost per classification.
@@ -133,11 +142,7 @@ class CostReport:
 
     @property
     def energy_by_component_j(self) -> dict[str, float]:
-        out = _zeros(ENERGY_COMPONENTS)
-        for lc in self.layers:
-            for k, v in lc.energy_j.items():
-                out[k] += v
-        return out
+        return _component_sums([lc.energy_j for lc in self.layers], ENERGY_COMPONENTS)
 
     @property
     def energy_by_layer_j(self) -> dict[str, float]:
@@ -157,11 +162,7 @@ class CostReport:
 
     @property
     def area_by_component_m2(self) -> dict[str, float]:
-        out = _zeros(AREA_COMPONENTS)
-        for lc in self.layers:
-            for k, v in lc.area_m2.items():
-                out[k] += v
-        return out
+        return _component_sums([lc.area_m2 for lc in self.layers], AREA_COMPONENTS)
 
     @property
     def area_m2(self) -> float:

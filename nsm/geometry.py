@@ -17,6 +17,14 @@ from torch import Tensor
 from nsm import functional as fn
 
 
+def _check_input(z: Tensor, ndim: int, name: str, size: int, rest: str = "") -> None:
+    """``z`` has ``ndim`` dimensions and ``size`` entries on dimension 1, else a ValueError."""
+    if z.dim() != ndim or z.shape[1] != size:
+        raise ValueError(
+            f"input shape {tuple(z.shape)} does not match (batch, {name}={size}{rest})"
+        )
+
+
 class DenseGeometry:
     """A fully connected layer's shape: (B, in_features) → (B, out_features)."""
 
@@ -34,11 +42,7 @@ class DenseGeometry:
         return fn.DenseOp()
 
     def _check_input(self, z: Tensor) -> None:
-        if z.dim() != 2 or z.shape[1] != self.in_features:
-            raise ValueError(
-                f"input shape {tuple(z.shape)} does not match (batch, in_features="
-                f"{self.in_features})"
-            )
+        _check_input(z, 2, "in_features", self.in_features)
 
     def _geometry_params(self) -> dict[str, Any]:
         return {}
@@ -92,11 +96,7 @@ class Conv2dGeometry:
         return fn.Conv2dOp(self.kernel_size, self.stride, self.padding)
 
     def _check_input(self, z: Tensor) -> None:
-        if z.dim() != 4 or z.shape[1] != self.in_channels:
-            raise ValueError(
-                f"input shape {tuple(z.shape)} does not match (batch, in_channels="
-                f"{self.in_channels}, H, W)"
-            )
+        _check_input(z, 4, "in_channels", self.in_channels, ", H, W")
 
     def _geometry_params(self) -> dict[str, Any]:
         return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}

@@ -15,6 +15,7 @@ Every model starts with the input binariser sign(2x - 1) and ends in a real-valu
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, fields
 
 from torch import nn
@@ -166,6 +167,13 @@ def _hidden_conv(
     raise ValueError(f"rule={rule!r} is not one of {sorted(RULES)}")
 
 
+def _mlp(rule: str, sizes: tuple[int, ...], o: ModelOptions) -> nn.Sequential:
+    """Binariser, flatten, hidden layers sizes[0] → … → sizes[-2] of the rule (p = 0.5) and a
+    real-valued output layer sizes[-2] → sizes[-1], created in that order."""
+    hidden = [_hidden_linear(rule, a, b, 0.5, o) for a, b in itertools.pairwise(sizes[:-1])]
+    return nn.Sequential(BinarizeInput(), nn.Flatten(), *hidden, nn.Linear(sizes[-2], sizes[-1]))
+
+
 def build_model(name: str, rule: str = "nsm", options: ModelOptions | None = None) -> nn.Sequential:
     """Build the named architecture with hidden layers of the given training rule.
 
@@ -178,22 +186,9 @@ def build_model(name: str, rule: str = "nsm", options: ModelOptions | None = Non
     if rule not in RULES:
         raise ValueError(f"rule={rule!r} is not one of {sorted(RULES)}")
     if name == "digits-mlp":
-        return nn.Sequential(
-            BinarizeInput(),
-            nn.Flatten(),
-            _hidden_linear(rule, 64, 128, 0.5, o),
-            _hidden_linear(rule, 128, 128, 0.5, o),
-            nn.Linear(128, 10),
-        )
+        return _mlp(rule, (64, 128, 128, 10), o)
     if name == "mnist-mlp":
-        return nn.Sequential(
-            BinarizeInput(),
-            nn.Flatten(),
-            _hidden_linear(rule, 784, 300, 0.5, o),
-            _hidden_linear(rule, 300, 300, 0.5, o),
-            _hidden_linear(rule, 300, 300, 0.5, o),
-            nn.Linear(300, 10),
-        )
+        return _mlp(rule, (784, 300, 300, 300, 10), o)
     # mnist-conv: 28 -> conv5 -> 24 -> pool -> 12 -> conv5 -> 8 -> pool -> 4; 64 * 4 * 4 = 1024.
     return nn.Sequential(
         BinarizeInput(),
