@@ -22,9 +22,9 @@ periphery (Kingma & Ba 2015; lr ``lr_periphery``).
 
 Diagnostics: for a mini-batch per epoch, the cosine per layer between the hardware-sampled
 weight gradient V zᵀ(g ∘ c) and the exact mean-field NSM gradient (DESIGN §2) of the same
-mini-batch, sampled states and conductances, computed in float64 with torch autograd
-(including the dependence of σ_i on the conductances that the hardware estimate omits); pulse
-counts per device (endurance).
+mini-batch, sampled states and conductances, computed in float64 with torch autograd (σ_i
+held at the read's value, as the hardware estimate holds it); pulse counts per device
+(endurance).
 
 Conv layers are im2col crossbars read at every location (the same tiles); their errors are
 sent down by the transposed read per location and folded back (col2im), max-pooling in the
