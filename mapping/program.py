@@ -32,8 +32,6 @@ from mapping.records import (
     KINDS,
     BinariseLayer,
     BinaryMatrixLayer,
-    ConvLayer,  # noqa: F401  (until nsmx.sweep_spec imports it from mapping.records)
-    DenseLayer,  # noqa: F401  (likewise)
     Layer,
     OutputLayer,
     as_shape,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -85,33 +85,26 @@ class ChipRun:
         return self.config.seed
 
 
+@dataclass(eq=False, repr=False)
 class ChipModel:
     """A program programmed onto a chip; build with :func:`program_chip`.
 
-    Attributes: ``program``, ``chip`` (as given), ``seed`` (programming seed), ``p_policy``,
-    ``t_cal_s``, ``layers`` (the :class:`ProgrammedLayer` of every crossbar layer, in order),
+    Attributes: ``program``, ``chip`` (as given), ``layers`` (the :class:`ProgrammedLayer` of
+    every crossbar layer, in order), ``seed`` (programming seed), ``p_policy``, ``t_cal_s``,
     ``adc_calibration`` (the :class:`~mapping.adc_calibration.AdcCalibration` of the last
     :meth:`calibrate`, or None).
     """
 
-    def __init__(
-        self,
-        program: Program,
-        chip: ChipConfig,
-        layers: tuple[ProgrammedLayer, ...],
-        *,
-        seed: int,
-        p_policy: str,
-        t_cal_s: float,
-    ) -> None:
-        self.program = program
-        self.chip = chip
-        self.layers = layers
-        self.seed = seed
-        self.p_policy = p_policy
-        self.t_cal_s = t_cal_s
-        self._by_index = {pl.index: pl for pl in layers}
-        self.adc_calibration: Any = None
+    program: Program
+    chip: ChipConfig
+    layers: tuple[ProgrammedLayer, ...]
+    seed: int = field(kw_only=True)
+    p_policy: str = field(kw_only=True)
+    t_cal_s: float = field(kw_only=True)
+    adc_calibration: Any = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._by_index = {pl.index: pl for pl in self.layers}
 
     # ---------------------------------------------------------------- ADC calibration
 
