@@ -47,6 +47,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``learn`` on an ``argparse`` subparsers object; returns its parser."""
     from mapping.estimators import ESTIMATORS
     from mapping.updates import NORMS, PAIR_UPDATES, UPDATES
+    from nsm.models import MODELS
 
     p = subparsers.add_parser("learn", help="train in situ on a virtual chip (pulse updates)")
     add_chip_args(
@@ -63,9 +64,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default=None,
-        help="architecture learned from scratch, as for nsmx train: a named model "
-        "(digits-mlp, mnist-mlp, mnist-conv), a layer-list TOML file or module:function "
-        "(default: digits-mlp; not with --program)",
+        help=f"architecture learned from scratch, as for nsmx train: a named model "
+        f"({', '.join(sorted(MODELS))}), a layer-list TOML file or module:function (with "
+        "--data) (default: digits-mlp; not with --program)",
     )
     p.add_argument(
         "--program",
