@@ -75,12 +75,7 @@ class TrainConfig:
             raise ValueError(f"model={self.model!r} is not one of {sorted(MODELS)}")
         if self.rule not in RULES:
             raise ValueError(f"rule={self.rule!r} is not one of {sorted(RULES)}")
-        if self.epochs < 1:
-            raise ValueError(f"epochs={self.epochs} must be >= 1")
-        if self.seed < 0:
-            raise ValueError(f"seed={self.seed} must be >= 0")
-        if self.eval_samples < 1:
-            raise ValueError(f"eval_samples={self.eval_samples} must be >= 1")
+        self._at_least(epochs=1, seed=0, eval_samples=1)
         self.model_options()  # validates the variant fields
         spec = model_spec(self.model, self.architecture)
         # Resolve the paper defaults so a checkpoint records the values actually used.
@@ -89,12 +84,13 @@ class TrainConfig:
                 object.__setattr__(self, name, getattr(spec, name))
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr={self.lr} must be a positive finite number")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay={self.weight_decay} must be >= 0")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size={self.batch_size} must be >= 1")
-        if self.lr_step_epochs < 1:
-            raise ValueError(f"lr_step_epochs={self.lr_step_epochs} must be >= 1")
+        self._at_least(weight_decay=0, batch_size=1, lr_step_epochs=1)
+
+    def _at_least(self, **lowest: float) -> None:
+        """Refuse (``ValueError`` naming field and value) a field below its lowest value."""
+        for name, low in lowest.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= {low}")
 
     def model_options(self) -> ModelOptions:
         """The NSM layer variants of this run."""
