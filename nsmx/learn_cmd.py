@@ -114,7 +114,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="window half-width Δ in units of the pre-activation std (default 0.5)",
     )
     p.add_argument(
-        "--update", choices=list(UPDATES), default="deterministic", help="(default: %(default)s)"
+        "--update",
+        choices=list(UPDATES),
+        default="deterministic",
+        help="pulse scheme: deterministic (net count, rounded stochastically) or stochastic "
+        "(coincidences) (default: %(default)s)",
     )
     p.add_argument(
         "--update-norm",

@@ -1,8 +1,8 @@
-"""In-situ learning of an NSM on the chip (DESIGN §4): MLPs and conv networks.
+"""In-situ learning of an NSM on the chip (docs/onchip.md): MLPs and conv networks.
 
 The hidden layers live on the chip as differential pairs of pulse-programmed devices
 (:mod:`devices.pulse`), updated in place; the periphery holds, digitally, each neuron's gain a_i
-(the two-phase β gain of DESIGN §3), its threshold and the real-valued output layer.
+(the two-phase β gain, docs/hardware-model.md §4), its threshold and the real-valued output layer.
 
 Forward (per hidden layer, inputs z ±1, batch b), as the engine's ``clt`` read of the same
 arrays (moments of :func:`crossbar.tile.read_arrays`, one Gaussian per neuron)::
@@ -21,7 +21,7 @@ pulse trains (:mod:`mapping.updates`); gains, thresholds and the output layer us
 periphery (Kingma & Ba 2015; lr ``lr_periphery``).
 
 Diagnostics: for a mini-batch per epoch, the cosine per layer between the hardware-sampled
-weight gradient V zᵀ(g ∘ c) and the exact mean-field NSM gradient (DESIGN §2) of the same
+weight gradient V zᵀ(g ∘ c) and the exact mean-field NSM gradient (docs/model.md §2) of the same
 mini-batch, sampled states and conductances, computed in float64 with torch autograd (σ_i
 held at the read's value, as the hardware estimate holds it); pulse counts per device
 (endurance).

@@ -44,24 +44,44 @@ class LearningConfig:
     tune: str = "full"
     p_policy: str = "trained"
     estimator: str = "exact"
-    delta: float = param(0.5, gt=0.0, le=100.0)
-    estimator_reads: int = param(1, ge=1)
+    delta: float = param(
+        0.5, gt=0.0, le=100.0, doc="window half-width Δ of the window estimators, in units of σ"
+    )
+    estimator_reads: int = param(
+        1, ge=1, doc="reads averaged per estimate of dP/dm (the noisy estimators)"
+    )
     update: str = "deterministic"
     update_norm: str = "max"
     pair_update: str = "auto"
     # 0.2 µS (8 pulses of the ideal device): reaches >= 90 % on digits from scratch in 5 epochs
     # (0.1 µS gave 89.8 %); an empirical choice, not a device constant
-    lr_us: float = param(0.2, gt=0.0, le=1e3, unit="µS")
+    lr_us: float = param(
+        0.2,
+        gt=0.0,
+        le=1e3,
+        unit="µS",
+        doc="largest expected conductance change per device and update",
+    )
     lr_pulses: float | None = None
-    lr_decay: float = param(0.9, gt=0.0, le=1.0)
-    lr_periphery: float = param(0.01, gt=0.0, le=10.0)
-    batch_size: int = param(50, ge=1)
-    refresh_every: int = param(50, ge=0)
-    refresh_level: float = param(0.9, gt=0.0, le=1.0)
-    beta_init: float = param(2.0, gt=0.0, le=100.0)
-    init_fill: float = param(0.3, gt=0.0, le=1.0)
-    eval_samples: int = param(20, ge=1)
-    seed: int = param(0, ge=0)
+    lr_decay: float = param(0.9, gt=0.0, le=1.0, doc="per-epoch factor on the pulse learning rate")
+    lr_periphery: float = param(
+        0.01, gt=0.0, le=10.0, doc="Adam learning rate of the gains, thresholds and output layer"
+    )
+    batch_size: int = param(50, ge=1, doc="examples per update (1 = online learning)")
+    refresh_every: int = param(
+        50, ge=0, doc="updates between refreshes of saturated set_only pairs (0 = never)"
+    )
+    refresh_level: float = param(
+        0.9, gt=0.0, le=1.0, doc="fraction of the window above which a pair is saturated"
+    )
+    beta_init: float = param(
+        2.0, gt=0.0, le=100.0, doc="initial β of every neuron when learning from scratch"
+    )
+    init_fill: float = param(
+        0.3, gt=0.0, le=1.0, doc="window fraction the largest initial |w| of a column uses"
+    )
+    eval_samples: int = param(20, ge=1, doc="MC samples per test example in evaluations")
+    seed: int = param(0, ge=0, doc="seed of programming, sampling and updates")
 
     def __post_init__(self) -> None:
         validate_config(self)  # the numeric fields: types and ranges as declared

@@ -1,7 +1,7 @@
 """The output layer held in the digital periphery during learning: :class:`PeripheryOutput`.
 
 In-situ learning keeps the real-valued output layer digital (its weights are learned by Adam in
-the periphery, DESIGN §4). :class:`PeripheryOutput` stands in for the output layer's
+the periphery, docs/onchip.md). :class:`PeripheryOutput` stands in for the output layer's
 :class:`~crossbar.layer.HardwareLayer` inside a :class:`~mapping.runtime.ChipModel`, so that
 :meth:`ChipModel.run` evaluates the learned chip exactly as training reads it: logits =
 z W + b in float64, no converter, no read noise, no counters.
