@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nsmx.args import UserError, add_plugin_arg, add_set_arg
-from nsmx.safe_io import json_text
+from nsmx.args import UserError, add_plugin_arg, add_set_arg, print_json
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         plugins = loaded_plugins()
         print(f"plugins loaded: {', '.join(plugins) if plugins else 'none'}")
         if args.json:
-            print(json_text({"chips": chips, "device_models": models, "plugins": plugins}))
+            print_json({"chips": chips, "device_models": models, "plugins": plugins})
         return 0
     try:
         chip = resolve_chip(args.show, args.sets)
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     except ChipError as exc:
         raise UserError(str(exc)) from exc
     if args.json:  # the chip as one JSON object instead of TOML
-        print(json_text(chip.to_dict()))
+        print_json(chip.to_dict())
     else:
         from nsmx.fields_table import commented_toml, field_rows
 
@@ -99,7 +98,7 @@ def _fields(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     rows = chip_field_rows(chip)
     if args.json:
-        print(json_text({"chip": args.fields, "fields": rows}, default=str, allow_nan=False))
+        print_json({"chip": args.fields, "fields": rows}, default=str)
         return 0
     print(f"fields of chip {args.fields} (nsmx run --set FIELD=VALUE, nsmx sweep --vary ...):")
     for line in format_rows(rows):

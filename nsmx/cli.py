@@ -7,8 +7,9 @@ reports user errors (:class:`nsmx.args.UserError`) as one line on stderr with ex
 traceback); an operating-system error (a full disk, a read-only folder, a closed stdout) as one
 line naming the path, status 1; Ctrl-C and SIGTERM end it as "interrupted", status 130 / 143
 (:func:`nsmx.interrupts.run_guarded`, also inside numba kernels); ``--json`` makes the last
-line of stdout one JSON object for scripts (strict JSON: no NaN or Infinity). What the
-subcommands share lives in :mod:`nsmx.args`.
+line of stdout one JSON object for scripts (strict JSON: no NaN or Infinity), and for the
+commands of :data:`PURE_JSON` the only one: their human report goes to stderr
+(:func:`nsmx.args.json_output`). What the subcommands share lives in :mod:`nsmx.args`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from nsmx import (
     threads,
     train_cmd,
 )
-from nsmx.args import UserError, load_plugin_args, positive_int
+from nsmx.args import UserError, json_output, load_plugin_args, positive_int
 from nsmx.interrupts import run_guarded
 
 #: Subcommand name -> the function that runs it (takes the parsed arguments, returns the status).
@@ -44,6 +45,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sweep": sweep_cmd.run,
     "plot": sweep_cmd.plot,
 }
+
+#: The commands whose ``--json`` stdout is the JSON document alone (they print it with
+#: :func:`nsmx.args.print_json`; everything else they print goes to stderr).
+PURE_JSON = frozenset({"chips", "compile", "demo", "evaluate", "run"})
 
 
 def _version() -> str:
@@ -94,16 +99,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Plugins register their models before any chip file is read: the subcommand's
         # --plugin and the global one; installed entry points load for the commands that
         # build chips (those with --plugin).
-        modules = [*args.global_plugins, *getattr(args, "plugins", [])]
-        if modules or hasattr(args, "plugins"):
-            load_plugin_args(modules)
-        return COMMANDS[args.command](args)
+        with json_output(bool(getattr(args, "json", False)) and args.command in PURE_JSON):
+            modules = [*args.global_plugins, *getattr(args, "plugins", [])]
+            if modules or hasattr(args, "plugins"):
+                load_plugin_args(modules)
+            return COMMANDS[args.command](args)
 
     # One handler: user errors, OS errors, Ctrl-C and SIGTERM each end in one line on stderr.
     return run_guarded(f"nsmx {args.command}", call)
 
 
-__all__ = ["COMMANDS", "UserError", "build_parser", "main"]
+__all__ = ["COMMANDS", "PURE_JSON", "UserError", "build_parser", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

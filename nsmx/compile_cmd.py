@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nsmx.args import UserError
-from nsmx.safe_io import check_output_file, json_text, os_error_message
+from nsmx.args import UserError, print_json
+from nsmx.safe_io import check_output_file, os_error_message
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -130,5 +130,5 @@ def run(args: argparse.Namespace) -> int:
             "scale_policy": args.scale_policy,
             "encoding": args.encoding,
         }
-        print(json_text(result))
+        print_json(result)
     return 0

@@ -20,7 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from nsmx.args import UserError, add_output_args, add_samples_arg, add_seed_arg, positive_int
+from nsmx.args import (
+    UserError,
+    add_output_args,
+    add_samples_arg,
+    add_seed_arg,
+    positive_int,
+    print_json,
+)
 from nsmx.safe_io import json_text
 from nsmx.threads import blas_threads
 
@@ -230,5 +237,5 @@ def _run(args: argparse.Namespace) -> int:
     }
     (out / "demo.json").write_text(json_text(result, indent=1) + "\n")
     if args.json:
-        print(json_text(result))
+        print_json(result)
     return 0

@@ -20,8 +20,8 @@ from nsmx.args import (
     data_label,
     load_data,
     load_split,
+    print_json,
 )
-from nsmx.safe_io import json_text
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         f"NLL {nll:.4f}   ({wall_s:.1f} s)"
     )
     if args.json:
-        print(json_text(result))
+        print_json(result)
     return 0
 
 

@@ -37,9 +37,9 @@ from nsmx.args import (
     data_label,
     load_data,
     load_split,
+    print_json,
     run_config,
 )
-from nsmx.safe_io import json_text
 from nsmx.threads import blas_threads
 
 
@@ -244,7 +244,7 @@ def _run(args: argparse.Namespace) -> int:
         }
         if cost is not None:
             result["cost"] = cost.to_dict()
-        print(json_text(result))
+        print_json(result)
     return 0
 
 

@@ -40,8 +40,8 @@ def last_json(text: str) -> dict:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = main(
             [
                 "demo",
@@ -56,7 +56,8 @@ def demo(tmp_path_factory):
             ]
         )
     assert code == 0
-    return out, last_json(stdout.getvalue()), stdout.getvalue()
+    # --json: stdout is the JSON document alone, the human report goes to stderr.
+    return out, json.loads(stdout.getvalue()), stderr.getvalue()
 
 
 def test_demo_trains_compiles_runs_and_plots(demo):
@@ -97,8 +98,8 @@ def test_run_json_ideal_chip(demo, capsys):
         ]
     )
     assert code == 0
-    text = capsys.readouterr().out
-    result = last_json(text)
+    captured = capsys.readouterr()
+    result, text = json.loads(captured.out), captured.err  # stdout: the JSON alone
     for key in (
         "chip_accuracy",
         "software_accuracy",

@@ -343,8 +343,8 @@ def _cli_cost(path, capsys, *extra):
     args = ["run", str(path), "--chip", "rram-selector", "--dataset", "digits", "--limit", "20"]
     args += ["--mode", "clt", "--no-software", "--no-progress", "--cost", "--json", *extra]
     assert main(args) == 0
-    out = capsys.readouterr().out
-    return out, json.loads(out.strip().splitlines()[-1])["cost"]
+    captured = capsys.readouterr()  # --json: stdout is the JSON alone, the report on stderr
+    return captured.err, json.loads(captured.out)["cost"]
 
 
 def test_cli_run_cost_json(programs, tmp_path, capsys):

@@ -347,9 +347,8 @@ def test_nsmx_compile_cli(tmp_path, capsys) -> None:
     )
     out = tmp_path / "model.nsmx"
     assert main(["compile", str(ckpt), "-o", str(out), "--json"]) == 0
-    text = capsys.readouterr().out
-    lines = text.strip().splitlines()
-    result = json.loads(lines[-1])
+    captured = capsys.readouterr()  # --json: stdout is the JSON alone, the report on stderr
+    result, text = json.loads(captured.out), captured.err
     program = load_program(out)
     assert program == compile_checkpoint(ckpt)
     # 2·K·N cells per matrix: 25x32, 800x64, 1024x512, 512x10.
