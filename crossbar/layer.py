@@ -63,7 +63,8 @@ class HardwareLayer:
             "per_column"/"global").
         chip: the :class:`~crossbar.config.ChipConfig`. t_cal_s: calibration time (s).
         weight (fan_in, fan_out), beta (fan_out,), bias (fan_out,): the trained parameters
-            (float64; β = 1 for output layers). p_trained, sigma_trained: the trained noise.
+            (float64; β = 1 for output layers); fan_in, fan_out: their sizes (ints).
+            p_trained, sigma_trained: the trained noise.
         conductance, element, neuron: the chip's device models (element None when the layer
             reads no stochastic element).
         kappa_us: (fan_out,) µS per weight unit. row_slices, col_slices: the tiling.
@@ -107,6 +108,7 @@ class HardwareLayer:
         self.element = element
         self.neuron = chip.devices.neuron_model()
         fan_in, fan_out = weight.shape
+        self.fan_in, self.fan_out = int(fan_in), int(fan_out)
         # Mapping and programming (build).
         self.kappa_us = np.zeros(fan_out)
         self.row_slices = tile_slices(fan_in, chip.tile.weight_rows)
@@ -203,14 +205,6 @@ class HardwareLayer:
         self.effective = self.effective_parameters(self.t_cal_s) if self.kind == "binary" else None
 
     # ------------------------------------------------------------------ structure
-
-    @property
-    def fan_in(self) -> int:
-        return int(self.weight.shape[0])
-
-    @property
-    def fan_out(self) -> int:
-        return int(self.weight.shape[1])
 
     @property
     def stochastic(self) -> bool:

@@ -16,6 +16,7 @@ number of threads. Units: µA, µA².
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -170,27 +171,32 @@ class _Block:
 
     # -- products with the inputs, (batch, width), memoised per block; each row summed in one
     # fixed float32 order of its own inputs (crossbar.products), whatever the batch chunk
-    def _tile_codes(self, t: int) -> InputCodes:
-        key = ("codes", t)
+    def _memoised(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``, once per block and ``key``."""
         if key not in self._memo:
-            self._memo[key] = encode_inputs(np.ascontiguousarray(self.zt[t]))
+            self._memo[key] = compute()
         return self._memo[key]
+
+    def _tile_codes(self, t: int) -> InputCodes:
+        return self._memoised(("codes", t), lambda: encode_inputs(np.ascontiguousarray(self.zt[t])))
 
     def _mean(self, t: int, name: str) -> np.ndarray:
-        key = ("m", t, name)
-        if key not in self._memo:
-            t_s, gain = self.read
-            table = tile_mean_table(self.layer, t_s, gain, t, self.c, name)
-            self._memo[key] = signed_product(self._tile_codes(t), table)
-        return self._memo[key]
+        t_s, gain = self.read
+        return self._memoised(
+            ("m", t, name),
+            lambda: signed_product(
+                self._tile_codes(t), tile_mean_table(self.layer, t_s, gain, t, self.c, name)
+            ),
+        )
 
     def _var(self, t: int, *names: str) -> np.ndarray:
-        key = ("v", t, names)
-        if key not in self._memo:
-            t_s, gain = self.read
-            table = tile_var_table(self.layer, t_s, gain, t, self.c, names)
-            self._memo[key] = driven_sum(self._tile_codes(t), table)
-        return self._memo[key]
+        t_s, gain = self.read
+        return self._memoised(
+            ("v", t, names),
+            lambda: driven_sum(
+                self._tile_codes(t), tile_var_table(self.layer, t_s, gain, t, self.c, names)
+            ),
+        )
 
     def _moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of the analog comparator input (sample-invariant case), float32
@@ -204,12 +210,14 @@ class _Block:
         """Memoised under ``key``: the inputs' signed product with the mean table and driven
         sum with the variance table of ``tables(layer, t_s, c, gain)`` (float32 (batch,
         width), µA and µA²)."""
-        if key not in self._memo:
-            t_s, gain = self.read
+        t_s, gain = self.read
+
+        def compute() -> tuple[np.ndarray, np.ndarray]:
             mean_table, var_table = tables(self.layer, t_s, self.c, gain)
             codes = self._codes()
-            self._memo[key] = (signed_product(codes, mean_table), driven_sum(codes, var_table))
-        return self._memo[key]
+            return signed_product(codes, mean_table), driven_sum(codes, var_table)
+
+        return self._memoised(key, compute)
 
     # -- the stochastic read of one row-tile: (base, var_s, var_c) in µA / µA²
     def _stochastic(self, t: int, s0: int, n: int):
@@ -275,9 +283,7 @@ class _Block:
         return base, var_s
 
     def _codes(self) -> InputCodes:
-        if "codes" not in self._memo:
-            self._memo["codes"] = encode_inputs(self.z8)
-        return self._memo["codes"]
+        return self._memoised("codes", lambda: encode_inputs(self.z8))
 
     def _deterministic(self) -> tuple[np.ndarray, np.ndarray]:
         """The sample-invariant terms of the analog sum when the stochastic read is drawn:
