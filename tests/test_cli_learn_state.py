@@ -8,6 +8,8 @@ import contextlib
 import io
 import json
 
+import pytest
+
 from nsmx.cli import main
 
 
@@ -206,3 +208,15 @@ def test_fine_tuning_a_program_with_rram_pulses_on_rram_selector(tmp_path):
     code, out, err = _cli([*run, "--seed", "0", "--limit", "50", "--no-progress", "--json"])
     assert code == 0, err
     assert json.loads(out.strip().splitlines()[-1])["chip_accuracy"] == summary["accuracy_after"]
+
+
+def test_learning_curve_is_a_png_of_the_history(tmp_path):
+    from nsmx.learn_plot import plot_learning_curve
+
+    row = {"train_acc": 0.5, "test_acc": 0.6, "grad_cosine": [0.9, 1.0], "pulses_sent": 10}
+    history = [dict(row, epoch=1, accuracy_before=0.1), dict(row, epoch=2, test_acc=0.7)]
+    path = plot_learning_curve(history, tmp_path / "curve.png", title="t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["curve.png"]  # no temporary file left
+    with pytest.raises(ValueError, match="empty"):
+        plot_learning_curve([], tmp_path / "none.png")
