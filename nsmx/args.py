@@ -12,8 +12,8 @@ Argument groups and the subcommands that take them:
   ``--seed`` (run; sweep without the seed; evaluate and demo take ``--samples``/``--seed``);
 * data: ``--dataset``, ``--data FILE.npz``, ``--data-dir`` and ``--limit`` (run, sweep,
   evaluate; train and learn take ``--data`` and ``--data-dir``);
-* output: ``--no-progress`` and ``--json`` (:func:`json_output`, :func:`print_json`: stdout
-  holds one JSON document, the human report goes to stderr);
+* output: ``--no-progress`` and ``--json`` (:mod:`nsmx.json_output`: stdout holds one JSON
+  document, the human report goes to stderr);
 * plugins: ``--plugin MODULE`` (run, sweep, learn, chips; also before the subcommand).
 
 The run flags build one :class:`mapping.run_config.RunConfig` (:func:`run_config`), so each run
@@ -23,9 +23,7 @@ setting is defaulted and validated where the Python API defines it.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from devices.errors import ConfigError, ConfigTypeError
@@ -37,37 +35,6 @@ DATASETS = ("digits", "mnist", "fashion-mnist")
 
 class UserError(Exception):
     """A problem with the user's input: printed as one line, exit status 2."""
-
-
-# ------------------------------------------------------------------------------ --json output
-
-#: The real stdout while :func:`json_output` sends everything else to stderr (None: not active).
-_JSON_STREAM: Any = None
-
-
-@contextlib.contextmanager
-def json_output(enabled: bool) -> Iterator[None]:
-    """With ``enabled`` (a command's ``--json``), everything printed to stdout inside the block
-    goes to stderr, except :func:`print_json`: stdout holds the one JSON document alone, the
-    human report stays readable on the terminal. Without ``enabled`` nothing changes."""
-    global _JSON_STREAM
-    if not enabled:
-        yield
-        return
-    saved, _JSON_STREAM = _JSON_STREAM, sys.stdout
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        _JSON_STREAM = saved
-
-
-def print_json(value: Any, **kwargs: Any) -> None:
-    """Print ``value`` as strict JSON (:func:`nsmx.safe_io.json_text`; ``kwargs`` as for
-    ``json.dumps``) on the real stdout, also inside :func:`json_output`."""
-    from nsmx.safe_io import json_text
-
-    print(json_text(value, **kwargs), file=_JSON_STREAM or sys.stdout, flush=True)
 
 
 # ------------------------------------------------------------------------------ value types
@@ -347,13 +314,11 @@ __all__ = [
     "add_seed_arg",
     "add_set_arg",
     "data_label",
-    "json_output",
     "load_data",
     "load_plugin_args",
     "load_split",
     "nonnegative_float",
     "nonnegative_int",
     "positive_int",
-    "print_json",
     "run_config",
 ]

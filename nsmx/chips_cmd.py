@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nsmx.args import UserError, add_plugin_arg, add_set_arg, print_json
+from nsmx.args import UserError, add_plugin_arg, add_set_arg
+from nsmx.json_output import print_json
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ line naming the path, status 1; Ctrl-C and SIGTERM end it as "interrupted", stat
 (:func:`nsmx.interrupts.run_guarded`, also inside numba kernels); ``--json`` makes the last
 line of stdout one JSON object for scripts (strict JSON: no NaN or Infinity), and for the
 commands of :data:`PURE_JSON` the only one: their human report goes to stderr
-(:func:`nsmx.args.json_output`). What the subcommands share lives in :mod:`nsmx.args`.
+(:func:`nsmx.json_output.json_output`). What the subcommands share lives in :mod:`nsmx.args`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from nsmx import (
     threads,
     train_cmd,
 )
-from nsmx.args import UserError, json_output, load_plugin_args, positive_int
+from nsmx.args import UserError, load_plugin_args, positive_int
 from nsmx.interrupts import run_guarded
+from nsmx.json_output import json_output
 
 #: Subcommand name -> the function that runs it (takes the parsed arguments, returns the status).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -47,8 +48,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 #: The commands whose ``--json`` stdout is the JSON document alone (they print it with
-#: :func:`nsmx.args.print_json`; everything else they print goes to stderr).
-PURE_JSON = frozenset({"chips", "compile", "demo", "evaluate", "run"})
+#: :func:`nsmx.json_output.print_json`; everything else they print goes to stderr).
+PURE_JSON = frozenset({"chips", "compile", "demo", "evaluate", "learn", "run"})
 
 
 def _version() -> str:

@@ -10,7 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nsmx.args import UserError, print_json
+from nsmx.args import UserError
+from nsmx.json_output import print_json
 from nsmx.safe_io import check_output_file, os_error_message
 
 

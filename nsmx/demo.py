@@ -26,8 +26,8 @@ from nsmx.args import (
     add_samples_arg,
     add_seed_arg,
     positive_int,
-    print_json,
 )
+from nsmx.json_output import print_json
 from nsmx.safe_io import json_text
 from nsmx.threads import blas_threads
 

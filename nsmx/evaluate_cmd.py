@@ -20,8 +20,8 @@ from nsmx.args import (
     data_label,
     load_data,
     load_split,
-    print_json,
 )
+from nsmx.json_output import print_json
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -38,6 +38,7 @@ from nsmx.args import (
     load_split,
     positive_int,
 )
+from nsmx.json_output import print_json
 from nsmx.safe_io import check_output_dir
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
@@ -470,7 +471,7 @@ def run(args: argparse.Namespace) -> int:
             "learning_curve": str(curve),
             **row,
         }
-        print(json.dumps(summary, allow_nan=False))
+        print_json(summary)
     return 0
 
 
@@ -509,19 +510,16 @@ def run_chip_state(args: argparse.Namespace) -> int:
     )
     print(f"  chip accuracy {acc * 100:.2f} %")
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "chip_state": str(args.chip_state),
-                    "dataset": dataset,
-                    "n": len(y),
-                    "samples": cfg.samples,
-                    "seed": cfg.seed,
-                    "mode": net.config.mode,
-                    "chip_accuracy": acc,
-                    "epoch": pos.get("epoch"),
-                },
-                allow_nan=False,
-            )
+        print_json(
+            {
+                "chip_state": str(args.chip_state),
+                "dataset": dataset,
+                "n": len(y),
+                "samples": cfg.samples,
+                "seed": cfg.seed,
+                "mode": net.config.mode,
+                "chip_accuracy": acc,
+                "epoch": pos.get("epoch"),
+            }
         )
     return 0

@@ -37,9 +37,9 @@ from nsmx.args import (
     data_label,
     load_data,
     load_split,
-    print_json,
     run_config,
 )
+from nsmx.json_output import print_json
 from nsmx.threads import blas_threads
 
 
