@@ -62,6 +62,7 @@ def _kind(mode: int) -> str:
         (stat.S_ISBLK, "a block device"),
         (stat.S_ISSOCK, "a socket"),
         (stat.S_ISDIR, "a folder"),
+        (stat.S_ISREG, "a file"),
     ):
         if test(mode):
             return name

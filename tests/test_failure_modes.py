@@ -152,6 +152,10 @@ def test_compile_refuses_special_files_and_folders(tmp_path, capsys):
     ):
         assert main(command) == 2
         assert "error:" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "file"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "file is a file, not a folder; train --out must be a folder" in err, err
+    assert (tmp_path / "file").read_text() == "x"
 
 
 def _limit_file_size(limit: int):
@@ -284,3 +288,53 @@ def test_signal_during_chip_sampling_ends_as_interrupted(program, sig, status):
             proc.wait()
     assert proc.returncode == status, err
     assert err.strip().endswith("nsmx run: interrupted") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_during_a_serial_sweep_ends_as_interrupted_with_whole_rows(
+    program, tmp_path, sig, status
+):
+    """``nsmx sweep --workers 1``: the first point is cheap (2 samples), the second long (20000
+    samples, tens of seconds in the sampling kernels); the signal is sent once the first row is
+    stored and the process is still running, so it lands inside the second row. Exit 130 /
+    143, one line, no traceback; the store holds the first row, whole."""
+    import sqlite3
+
+    from nsmx.store import STORE_NAME, open_store
+
+    out = tmp_path / "sweep"
+    command = [*NSMX, "sweep", program, "--chip", "rram-selector", "--limit", "100"]
+    command += ["--mode", "exact", "--vary", "run.samples=2,20000", "--workers", "1"]
+    proc = subprocess.Popen(
+        [*command, "--no-progress", "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the sweep stored no row"
+            try:
+                uri = f"file:{out / STORE_NAME}?mode=ro"
+                with sqlite3.connect(uri, uri=True, timeout=5) as conn:
+                    if conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] >= 1:
+                        break
+            except sqlite3.OperationalError:  # not created yet
+                pass
+            time.sleep(0.05)
+        time.sleep(1.0)  # inside the second row's sampling kernels
+        assert proc.poll() is None
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == status, err
+    assert err.strip().splitlines()[-1] == "nsmx sweep: interrupted" and "Traceback" not in err
+    with open_store(out) as store:
+        rows = store.rows()
+    assert [r["params"] for r in rows] == [{"run.samples": 2}] and rows[0]["samples"] == 2
