@@ -4,9 +4,10 @@ One ``.npz`` archive (never pickled) holding a JSON manifest and named float64/i
 
 - manifest: ``format`` (:data:`FORMAT`), ``version`` (:data:`VERSION`), the learning
   configuration, the chip and pulse-device configurations, the training position (epoch,
-  updates, refreshes, Adam step, history), the caller's ``meta`` and a ``checksum``: SHA-256
-  over the canonical manifest (without the checksum) and every array's name, dtype, shape and
-  bytes;
+  updates, refreshes, Adam step, history), the caller's ``meta`` (``nsmx learn`` stores the
+  dataset, the source and the data identity of :func:`data_identity` there) and a
+  ``checksum``: SHA-256 over the canonical manifest (without the checksum) and every array's
+  name, dtype, shape and bytes;
 - arrays: every mutable array of :meth:`OnChipNetwork.state_arrays` (the pairs' conductances
   G₀ and pulse counters, the gain and threshold registers, the ADC full scales, the digital
   output layer, the optimiser's moments), the stuck-at masks (to check that the chip rebuilt from
