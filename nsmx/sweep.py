@@ -98,11 +98,16 @@ def run_sweep(
 
     Validation (:func:`resolve_points`) happens before the store is touched. A task that fails
     stops the sweep after the rows already finished are committed.
+
+    Worker processes are started by ``spawn``: each imports the calling script first, so a
+    script calls ``run_sweep(..., workers=N)`` under ``if __name__ == "__main__":`` (a worker
+    that meets the call while importing the script raises :class:`SweepError` saying so).
     """
     from tqdm.auto import tqdm
 
     from nsm.progress import bar_options
 
+    _refuse_in_worker_bootstrap()
     try:
         workers = check_int("workers", workers, ge=1)
     except (ConfigError, ConfigTypeError) as exc:
@@ -154,6 +159,20 @@ def run_sweep(
             bar.close()
     summary.wall_s = time.perf_counter() - t0
     return summary
+
+
+def _refuse_in_worker_bootstrap() -> None:
+    """A spawned worker process imports the main script before its first task; a script that
+    calls :func:`run_sweep` at its top level would start a sweep inside every worker (which then
+    dies, and the pool starts another). Say so, in the worker's error."""
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SweepError(
+            "run_sweep was called while a sweep worker process imported the main script: "
+            "worker processes are started by spawn and import it; put the call under "
+            "'if __name__ == \"__main__\":' (or use workers=1)"
+        )
 
 
 def _run_processes(

@@ -30,6 +30,7 @@ from nsmx.args import (
     nonnegative_int,
     positive_int,
 )
+from nsmx.sweep_plots import FORMATS, SCALES
 from nsmx.sweep_spec import RUN_FIELD_NAMES, SweepError, SweepSpec
 
 try:  # Python >= 3.11
@@ -135,7 +136,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_plugin_arg(p)
     add_output_args(p)
 
-    q = subparsers.add_parser("plot", help="plot a sweep's metrics (PNG and PDF)")
+    q = subparsers.add_parser(
+        "plot",
+        help="plot a sweep's metrics (PNG and PDF by default)",
+        description="nsmx plot runs/NAME [--metric accuracy] [--x FIELD] [--xscale log] "
+        "[--reference software=0.972] [--format svg]: one figure per metric (and a heatmap "
+        "for a two-field grid); prints the summary table",
+    )
     q.add_argument("run_dir", help="a sweep's run folder (holding sweep.sqlite)")
     q.add_argument(
         "--metric",
@@ -160,6 +167,42 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="also plot accuracy against energy per classification, one point per grid point",
     )
     q.add_argument("--x", default=None, help="varied field on the x axis (default: the first)")
+    q.add_argument(
+        "--xscale",
+        choices=SCALES,
+        default="auto",
+        help="x axis: auto (log for log-spaced values or a span of two decades, symmetric-log "
+        "through zero; times in s/min/h/days/years), linear, log or symlog (default: auto)",
+    )
+    q.add_argument(
+        "--yscale",
+        choices=SCALES,
+        default="auto",
+        help="y axis: auto (log for the cost metrics), linear, log or symlog (default: auto)",
+    )
+    q.add_argument(
+        "--logx", dest="xscale", action="store_const", const="log", help="same as --xscale log"
+    )
+    q.add_argument(
+        "--logy", dest="yscale", action="store_const", const="log", help="same as --yscale log"
+    )
+    q.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="LABEL=ACCURACY",
+        help="a dashed reference line on the accuracy/error figures, e.g. software=0.972 or "
+        "'ideal chip=96.5%%' (repeatable; the store holds neither: nsmx run PROGRAM --chip "
+        "ideal prints both)",
+    )
+    q.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        choices=FORMATS,
+        default=None,
+        help="figure file format (repeatable; default: png and pdf)",
+    )
     q.add_argument("--out", "-o", default=None, help="figure folder (default: the run folder)")
     q.add_argument("--name", default=None, help="figure file stem (default: sweep_<run name>)")
     return p
@@ -327,20 +370,50 @@ def run(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from nsmx.safe_io import check_output_file
-    from nsmx.store import open_store
 
     if len(args.target) != 2 or not args.out:
         raise UserError("usage: nsmx sweep export RUN_DIR -o table.csv")
     check_output_file(args.out, "export -o")
-    with open_store(args.target[1]) as store:
-        n = store.export_csv(args.out)
-    print(f"wrote {n} rows to {args.out}")
+    n = export_csv(args.target[1], args.out)
+    if args.json:
+        print(json.dumps({"rows": n, "csv": str(args.out)}, allow_nan=False))
+    else:
+        print(f"wrote {n} rows to {args.out}")
     return 0
+
+
+def export_csv(run_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> int:
+    """Write the sweep of ``run_dir`` as a CSV table, atomically; returns the number of rows.
+
+    The columns are :func:`nsmx.results.load_results`'s: identity (``point_index``, ``seed``,
+    ...), the varied fields first, then every fixed setting (chip fields, ``run.*``,
+    ``program``, ``dataset``, ``limit``, ``data``), then the metrics; so the tables of two sweeps
+    concatenate into one that still tells them apart. A list-valued setting is one JSON cell.
+    """
+    from nsmx.results import load_results
+    from nsmx.safe_io import atomic_write
+    from nsmx.store import open_store
+
+    with open_store(run_dir) as store:
+        varied = [name for name, _ in store.sweep.get("vary", [])]
+    frame = load_results(run_dir)
+    identity = ["sweep", "point_index", "point_hash", "seed"]
+    head = [c for c in (*identity, *varied) if c in frame.columns]
+    frame = frame[[*head, *(c for c in frame.columns if c not in head)]]
+    for column in frame.columns:  # Series.map: pandas >= 1.5 (DataFrame.map is 2.1)
+        frame[column] = frame[column].map(
+            lambda v: json.dumps(list(v)) if isinstance(v, tuple) else v
+        )
+    with atomic_write(path, "w", newline="", encoding="utf-8") as fh:
+        frame.to_csv(fh, index=False)
+    return len(frame)
 
 
 def _sweep(args: argparse.Namespace) -> int:
     from nsmx.sweep import resolve_points, run_sweep
 
+    # With --json, stdout holds the JSON object alone: the human lines go to stderr.
+    human = sys.stderr if args.json else sys.stdout
     if not args.out:
         raise UserError("--out is required (the run folder)")
     if args.file:
@@ -374,7 +447,12 @@ def _sweep(args: argparse.Namespace) -> int:
     results = []
     for spec, out, points in resolved:
         grid = " x ".join(f"{k}[{len(v)}]" for k, v in spec.vary) or "one point"
-        print(f"sweep {spec.name}: {len(points)} points ({grid}) x {spec.seeds} seeds -> {out}")
+        seeds = "1 seed" if spec.seeds == 1 else f"{spec.seeds} seeds"
+        print(
+            f"sweep {spec.name}: {len(points)} points ({grid}) x {seeds} -> {out}",
+            file=human,
+            flush=True,
+        )
         summary = run_sweep(
             spec,
             out,
@@ -385,9 +463,10 @@ def _sweep(args: argparse.Namespace) -> int:
         )
         print(
             f"  {summary.ran} run, {summary.skipped} already stored, "
-            f"{summary.wall_s:.1f} s; store {summary.store}"
+            f"{summary.wall_s:.1f} s; store {summary.store}",
+            file=human,
         )
-        _print_summary(summary.store, sys.stderr if args.json else sys.stdout)
+        _print_summary(summary.store, human)
         results.append(
             {
                 "name": spec.name,
@@ -405,15 +484,17 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _print_summary(store_file: Path, stream: Any) -> None:
-    """The finished sweep's table: one line per grid point, mean ± std over its seeds (stderr
-    with --json, so stdout stays one JSON line)."""
+    """The finished sweep's table: one line per grid point, mean ± std over its seeds, or the
+    value alone for one seed (stderr with --json, so stdout stays one JSON line)."""
     from nsmx.store import open_store
-    from nsmx.sweep_plots import format_markdown, summary_table
+    from nsmx.sweep_plots import format_markdown, summary_caption, summary_table
 
     with open_store(store_file) as store:
         table = summary_table(store)
     for line in format_markdown(table):
         print(f"  {line}", file=stream)
+    if table:
+        print(f"  ({summary_caption(table)})", file=stream)
 
 
 def plot(args: argparse.Namespace) -> int:
@@ -424,12 +505,16 @@ def plot(args: argparse.Namespace) -> int:
     from nsmx.sweep_plots import (
         PlotError,
         format_markdown,
+        parse_reference,
         plot_pareto,
         plot_store,
+        summary_caption,
         summary_table,
     )
 
+    formats = tuple(dict.fromkeys(args.formats or ("png", "pdf")))
     try:
+        references = dict(parse_reference(r) for r in args.reference)
         with open_store(args.run_dir) as store:
             stem = args.name or f"sweep_{Path(args.run_dir).name}"
             out_dir = check_output_dir(args.out or args.run_dir, "plot -o (figure folder)")
@@ -441,15 +526,25 @@ def plot(args: argparse.Namespace) -> int:
                     "(no heatmap), never pooled"
                 )
             paths = plot_store(
-                store, metrics=args.metric or ["accuracy"], x=args.x, out_dir=out_dir, stem=stem
+                store,
+                metrics=args.metric or ["accuracy"],
+                x=args.x,
+                out_dir=out_dir,
+                stem=stem,
+                formats=formats,
+                xscale=args.xscale,
+                yscale=args.yscale,
+                references=references,
             )
             if args.pareto:
-                paths += plot_pareto(store, out_dir=out_dir, stem=stem)
+                paths += plot_pareto(store, out_dir=out_dir, stem=stem, formats=formats)
             table = summary_table(store)
     except (StoreError, PlotError) as exc:
         raise UserError(str(exc)) from exc
     for line in format_markdown(table):
         print(line)
+    if table:
+        print(f"({summary_caption(table)})")
     for path in paths:
         print(f"wrote {path}")
     return 0

@@ -1,15 +1,23 @@
-"""Figures of a sweep store: metric vs one parameter, heatmaps for two, PNG and PDF.
+"""Figures of a sweep store: metric vs one parameter, heatmaps for two; PNG, PDF or SVG.
 
 :func:`plot_store` reads the rows of a :class:`~nsmx.store.SweepStore` and, per metric, draws
 
-* one varied field: the metric's mean over seeds vs the field, with ±1 standard deviation
-  error bars and every seed as a faint dot;
+* one varied field: the metric against the field; with several seeds per point the mean over
+  seeds with ±1 standard deviation error bars and every seed as a faint dot, with one seed the
+  value alone (the axis label says which: :func:`spread_text`);
 * two or more: the same against the x field (the first varied field, or ``x``), one line per
-  combination of the other fields; with exactly two fields also a heatmap of the mean.
+  combination of the other fields; with exactly two fields also a heatmap of the mean;
+* optional dashed horizontal reference lines (``references``: e.g. the software accuracy and
+  an ideal chip's, which the store does not hold; ``nsmx plot --reference``).
 
-Cost metrics (:data:`COST_METRICS`, energy, latency and area per classification from
-:mod:`mapping.cost`) are plotted on a log axis; :func:`plot_pareto` draws accuracy against a cost,
-one point per grid point, with the Pareto front.
+Axes (:func:`axis_scale`): a numeric field gets a numeric axis, ticked at the grid values when
+there are few; values that are log-spaced (all positive, near-constant ratios) or span two
+decades or more get a log axis (symmetric-log when zero is among them); strings and booleans
+are categories. A field in seconds (name ending ``_s``, e.g. ``run.t_s``) is ticked in human
+units (:func:`format_duration`: s, min, h, days, years). ``xscale``/``yscale`` override the
+choice. Cost metrics (:data:`COST_METRICS`, energy, latency and area per classification from
+:mod:`mapping.cost`) are plotted on a log axis; :func:`plot_pareto` draws accuracy against a
+cost, one point per grid point, with the Pareto front.
 
 Rows are never pooled across settings: rows of the same varied values but different settings (a
 store written before sweep identities were checked) are drawn as separate series labelled by the
@@ -17,8 +25,7 @@ settings that differ (:func:`nsmx.provenance.settings_columns`), and titles stat
 rows share (:func:`describe_rows`). Figures are written atomically (:mod:`nsmx.safe_io`).
 
 Axis labels carry the unit taken from the field name's suffix (:data:`UNITS`: ``_us`` µS,
-``_v`` V, ``_s`` s, ``_ohm`` Ω, ``_ua`` µA). Numeric x values spanning more than two decades use
-a log axis (symmetric-log when zero is among them).
+``_v`` V, ``_s`` s, ``_ohm`` Ω, ``_ua`` µA, ``_ns`` ns).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import math
 import os
 import textwrap
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +67,12 @@ COST_METRICS = (
     "area_m2",
     "classifications_per_j",
 )
+
+
+#: File formats a figure can be written in.
+FORMATS = ("png", "pdf", "svg")
+#: Axis scales :func:`plot_store` accepts (``auto``: :func:`axis_scale`).
+SCALES = ("auto", "linear", "log", "symlog")
 
 
 class PlotError(ValueError):
@@ -103,6 +116,121 @@ def _is_numeric(values: Sequence[Any]) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
+#: Human time units, largest first: (name, plural, seconds). A year is 365 days.
+TIME_UNITS = (
+    ("year", "years", 365 * 86400.0),
+    ("day", "days", 86400.0),
+    ("h", "h", 3600.0),
+    ("min", "min", 60.0),
+    ("s", "s", 1.0),
+)
+#: Ratio of the largest to the smallest positive value from which an axis is logarithmic.
+LOG_SPAN = 100.0
+#: Two grid values closer than this fraction of their range crowd a linear axis (log then).
+CROWDED = 0.05
+#: Grid values up to this many are the ticks of a numeric axis (more: matplotlib's ticks).
+MAX_VALUE_TICKS = 12
+
+
+def is_time_field(field: str) -> bool:
+    """Whether the field holds a time in seconds (its name ends ``_s``, e.g. ``run.t_s``)."""
+    return field.endswith("_s")
+
+
+def format_duration(seconds: float) -> str:
+    """A time in the largest human unit it reaches, three significant digits: ``0`` -> ``"0"``,
+    ``90`` -> ``"1.5 min"``, ``86400`` -> ``"1 day"``, ``2.592e6`` -> ``"30 days"``,
+    ``3.1536e7`` -> ``"1 year"``."""
+    seconds = float(seconds)
+    if seconds == 0:
+        return "0"
+    for name, plural, size in TIME_UNITS:
+        if abs(seconds) >= size or size == 1.0:
+            value = float(f"{seconds / size:.3g}")
+            return f"{value:g} {name if value == 1 else plural}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def time_unit(seconds: Sequence[float]) -> tuple[str, float]:
+    """The unit ``(name, seconds)`` a linear time axis is drawn in: the largest unit of which
+    the largest value holds at least two (``[0, 600, 3600]`` -> ``("min", 60.0)``)."""
+    top = max((abs(float(v)) for v in seconds), default=0.0)
+    for name, _, size in TIME_UNITS:
+        if top >= 2 * size:
+            return name, size
+    return "s", 1.0
+
+
+def axis_scale(values: Sequence[float]) -> str:
+    """``"linear"``, ``"log"`` or ``"symlog"`` for an axis through numeric grid ``values``.
+
+    Logarithmic when the values are not evenly spaced (successive differences agree within a
+    factor 1.5: ``4, 6, 8`` stays linear) and either span :data:`LOG_SPAN` (two decades) or
+    more, or are log-spaced (three or more values, all positive, whose successive ratios agree
+    within a factor 1.5 in log: ``1, 2, 4, 8``), or would crowd a linear axis (two values closer
+    than :data:`CROWDED` of the range: ``0, 3600, 86400``). Symmetric-log when zero is among
+    them; linear with negative values or fewer than two positive ones.
+    """
+    vals = sorted({float(v) for v in values})
+    pos = [v for v in vals if v > 0]
+    if len(pos) < 2 or vals[0] < 0:
+        return "linear"
+    gaps = np.diff(vals)
+    if len(vals) >= 3 and gaps.max() / gaps.min() <= 1.5:  # evenly spaced
+        return "linear"
+    logarithmic = pos[-1] / pos[0] >= LOG_SPAN or gaps.min() < CROWDED * (vals[-1] - vals[0])
+    if len(pos) >= 3 and vals[0] > 0:
+        steps = np.diff(np.log(pos))
+        logarithmic = logarithmic or steps.max() / steps.min() <= 1.5
+    if not logarithmic:
+        return "linear"
+    return "symlog" if vals[0] == 0 else "log"
+
+
+def spread_text(counts: Sequence[int]) -> str:
+    """What the plotted values and error bars are, from the seeds per plotted point:
+    ``"one seed per point"``, ``"mean ± std over 3 seeds"`` or ``"mean ± std over 1–3 seeds
+    (no bar at one seed)"``."""
+    lo, hi = min(counts), max(counts)
+    if hi == 1:
+        return "one seed per point"
+    if lo == hi:
+        return f"mean ± std over {hi} seeds"
+    return f"mean ± std over {lo}–{hi} seeds" + (" (no bar at one seed)" if lo == 1 else "")
+
+
+def seeds_text(counts: Sequence[int]) -> str:
+    """``"one seed"``, ``"3 seeds"`` or ``"1–3 seeds per point"``."""
+    lo, hi = min(counts), max(counts)
+    if lo != hi:
+        return f"{lo}–{hi} seeds per point"
+    return "one seed" if hi == 1 else f"{hi} seeds"
+
+
+def parse_reference(text: str) -> tuple[str, float]:
+    """``"software=0.972"`` or ``"ideal chip=97.2%"`` -> ``("software", 0.972)``: a reference
+    accuracy as a fraction in [0, 1] (or a percentage with ``%``)."""
+    label, sep, value = str(text).rpartition("=")
+    label = label.strip()
+    form = "must have the form LABEL=ACCURACY (e.g. software=0.972 or 'ideal chip=97.2%')"
+    if not sep or not label:
+        raise PlotError(f"--reference {text!r} {form}")
+    value = value.strip()
+    percent = value.endswith("%")
+    try:
+        number = float(value.removesuffix("%"))
+    except ValueError:
+        raise PlotError(f"--reference {text!r} {form}") from None
+    if percent:
+        number /= 100.0
+    if not 0.0 <= number <= 1.0:
+        raise PlotError(
+            f"--reference {text!r}: the accuracy {value} is outside [0, 1] "
+            "(a fraction, or a percentage with %)"
+        )
+    return label, number
+
+
 def _series_order(groups: Any, grids: Sequence[Sequence[Any]]) -> list[tuple]:
     """The keys of ``groups`` (other fields' values, then differing settings) in grid order."""
     grid_keys = list(itertools.product(*grids))
@@ -134,8 +262,43 @@ def describe_rows(rows: Sequence[dict[str, Any]], sweep: dict[str, Any]) -> str:
     mode = shared(
         lambda r: r["config"]["run"]["mode"], lambda v: "mode varied" if v is None else f"mode {v}"
     )
-    seeds = len({r["seed"] for r in rows})
-    return f"{chip_text}; {dataset} {n}, {samples}, {mode}, {seeds} seed(s)"
+    per_point: dict[str, set[int]] = defaultdict(set)
+    for r in rows:
+        per_point[r["point_hash"]].add(r["seed"])
+    seeds = seeds_text([len(s) for s in per_point.values()] or [0])
+    return f"{chip_text}; {dataset} {n}, {samples}, {mode}, {seeds}"
+
+
+def _style_x(ax: Any, field: str, xs: Sequence[Any], scale: str) -> tuple[np.ndarray, str]:
+    """Set the x axis of ``ax`` for grid values ``xs`` of ``field`` (scale, ticks, human time
+    units); returns each value's position on the axis and the axis label."""
+    label = axis_label(field)
+    if not _is_numeric(xs):  # categories, in grid order
+        ax.set_xticks(range(len(xs)), [_fmt(v) for v in xs])
+        return np.arange(len(xs), dtype=float), label
+    vals = np.array(xs, dtype=float)
+    time = is_time_field(field)
+    if scale == "linear":
+        size = 1.0
+        if time:  # drawn in one human unit: 0, 1, 2 h rather than 0, 3600, 7200 s
+            unit, size = time_unit(vals)
+            label = f"{field} ({unit})"
+        pos = vals / size
+        if len(xs) <= MAX_VALUE_TICKS:
+            ax.set_xticks(pos, [f"{p:g}" for p in pos])
+        return pos, label
+    pos_vals = vals[vals > 0]
+    if scale == "symlog" or (vals <= 0).any():  # a log axis through zero: symmetric-log
+        ax.set_xscale("symlog", linthresh=float(pos_vals.min()), linscale=0.5)
+    else:
+        ax.set_xscale("log")
+    if len(xs) <= MAX_VALUE_TICKS:
+        names = [format_duration(v) if time else _fmt(x) for v, x in zip(vals, xs, strict=True)]
+        ax.set_xticks(vals, names, fontsize=8)
+        ax.minorticks_off()
+    if time:
+        label = f"{field} (time)"
+    return vals, label
 
 
 def plot_store(
@@ -146,14 +309,67 @@ def plot_store(
     out_dir: str | os.PathLike[str] = ".",
     stem: str = "sweep",
     formats: Sequence[str] = ("png", "pdf"),
+    xscale: str = "auto",
+    yscale: str = "auto",
+    references: Mapping[str, float] | None = None,
 ) -> list[Path]:
-    """Draw the store's figures into ``out_dir`` as ``{stem}_{metric}[_heatmap].{fmt}``;
-    returns the paths written."""
+    """Draw the store's figures (:func:`sweep_figures`) into ``out_dir`` as
+    ``{stem}_{metric}[_heatmap].{fmt}`` for each of ``formats`` (:data:`FORMATS`); returns the
+    paths written."""
+    import matplotlib.pyplot as plt
+
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise PlotError(f"format {fmt!r} is unknown; choose one of {list(FORMATS)}")
+    figures = sweep_figures(
+        store, metrics=metrics, x=x, xscale=xscale, yscale=yscale, references=references
+    )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    try:
+        for name, fig in figures.items():
+            for fmt in formats:
+                written.append(_save(fig, out_dir / f"{stem}_{name}.{fmt}"))
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
+    return written
+
+
+def sweep_figures(
+    store: SweepStore,
+    *,
+    metrics: Sequence[str] = ("accuracy",),
+    x: str | None = None,
+    xscale: str = "auto",
+    yscale: str = "auto",
+    references: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """The store's figures as matplotlib ``Figure`` objects, by name: ``"{metric}"`` for each
+    metric and, for a grid of two fields, ``"{metric}_heatmap"`` (the caller closes them).
+
+    Args:
+        metrics: names of :data:`METRICS`.
+        x: the varied field on the x axis (default: the first).
+        xscale, yscale: ``"auto"`` (:func:`axis_scale`; log for cost metrics), ``"linear"``,
+            ``"log"`` (symmetric-log when zero is among the values) or ``"symlog"``.
+        references: label -> accuracy (a fraction): dashed horizontal lines on the accuracy
+            and error figures (error: 1 − accuracy), e.g. the software reference and an ideal
+            chip; the store does not hold them (``nsmx run`` prints both).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    for name, value in (("xscale", xscale), ("yscale", yscale)):
+        if value not in SCALES:
+            raise PlotError(f"{name} {value!r} is unknown; choose one of {list(SCALES)}")
+    references = dict(references or {})
+    for name, value in references.items():
+        if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+            raise PlotError(f"reference {name!r}: {value!r} is not an accuracy in [0, 1]")
     rows = store.rows()
     if not rows:
         raise PlotError(f"{store.path}: no finished runs to plot yet")
@@ -173,14 +389,12 @@ def plot_store(
         for f in fields:
             if r["params"].get(f) not in order[f]:
                 order[f].append(r["params"].get(f))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    title = sweep.get("name") or stem
+    title = sweep.get("name") or Path(str(store.path)).parent.name
     # Rows of the same varied values but other settings (an old store): separate series.
     extras = settings_columns(rows)
     subtitle = describe_rows(rows, sweep)
     subtitle = "\n".join(textwrap.wrap(subtitle, 72))
-    written: list[Path] = []
+    figures: dict[str, Any] = {}
     for metric in metrics:
         label, scale = METRICS[metric]
         groups: dict[tuple, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -189,83 +403,132 @@ def plot_store(
             groups[key][r["params"].get(x)].append(_metric(r, metric) * scale)
         xs_all = [v for v in order[x] if any(v in g for g in groups.values())]
         numeric = _is_numeric(xs_all)
+        chosen = xscale
+        if chosen == "auto":
+            chosen = axis_scale(xs_all) if numeric else "linear"
+        elif chosen != "linear" and not numeric:
+            raise PlotError(f"xscale {xscale!r}: {x} has values that are not numbers")
+        elif chosen != "linear" and not any(float(v) > 0 for v in xs_all):
+            raise PlotError(f"xscale {xscale!r}: {x} has no positive values")
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        positions, x_label = _style_x(ax, x, xs_all, chosen)
+        where = dict(zip(map(_key, xs_all), positions, strict=True))
+        counts = [len(g[v]) for g in groups.values() for v in g]
         # Series in grid order of the other fields, then by the differing settings.
         for key in _series_order(groups, [order[f] for f in others]):
             g = groups[key]
             xs = [v for v in xs_all if v in g]
-            pos = np.array(xs, dtype=float) if numeric else np.array([xs_all.index(v) for v in xs])
+            pos = np.array([where[_key(v)] for v in xs])
             mean = np.array([np.mean(g[v]) for v in xs])
-            std = np.array([np.std(g[v], ddof=1) if len(g[v]) > 1 else 0.0 for v in xs])
+            # No bar where a point has one seed (a spread of one value is not zero, it is unknown).
+            std = np.array([np.std(g[v], ddof=1) if len(g[v]) > 1 else np.nan for v in xs])
             name = ", ".join(
                 [
                     *(f"{f.split('.')[-1]}={_fmt(k)}" for f, k in zip(others, key, strict=False)),
                     *(setting_label(c, v) for c, v in zip(extras, key[len(others) :], strict=True)),
                 ]
             )
-            line = ax.errorbar(pos, mean, yerr=std, marker="o", capsize=3, label=name or None)
+            bars = std if np.isfinite(std).any() else None
+            line = ax.errorbar(pos, mean, yerr=bars, marker="o", capsize=3, label=name or None)
             for p, v in zip(pos, xs, strict=True):
-                ax.plot([p] * len(g[v]), g[v], ".", color=line[0].get_color(), alpha=0.3)
-        if numeric:
-            vals = np.array(xs_all, dtype=float)
-            pos_vals = vals[vals > 0]
-            if pos_vals.size and pos_vals.max() / pos_vals.min() > 100:
-                if (vals == 0).any():
-                    ax.set_xscale("symlog", linthresh=float(pos_vals.min()), linscale=0.5)
-                else:
-                    ax.set_xscale("log")
-                ax.set_xticks(vals, [_fmt(v) for v in xs_all], fontsize=8)
-                ax.minorticks_off()
-        else:
-            ax.set_xticks(range(len(xs_all)), [_fmt(v) for v in xs_all])
-        if metric in COST_METRICS:
-            ax.set_yscale("log")
-        ax.set_xlabel(axis_label(x))
-        ax.set_ylabel(f"{label}\nmean ± std over seeds")
+                if len(g[v]) > 1:  # every seed as a faint dot
+                    ax.plot([p] * len(g[v]), g[v], ".", color=line[0].get_color(), alpha=0.3)
+        if metric in ("accuracy", "error"):
+            for i, (ref_name, value) in enumerate(references.items()):
+                ref = value if metric == "accuracy" else 1.0 - value
+                ax.axhline(
+                    ref * scale,
+                    linestyle="--",
+                    linewidth=1.2,
+                    color=f"C{(7 + i) % 10}",
+                    label=f"{ref_name} ({ref * scale:.2f} %)",
+                )
+        y_chosen = yscale if yscale != "auto" else ("log" if metric in COST_METRICS else "linear")
+        if y_chosen != "linear":
+            ax.set_yscale(y_chosen)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(f"{label}\n{spread_text(counts)}")
         ax.set_title(f"{title}\n{subtitle}", fontsize=9)
         ax.grid(alpha=0.3)
-        if others or extras:
+        if ax.get_legend_handles_labels()[1]:
             ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
-        for fmt in formats:
-            written.append(_save(fig, out_dir / f"{stem}_{metric}.{fmt}"))
-        plt.close(fig)
+        figures[metric] = fig
 
         if len(fields) == 2 and not extras:  # one cell per point: only rows of one setting
-            y = others[0]
-            ys = order[y]
-            grid = np.full((len(ys), len(xs_all)), np.nan)
-            for i, yv in enumerate(ys):
-                g = groups.get((yv,), {})
-                for j, xv in enumerate(xs_all):
-                    if xv in g:
-                        grid[i, j] = np.mean(g[xv])
-            fig, ax = plt.subplots(figsize=(6.4, 4.4))
-            im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
-            ax.set_xticks(range(len(xs_all)), [_fmt(v) for v in xs_all])
-            ax.set_yticks(range(len(ys)), [_fmt(v) for v in ys])
-            lo, hi = np.nanmin(grid), np.nanmax(grid)
-            for i, j in itertools.product(range(len(ys)), range(len(xs_all))):
-                if np.isfinite(grid[i, j]):
-                    bright = hi > lo and (grid[i, j] - lo) / (hi - lo) > 0.6  # viridis: yellow
-                    ax.text(
-                        j,
-                        i,
-                        f"{grid[i, j]:.3g}",
-                        ha="center",
-                        va="center",
-                        fontsize=8,
-                        color="k" if bright else "w",
-                    )
-            ax.set_xlabel(axis_label(x))
-            ax.set_ylabel(axis_label(y))
-            fig.colorbar(im, ax=ax, label=f"{label} (mean over seeds)")
-            ax.set_title(f"{title}\n{subtitle}", fontsize=9)
-            fig.tight_layout()
-            for fmt in formats:
-                written.append(_save(fig, out_dir / f"{stem}_{metric}_heatmap.{fmt}"))
-            plt.close(fig)
-    return written
+            figures[f"{metric}_heatmap"] = _heatmap(
+                groups,
+                xs_all,
+                order[others[0]],
+                x,
+                others[0],
+                label,
+                counts,
+                f"{title}\n{subtitle}",
+            )
+    return figures
+
+
+def _key(value: Any) -> str:
+    """A grid value as a dictionary key (1 and 1.0 and True kept apart)."""
+    return f"{type(value).__name__}:{value!r}"
+
+
+def _heatmap(
+    groups: Mapping[tuple, Mapping[Any, list[float]]],
+    xs: Sequence[Any],
+    ys: Sequence[Any],
+    x: str,
+    y: str,
+    label: str,
+    counts: Sequence[int],
+    title: str,
+) -> Any:
+    """The mean over seeds of each (x, y) point as a coloured grid with its value written in (a
+    matplotlib ``Figure``)."""
+    import matplotlib.pyplot as plt
+
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for i, yv in enumerate(ys):
+        g = groups.get((yv,), {})
+        for j, xv in enumerate(xs):
+            if xv in g:
+                grid[i, j] = np.mean(g[xv])
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(xs)), [_tick(x, v) for v in xs])
+    ax.set_yticks(range(len(ys)), [_tick(y, v) for v in ys])
+    lo, hi = np.nanmin(grid), np.nanmax(grid)
+    for i, j in itertools.product(range(len(ys)), range(len(xs))):
+        if np.isfinite(grid[i, j]):
+            bright = hi > lo and (grid[i, j] - lo) / (hi - lo) > 0.6  # viridis: yellow
+            ax.text(
+                j,
+                i,
+                f"{grid[i, j]:.3g}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="k" if bright else "w",
+            )
+    ax.set_xlabel(f"{x} (time)" if _is_time_axis(x, xs) else axis_label(x))
+    ax.set_ylabel(f"{y} (time)" if _is_time_axis(y, ys) else axis_label(y))
+    what = "one seed per point" if max(counts) == 1 else f"mean over {seeds_text(counts)}"
+    fig.colorbar(im, ax=ax, label=f"{label} ({what})")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _is_time_axis(field: str, values: Sequence[Any]) -> bool:
+    return is_time_field(field) and _is_numeric(values)
+
+
+def _tick(field: str, value: Any) -> str:
+    """A category tick: a time in human units, other values as :func:`_fmt` writes them."""
+    if is_time_field(field) and _is_numeric([value]):
+        return format_duration(value)
+    return _fmt(value)
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -307,6 +570,9 @@ def plot_pareto(
 
     if cost not in COST_METRICS:
         raise PlotError(f"cost {cost!r} is unknown; choose one of {list(COST_METRICS)}")
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise PlotError(f"format {fmt!r} is unknown; choose one of {list(FORMATS)}")
     if metric not in METRICS or metric in COST_METRICS:
         names = [m for m in METRICS if m not in COST_METRICS]
         raise PlotError(f"metric {metric!r} is unknown; choose one of {names}")
@@ -344,7 +610,9 @@ def plot_pareto(
         ax.annotate(text, (px, py), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel(METRICS[cost][0])
-    ax.set_ylabel(f"{METRICS[metric][0]} (mean over seeds)")
+    counts = [len(g) for g in groups.values()]
+    what = "one seed per point" if max(counts) == 1 else f"mean over {seeds_text(counts)}"
+    ax.set_ylabel(f"{METRICS[metric][0]} ({what})")
     ax.set_title(store.sweep.get("name") or stem, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -357,8 +625,9 @@ def plot_pareto(
 
 
 def summary_table(store: SweepStore) -> list[dict[str, Any]]:
-    """One row per grid point, in grid order: the varied values, seeds, and mean ± standard
-    deviation (over seeds, ddof 1) of accuracy, NLL and ECE."""
+    """One row per grid point, in grid order: the varied values, ``seeds``, and the mean and
+    standard deviation (over seeds, ddof 1) of accuracy, NLL and ECE (``accuracy`` and
+    ``accuracy_std``, ...; the std is None for a point of one seed: its spread is unknown)."""
     rows = store.rows()
     fields = [f for f, _ in store.sweep.get("vary", [])]
     extras = settings_columns(rows)  # rows of other settings: their own lines, the setting shown
@@ -373,13 +642,33 @@ def summary_table(store: SweepStore) -> list[dict[str, Any]]:
         for metric in ("accuracy", "nll", "ece"):
             values = np.array([r[metric] for r in group])
             entry[metric] = float(values.mean())
-            entry[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            entry[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
         out.append(entry)
     return out
 
 
+def summary_caption(table: Sequence[dict[str, Any]]) -> str:
+    """What the cells of :func:`format_markdown` are: ``"one seed per point"`` or ``"mean ±
+    standard deviation over 3 seeds per point"`` (``1–3 seeds``: a point of one seed shows its
+    value alone)."""
+    counts = [e["seeds"] for e in table] or [0]
+    lo, hi = min(counts), max(counts)
+    if hi <= 1:
+        return "one seed per point: no spread"
+    text = f"mean ± standard deviation over {hi if lo == hi else f'{lo}–{hi}'} seeds per point"
+    return text + ("; a point of one seed: its value alone" if lo == 1 else "")
+
+
+def _cell(field: str, value: Any) -> str:
+    """A table cell of a varied value; a time in seconds also in human units (``86400 (1 day)``)."""
+    if is_time_field(field) and _is_numeric([value]) and value != 0:
+        return f"{_fmt(value)} ({format_duration(value)})"
+    return _fmt(value)
+
+
 def format_markdown(table: Sequence[dict[str, Any]]) -> list[str]:
-    """:func:`summary_table` as Markdown lines (accuracy and ECE in %)."""
+    """:func:`summary_table` as Markdown lines (accuracy and ECE in %): ``mean ± std`` for a
+    point of several seeds, the value alone for one seed (:func:`summary_caption`)."""
     if not table:
         return []
     fields = [
@@ -391,13 +680,19 @@ def format_markdown(table: Sequence[dict[str, Any]]) -> list[str]:
         "| " + " | ".join([*fields, "seeds", "accuracy (%)", "NLL", "ECE (%)"]) + " |",
         "|" + "---|" * (len(fields) + 4),
     ]
+
+    def value(e: dict[str, Any], metric: str, factor: float, digits: int) -> str:
+        std = e.get(f"{metric}_std")
+        text = f"{factor * e[metric]:.{digits}f}"
+        return text if std is None or e["seeds"] < 2 else f"{text} ± {factor * std:.{digits}f}"
+
     for e in table:
-        cells = [_fmt(e[f]) for f in fields]
+        cells = [_cell(f, e[f]) for f in fields]
         cells += [
             str(e["seeds"]),
-            f"{100 * e['accuracy']:.2f} ± {100 * e['accuracy_std']:.2f}",
-            f"{e['nll']:.3f} ± {e['nll_std']:.3f}",
-            f"{100 * e['ece']:.2f} ± {100 * e['ece_std']:.2f}",
+            value(e, "accuracy", 100.0, 2),
+            value(e, "nll", 1.0, 3),
+            value(e, "ece", 100.0, 2),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -405,14 +700,26 @@ def format_markdown(table: Sequence[dict[str, Any]]) -> list[str]:
 
 __all__ = [
     "COST_METRICS",
+    "FORMATS",
     "METRICS",
+    "SCALES",
+    "TIME_UNITS",
     "UNITS",
     "PlotError",
     "axis_label",
+    "axis_scale",
     "describe_rows",
+    "format_duration",
     "format_markdown",
+    "is_time_field",
     "pareto_front",
+    "parse_reference",
     "plot_pareto",
     "plot_store",
+    "seeds_text",
+    "spread_text",
+    "summary_caption",
     "summary_table",
+    "sweep_figures",
+    "time_unit",
 ]

@@ -1,5 +1,6 @@
-"""Sweeps (issue 6): grid resolution and validation, derived seeds, the SQLite store (atomic
-rows, resume, foreign / corrupt / newer files refused), CSV export, plots, the CLI, local
+"""Sweeps: grid resolution and validation, derived seeds, the SQLite store (atomic rows, resume,
+foreign / corrupt / newer files refused), CSV export, plots (axis scales, time units, truthful
+error bars, references), the summary table, the CLI, ``--json`` output of every command, local
 worker processes and a Dask LocalCluster giving the same table as a serial run.
 
 A small NSM MLP trained for a few epochs on the bundled digits (seconds) is the program; runs
@@ -36,7 +37,7 @@ from nsmx.sweep import (
     run_sweep,
 )
 from nsmx.sweep_cmd import load_sweep_file, parse_vary
-from nsmx.sweep_plots import axis_label, plot_store
+from nsmx.sweep_plots import axis_label, plot_store, summary_table
 
 # --------------------------------------------------------------------------------- fixtures
 
@@ -426,6 +427,22 @@ def test_cli_sweep_export_plot(program, serial_run, tmp_path, capsys):
         "ece",
         "seed",
     } <= set(rows[0])
+    # The fixed settings travel too: the CSV of two sweeps tells them apart.
+    header = list(rows[0])
+    assert header[:6] == [
+        "sweep",
+        "point_index",
+        "point_hash",
+        "seed",
+        "devices.element.sigma_d_v",
+        "periphery.adc_bits",
+    ]
+    assert {r["periphery.partial_sums"] for r in rows} == {"adc"}
+    assert {(r["run.mode"], r["run.samples"], r["dataset"], r["limit"]) for r in rows} == {
+        ("clt", "4", "digits", "100")
+    }
+    assert {r["program"] for r in rows} == {"digits.nsmx"}
+    assert {r["devices.conductance.model"] for r in rows} == {"rram"}
 
     capsys.readouterr()
     assert (
@@ -594,3 +611,269 @@ def test_a_worker_that_cannot_load_its_plugins_fails_the_sweep_instead_of_hangin
     monkeypatch.setattr(devices.plugins, "_LOADED", ["no_such_plugin_module_xyz"])
     with pytest.raises(SweepError, match=r"could not load its plugins.*no_such_plugin_module_xyz"):
         run_sweep(small_spec(program), tmp_path / "w", workers=2, progress=False)
+
+
+# --------------------------------------------------------------------------------- plot axes
+
+
+def test_axis_scale_time_units_and_spread_texts():
+    from nsmx.sweep_plots import (
+        axis_scale,
+        format_duration,
+        parse_reference,
+        spread_text,
+        time_unit,
+    )
+
+    assert axis_scale([1, 2, 4, 8, 16]) == "log"  # log-spaced
+    assert axis_scale([0.5, 1.0, 2.0]) == "log"
+    assert axis_scale([4, 6, 8]) == "linear"  # evenly spaced
+    assert axis_scale([3, 4, 5, 6, 8]) == "linear"
+    assert axis_scale([1, 10, 100]) == "log"  # two decades
+    assert axis_scale([1, 2]) == "linear"
+    assert axis_scale([0.0, 0.04, 0.08]) == "linear"
+    assert axis_scale([0.0, 0.02, 0.04, 0.08]) == "linear"  # log-spaced, but through zero
+    assert axis_scale(range(1, 101)) == "linear"  # dense but evenly spaced
+    assert axis_scale([0.0, 3600.0, 86400.0]) == "symlog"  # 0 and 1 h would crowd at 1 day
+    assert axis_scale([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 100.0]) == "log"
+    assert axis_scale([0, 60, 3600, 86400, 2.592e6, 3.1536e7]) == "symlog"  # zero, 6 decades
+    assert axis_scale([-1.0, 1.0, 100.0]) == "linear"
+    assert [format_duration(t) for t in (0, 1, 30, 60, 90, 3600, 86400, 2.592e6)] == [
+        "0",
+        "1 s",
+        "30 s",
+        "1 min",
+        "1.5 min",
+        "1 h",
+        "1 day",
+        "30 days",
+    ]
+    # 365 days and a Julian year (365.25 days) both read one year.
+    assert format_duration(3.1536e7) == format_duration(3.15576e7) == "1 year"
+    assert format_duration(3.1536e8) == "10 years"
+    assert time_unit([0, 600, 3600]) == ("min", 60.0)
+    assert time_unit([0, 7200]) == ("h", 3600.0)
+    assert time_unit([0, 1.5]) == ("s", 1.0)
+    assert spread_text([1, 1, 1]) == "one seed per point"
+    assert spread_text([3, 3]) == "mean ± std over 3 seeds"
+    assert spread_text([1, 3]) == "mean ± std over 1–3 seeds (no bar at one seed)"
+    assert parse_reference("software=0.972") == ("software", 0.972)
+    assert parse_reference("ideal chip=96.5%") == ("ideal chip", pytest.approx(0.965))
+    from nsmx.sweep_plots import PlotError
+
+    for bad, message in (("software", "LABEL=ACCURACY"), ("a=97", r"outside \[0, 1\]")):
+        with pytest.raises(PlotError, match=message):
+            parse_reference(bad)
+
+
+def _legend_and_labels(fig) -> tuple[list[str], str, str]:
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    texts = [t.get_text() for t in legend.get_texts()] if legend else []
+    return texts, ax.get_ylabel(), ax.get_title()
+
+
+def test_plots_of_real_sweeps_axes_and_truthful_error_bars(program, tmp_path, capsys):
+    """A time sweep (six values from 0 to a year) at one seed, then resumed to three seeds, and
+    a grid of log-spaced samples against evenly spaced noise: the axes' scales, ticks and the
+    legend/label texts as matplotlib holds them."""
+    import matplotlib.pyplot as plt
+
+    from nsmx.sweep_plots import sweep_figures
+
+    times = (0.0, 60.0, 3600.0, 86400.0, 2.592e6, 3.1536e7)
+    spec = dict(limit=40, samples=2, sets=(), vary=(("run.t_s", times),))
+    out = tmp_path / "drift"
+    run_sweep(small_spec(program, seeds=1, **spec), out, progress=False)
+    refs = {"software": 0.9, "ideal chip": 0.85}
+    with open_store(out) as store:
+        figs = sweep_figures(store, metrics=("accuracy", "error"), references=refs)
+    ax = figs["accuracy"].axes[0]
+    assert ax.get_xscale() == "symlog"  # zero and six decades
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["0", "1 min", "1 h", "1 day", "30 days", "1 year"]
+    np.testing.assert_array_equal(ax.get_xticks(), times)
+    legend, ylabel, title = _legend_and_labels(figs["accuracy"])
+    # One seed: no "± std" anywhere, the label says one seed; no error bars drawn.
+    assert "±" not in ylabel + title + " ".join(legend)
+    assert "one seed per point" in ylabel and "one seed" in title
+    assert not ax.containers[0].has_yerr
+    # The references: dashed lines at their values, named in the legend (error: 1 - accuracy).
+    dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert sorted(ln.get_ydata()[0] for ln in dashed) == [85.0, 90.0]
+    assert legend == ["software (90.00 %)", "ideal chip (85.00 %)"]
+    err_legend, _, _ = _legend_and_labels(figs["error"])
+    assert err_legend == ["software (10.00 %)", "ideal chip (15.00 %)"]
+    for fig in figs.values():
+        plt.close(fig)
+
+    # The same store with three seeds per point (a resume adds seeds 1 and 2).
+    run_sweep(small_spec(program, seeds=3, **spec), out, progress=False)
+    with open_store(out) as store:
+        figs = sweep_figures(store)
+        forced = sweep_figures(store, xscale="linear", yscale="log")
+        table = summary_table(store)
+    ax = figs["accuracy"].axes[0]
+    _, ylabel, title = _legend_and_labels(figs["accuracy"])
+    assert "mean ± std over 3 seeds" in ylabel and "3 seeds" in title
+    assert ax.containers[0].has_yerr
+    # A linear time axis is drawn in one human unit (here days: the largest holds >= 2).
+    fax = forced["accuracy"].axes[0]
+    assert (fax.get_xscale(), fax.get_yscale()) == ("linear", "log")
+    assert fax.get_xlabel() == "run.t_s (day)"
+    np.testing.assert_allclose(fax.get_xticks(), np.array(times) / 86400.0)
+    assert all(e["seeds"] == 3 and e["accuracy_std"] is not None for e in table)
+    for fig in (*figs.values(), *forced.values()):
+        plt.close(fig)
+
+    # Log-spaced samples on a log axis ticked at the values; evenly spaced noise linear.
+    grid = tmp_path / "grid"
+    vary = (("run.samples", (1, 2, 4, 8)), ("devices.element.sigma_d_v", (0.0, 0.04, 0.08)))
+    run_sweep(small_spec(program, seeds=1, limit=30, sets=(), vary=vary), grid, progress=False)
+    with open_store(grid) as store:
+        by_samples = sweep_figures(store)
+        by_noise = sweep_figures(store, x="devices.element.sigma_d_v")
+    ax = by_samples["accuracy"].axes[0]
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4", "8"]
+    legend, ylabel, _ = _legend_and_labels(by_samples["accuracy"])
+    assert legend == ["sigma_d_v=0", "sigma_d_v=0.04", "sigma_d_v=0.08"]
+    assert "one seed per point" in ylabel
+    cbar = by_samples["accuracy_heatmap"].axes[1].get_ylabel()
+    assert cbar == "accuracy (%) (one seed per point)"
+    ax = by_noise["accuracy"].axes[0]
+    assert ax.get_xscale() == "linear"
+    np.testing.assert_allclose(ax.get_xticks(), [0.0, 0.04, 0.08])
+    assert ax.get_xlabel() == "devices.element.sigma_d_v (V)"
+    for fig in (*by_samples.values(), *by_noise.values()):
+        plt.close(fig)
+
+    # The CLI: --logx, --reference, --format svg; a one-seed table shows values alone.
+    capsys.readouterr()
+    argv = ["plot", str(grid), "--logx", "--reference", "software=92%", "--format", "svg"]
+    assert main([*argv, "-o", str(tmp_path / "fig"), "--name", "g"]) == 0
+    text = capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == [
+        "g_accuracy.svg",
+        "g_accuracy_heatmap.svg",
+    ]
+    assert "±" not in text and "(one seed per point: no spread)" in text
+    svg = (tmp_path / "fig" / "g_accuracy.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "software (92.00 %)" in svg
+    assert main(["plot", str(grid), "--reference", "software=1.5"]) == 2
+    assert "outside [0, 1]" in capsys.readouterr().err
+
+
+def test_summary_shows_one_seed_values_alone(program, tmp_path, capsys):
+    from nsmx.sweep_plots import format_markdown, summary_caption
+
+    table = [
+        {"run.t_s": 0.0, "seeds": 1, "accuracy": 0.9, "accuracy_std": None}
+        | {"nll": 0.3, "nll_std": None, "ece": 0.05, "ece_std": None},
+        {"run.t_s": 86400.0, "seeds": 3, "accuracy": 0.8, "accuracy_std": 0.01}
+        | {"nll": 0.4, "nll_std": 0.02, "ece": 0.06, "ece_std": 0.005},
+    ]
+    lines = format_markdown(table)
+    assert lines[2] == "| 0 | 1 | 90.00 | 0.300 | 5.00 |"
+    assert lines[3] == "| 86400 (1 day) | 3 | 80.00 ± 1.00 | 0.400 ± 0.020 | 6.00 ± 0.50 |"
+    assert summary_caption(table) == (
+        "mean ± standard deviation over 1–3 seeds per point; a point of one seed: its value alone"
+    )
+    assert summary_caption(table[:1]) == "one seed per point: no spread"
+
+
+# --------------------------------------------------------------------------------- --json
+
+
+def _strict_json(text: str):
+    """``text`` parsed as one JSON document, refusing NaN and ±Infinity (not JSON)."""
+
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def json_files(program, tmp_path_factory):
+    """An untrained digits MLP checkpoint (evaluate, compile) next to the trained program."""
+    from nsm.checkpoint import save_checkpoint
+    from nsm.models import build_model
+
+    tmp = tmp_path_factory.mktemp("json")
+    torch.manual_seed(0)
+    model = build_model("digits-mlp")
+    ckpt = tmp / "checkpoint.pt"
+    state = {"model": "digits-mlp", "rule": "nsm", "state_dict": model.state_dict()}
+    save_checkpoint(ckpt, {**state, "epoch": 0, "config": {}})
+    return {"tmp": tmp, "ckpt": ckpt, "program": program}
+
+
+#: Every subcommand case run with --json; a command not fixed yet is an expected failure (strict:
+#: the mark must go once its stdout is pure).
+_NOT_PURE = pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,  # json.JSONDecodeError: "Extra data" after the human lines
+    reason="prints its human report on stdout before the JSON line",
+)
+JSON_CASES = [
+    pytest.param(
+        "evaluate {ckpt} --samples 2 --limit 30 --no-progress", marks=_NOT_PURE, id="evaluate"
+    ),
+    pytest.param("compile {ckpt} -o {tmp}/c.nsmx", marks=_NOT_PURE, id="compile"),
+    pytest.param(
+        "run {program} --chip rram-selector --dataset digits --limit 30 --samples 2 --mode clt "
+        "--no-progress",
+        marks=_NOT_PURE,
+        id="run",
+    ),
+    pytest.param("chips", marks=_NOT_PURE, id="chips"),
+    pytest.param("chips --show rram-selector", id="chips-show"),
+    pytest.param("chips --fields ideal", id="chips-fields"),
+    pytest.param(
+        "learn --chip ideal --model digits-mlp --epochs 1 --train-subset 100 --test-subset 30 "
+        "--eval-samples 2 --out {tmp}/learned --no-progress",
+        marks=_NOT_PURE,
+        id="learn",
+    ),
+    pytest.param(
+        "demo --epochs 1 --samples 1 --chips ideal --mode clt --out {tmp}/demo --no-progress",
+        marks=_NOT_PURE,
+        id="demo",
+    ),
+    pytest.param(
+        "sweep {program} --chip ideal --vary run.samples=1,2 --dataset digits --limit 30 "
+        "--mode clt --out {tmp}/s --no-progress",
+        id="sweep",
+    ),
+    pytest.param("sweep export {tmp}/s -o {tmp}/s.csv", id="sweep-export"),
+]
+
+
+def test_json_cases_cover_every_command_with_json():
+    import argparse
+
+    from nsmx.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    with_json = {
+        name
+        for name, p in sub.choices.items()
+        if any("--json" in a.option_strings for a in p._actions)
+    }
+    assert with_json == {p.values[0].split()[0] for p in JSON_CASES}
+
+
+@pytest.mark.parametrize("command", JSON_CASES)
+def test_json_stdout_is_one_strict_json_document(json_files, command, capsys):
+    """With --json, stdout is the JSON object alone (human text and progress on stderr), strict
+    JSON (no NaN or Infinity), whole: ``json.loads(stdout)`` of everything printed. The cases
+    run in order: the export reads the sweep's run folder."""
+    args = command.format(**json_files).split()
+    capsys.readouterr()
+    code = main(["--threads", "1", *args, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    value = _strict_json(out)
+    assert isinstance(value, dict) and value
