@@ -47,10 +47,11 @@ def plot_learning_curve(
     ax_cos.legend(fontsize=8)
     ax_pulse.plot(epochs, [r["pulses_sent"] for r in history], "o-", color="C3")
     ax_pulse.set(xlabel="epoch", ylabel="pulses sent (cumulative)", title="programming pulses")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_acc, ax_cos, ax_pulse):
         ax.grid(alpha=0.3)
-        if len(epochs) <= 20:
-            ax.set_xticks(epochs)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
     if title:
         fig.suptitle(title, fontsize=9)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
