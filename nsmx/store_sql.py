@@ -110,6 +110,10 @@ _LOW_SPACE = 1 << 20
 _NEAR_LIMIT = 1 << 16
 
 
+#: What a sweep does when it writes rows (the ``doing`` of :func:`store_error`).
+_WRITING = ("write a row", "update the store", "create the store")
+
+
 def write_failure_cause(path: Path) -> tuple[str, str] | None:
     """(reason, remedy) of a failed write to the store at ``path``, as far as the system tells
     it (SQLite reports only "disk full" or "disk I/O error"): little space left on its file
@@ -152,10 +156,12 @@ def store_error(path: Path, doing: str, exc: sqlite3.Error) -> StoreError:
             cause = "the disk is full", "free some space"
         if cause is not None:
             reason, remedy = cause
-            return StoreError(
-                f"{path}: cannot {doing}: {reason} ({exc}); the rows committed so far are "
-                f"kept: {remedy} and rerun the same command to resume"
+            after = (  # a writer's rows are safe; a reader (plot, export) just reruns
+                f"the rows committed so far are kept: {remedy} and rerun the same command to resume"
+                if doing in _WRITING
+                else f"{remedy} and rerun the command"
             )
+            return StoreError(f"{path}: cannot {doing}: {reason} ({exc}); {after}")
     if "unable to open" in text or "disk i/o" in text:
         return StoreError(f"{path}: cannot {doing} ({exc})")
     return StoreError(f"{path}: damaged sweep store ({exc})")
