@@ -1,6 +1,7 @@
-"""Resume after SIGKILL (issue 6 acceptance): a real ``nsmx sweep`` subprocess is killed with
-SIGKILL while it runs a small sweep; rerunning the same sweep finishes it, and the final table
-equals that of an uninterrupted run, with no duplicate (point, seed) rows."""
+"""A sweep stopped mid-way resumes to the uninterrupted result: a real ``nsmx sweep`` subprocess
+killed with SIGKILL, interrupted with Ctrl-C (worker processes end with it) or stopped by a full
+disk or a file-size limit; rerunning the same sweep finishes it, and the final table equals that
+of an uninterrupted run, with no duplicate (point, seed) rows."""
 
 from __future__ import annotations
 

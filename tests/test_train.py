@@ -62,7 +62,7 @@ def test_short_training_on_digits_reaches_90_percent(trained_digits, digits):
     _, _, x_te, y_te = digits
     prob = mc_predict(model, x_te, samples=100, generator=torch.Generator().manual_seed(1))
     accuracy = float((prob.argmax(1) == y_te).float().mean())
-    # Issue 2's acceptance bar for a short run; a working NSM reaches ~95 % here.
+    # The acceptance bar for a short run; a working NSM reaches ~95 % here.
     assert accuracy >= 0.90, accuracy
 
 
