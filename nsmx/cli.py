@@ -49,7 +49,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 #: The commands whose ``--json`` stdout is the JSON document alone (they print it with
 #: :func:`nsmx.json_output.print_json`; everything else they print goes to stderr).
-PURE_JSON = frozenset({"chips", "compile", "demo", "evaluate", "learn", "run"})
+PURE_JSON = frozenset({"chips", "compile", "demo", "evaluate", "learn", "run", "sweep"})
 
 
 def _version() -> str:

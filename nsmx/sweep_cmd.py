@@ -30,6 +30,7 @@ from nsmx.args import (
     nonnegative_int,
     positive_int,
 )
+from nsmx.json_output import print_json
 from nsmx.sweep_plots import FORMATS, SCALES
 from nsmx.sweep_spec import RUN_FIELD_NAMES, SweepError, SweepSpec
 
@@ -376,7 +377,7 @@ def _export(args: argparse.Namespace) -> int:
     check_output_file(args.out, "export -o")
     n = export_csv(args.target[1], args.out)
     if args.json:
-        print(json.dumps({"rows": n, "csv": str(args.out)}, allow_nan=False))
+        print_json({"rows": n, "csv": str(args.out)})
     else:
         print(f"wrote {n} rows to {args.out}")
     return 0
@@ -412,7 +413,7 @@ def export_csv(run_dir: str | os.PathLike[str], path: str | os.PathLike[str]) ->
 def _sweep(args: argparse.Namespace) -> int:
     from nsmx.sweep import resolve_points, run_sweep
 
-    # With --json, stdout holds the JSON object alone: the human lines go to stderr.
+    # With --json, stdout holds the JSON object alone (nsmx.json_output): human lines to stderr.
     human = sys.stderr if args.json else sys.stdout
     if not args.out:
         raise UserError("--out is required (the run folder)")
@@ -479,7 +480,7 @@ def _sweep(args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        print(json.dumps({"sweeps": results}, allow_nan=False))
+        print_json({"sweeps": results})
     return 0
 
 

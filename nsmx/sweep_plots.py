@@ -25,7 +25,9 @@ settings that differ (:func:`nsmx.provenance.settings_columns`), and titles stat
 rows share (:func:`describe_rows`). Figures are written atomically (:mod:`nsmx.safe_io`).
 
 Axis labels carry the unit taken from the field name's suffix (:data:`UNITS`: ``_us`` µS,
-``_v`` V, ``_s`` s, ``_ohm`` Ω, ``_ua`` µA, ``_ns`` ns).
+``_v`` V, ``_s`` s, ``_ohm`` Ω, ``_ua`` µA, ``_ns`` ns). The axis rules live in
+:mod:`nsmx.sweep_axes` and the summary table in :mod:`nsmx.sweep_summary`; their names are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -44,9 +46,24 @@ import numpy as np
 from nsmx.provenance import common_value, setting_label, settings_columns, settings_of
 from nsmx.safe_io import atomic_path
 from nsmx.store import SweepStore
+from nsmx.sweep_axes import (
+    TIME_UNITS,
+    UNITS,
+    axis_label,
+    axis_scale,
+    format_duration,
+    format_value,
+    is_numeric,
+    is_time_axis,
+    is_time_field,
+    seeds_text,
+    spread_text,
+    style_x,
+    tick_text,
+    time_unit,
+)
+from nsmx.sweep_summary import format_markdown, summary_caption, summary_table
 
-#: Field-name suffix -> unit shown on the axis.
-UNITS = {"_us": "µS", "_v": "V", "_s": "s", "_ohm": "Ω", "_ua": "µA", "_ns": "ns"}
 METRICS = {
     "accuracy": ("accuracy (%)", 100.0),
     "error": ("test error (%)", 100.0),
@@ -79,17 +96,6 @@ class PlotError(ValueError):
     """The store has nothing to plot or the requested field / metric does not exist."""
 
 
-def axis_label(field: str) -> str:
-    """``"devices.element.sigma_d_v"`` -> ``"devices.element.sigma_d_v (V)"``; run fields and
-    unitless fields keep their name."""
-    for suffix, unit in UNITS.items():
-        if field.endswith(suffix):
-            return f"{field} ({unit})"
-    if field == "run.samples":
-        return "run.samples (MC samples per example)"
-    return field
-
-
 def _metric(row: dict[str, Any], metric: str) -> float:
     if metric == "error":
         return 1.0 - row["accuracy"]
@@ -102,109 +108,6 @@ def _metric(row: dict[str, Any], metric: str) -> float:
             )
         return float(cost[metric])
     return float(row[metric])
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, str):
-        return Path(value).stem if value.endswith(".nsmx") else value
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def _is_numeric(values: Sequence[Any]) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-
-
-#: Human time units, largest first: (name, plural, seconds). A year is 365 days.
-TIME_UNITS = (
-    ("year", "years", 365 * 86400.0),
-    ("day", "days", 86400.0),
-    ("h", "h", 3600.0),
-    ("min", "min", 60.0),
-    ("s", "s", 1.0),
-)
-#: Ratio of the largest to the smallest positive value from which an axis is logarithmic.
-LOG_SPAN = 100.0
-#: Two grid values closer than this fraction of their range crowd a linear axis (log then).
-CROWDED = 0.05
-#: Grid values up to this many are the ticks of a numeric axis (more: matplotlib's ticks).
-MAX_VALUE_TICKS = 12
-
-
-def is_time_field(field: str) -> bool:
-    """Whether the field holds a time in seconds (its name ends ``_s``, e.g. ``run.t_s``)."""
-    return field.endswith("_s")
-
-
-def format_duration(seconds: float) -> str:
-    """A time in the largest human unit it reaches, three significant digits: ``0`` -> ``"0"``,
-    ``90`` -> ``"1.5 min"``, ``86400`` -> ``"1 day"``, ``2.592e6`` -> ``"30 days"``,
-    ``3.1536e7`` -> ``"1 year"``."""
-    seconds = float(seconds)
-    if seconds == 0:
-        return "0"
-    for name, plural, size in TIME_UNITS:
-        if abs(seconds) >= size or size == 1.0:
-            value = float(f"{seconds / size:.3g}")
-            return f"{value:g} {name if value == 1 else plural}"
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def time_unit(seconds: Sequence[float]) -> tuple[str, float]:
-    """The unit ``(name, seconds)`` a linear time axis is drawn in: the largest unit of which
-    the largest value holds at least two (``[0, 600, 3600]`` -> ``("min", 60.0)``)."""
-    top = max((abs(float(v)) for v in seconds), default=0.0)
-    for name, _, size in TIME_UNITS:
-        if top >= 2 * size:
-            return name, size
-    return "s", 1.0
-
-
-def axis_scale(values: Sequence[float]) -> str:
-    """``"linear"``, ``"log"`` or ``"symlog"`` for an axis through numeric grid ``values``.
-
-    Logarithmic when the values are not evenly spaced (successive differences agree within a
-    factor 1.5: ``4, 6, 8`` stays linear) and either span :data:`LOG_SPAN` (two decades) or
-    more, or are log-spaced (three or more values, all positive, whose successive ratios agree
-    within a factor 1.5 in log: ``1, 2, 4, 8``), or would crowd a linear axis (two values closer
-    than :data:`CROWDED` of the range: ``0, 3600, 86400``). Symmetric-log when zero is among
-    them; linear with negative values or fewer than two positive ones.
-    """
-    vals = sorted({float(v) for v in values})
-    pos = [v for v in vals if v > 0]
-    if len(pos) < 2 or vals[0] < 0:
-        return "linear"
-    gaps = np.diff(vals)
-    if len(vals) >= 3 and gaps.max() / gaps.min() <= 1.5:  # evenly spaced
-        return "linear"
-    logarithmic = pos[-1] / pos[0] >= LOG_SPAN or gaps.min() < CROWDED * (vals[-1] - vals[0])
-    if len(pos) >= 3 and vals[0] > 0:
-        steps = np.diff(np.log(pos))
-        logarithmic = logarithmic or steps.max() / steps.min() <= 1.5
-    if not logarithmic:
-        return "linear"
-    return "symlog" if vals[0] == 0 else "log"
-
-
-def spread_text(counts: Sequence[int]) -> str:
-    """What the plotted values and error bars are, from the seeds per plotted point:
-    ``"one seed per point"``, ``"mean ± std over 3 seeds"`` or ``"mean ± std over 1–3 seeds
-    (no bar at one seed)"``."""
-    lo, hi = min(counts), max(counts)
-    if hi == 1:
-        return "one seed per point"
-    if lo == hi:
-        return f"mean ± std over {hi} seeds"
-    return f"mean ± std over {lo}–{hi} seeds" + (" (no bar at one seed)" if lo == 1 else "")
-
-
-def seeds_text(counts: Sequence[int]) -> str:
-    """``"one seed"``, ``"3 seeds"`` or ``"1–3 seeds per point"``."""
-    lo, hi = min(counts), max(counts)
-    if lo != hi:
-        return f"{lo}–{hi} seeds per point"
-    return "one seed" if hi == 1 else f"{hi} seeds"
 
 
 def parse_reference(text: str) -> tuple[str, float]:
@@ -267,38 +170,6 @@ def describe_rows(rows: Sequence[dict[str, Any]], sweep: dict[str, Any]) -> str:
         per_point[r["point_hash"]].add(r["seed"])
     seeds = seeds_text([len(s) for s in per_point.values()] or [0])
     return f"{chip_text}; {dataset} {n}, {samples}, {mode}, {seeds}"
-
-
-def _style_x(ax: Any, field: str, xs: Sequence[Any], scale: str) -> tuple[np.ndarray, str]:
-    """Set the x axis of ``ax`` for grid values ``xs`` of ``field`` (scale, ticks, human time
-    units); returns each value's position on the axis and the axis label."""
-    label = axis_label(field)
-    if not _is_numeric(xs):  # categories, in grid order
-        ax.set_xticks(range(len(xs)), [_fmt(v) for v in xs])
-        return np.arange(len(xs), dtype=float), label
-    vals = np.array(xs, dtype=float)
-    time = is_time_field(field)
-    if scale == "linear":
-        size = 1.0
-        if time:  # drawn in one human unit: 0, 1, 2 h rather than 0, 3600, 7200 s
-            unit, size = time_unit(vals)
-            label = f"{field} ({unit})"
-        pos = vals / size
-        if len(xs) <= MAX_VALUE_TICKS:
-            ax.set_xticks(pos, [f"{p:g}" for p in pos])
-        return pos, label
-    pos_vals = vals[vals > 0]
-    if scale == "symlog" or (vals <= 0).any():  # a log axis through zero: symmetric-log
-        ax.set_xscale("symlog", linthresh=float(pos_vals.min()), linscale=0.5)
-    else:
-        ax.set_xscale("log")
-    if len(xs) <= MAX_VALUE_TICKS:
-        names = [format_duration(v) if time else _fmt(x) for v, x in zip(vals, xs, strict=True)]
-        ax.set_xticks(vals, names, fontsize=8)
-        ax.minorticks_off()
-    if time:
-        label = f"{field} (time)"
-    return vals, label
 
 
 def plot_store(
@@ -402,7 +273,7 @@ def sweep_figures(
             key = tuple(r["params"].get(f) for f in others) + settings_of(r, extras)
             groups[key][r["params"].get(x)].append(_metric(r, metric) * scale)
         xs_all = [v for v in order[x] if any(v in g for g in groups.values())]
-        numeric = _is_numeric(xs_all)
+        numeric = is_numeric(xs_all)
         chosen = xscale
         if chosen == "auto":
             chosen = axis_scale(xs_all) if numeric else "linear"
@@ -411,7 +282,7 @@ def sweep_figures(
         elif chosen != "linear" and not any(float(v) > 0 for v in xs_all):
             raise PlotError(f"xscale {xscale!r}: {x} has no positive values")
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        positions, x_label = _style_x(ax, x, xs_all, chosen)
+        positions, x_label = style_x(ax, x, xs_all, chosen)
         where = dict(zip(map(_key, xs_all), positions, strict=True))
         counts = [len(g[v]) for g in groups.values() for v in g]
         # Series in grid order of the other fields, then by the differing settings.
@@ -424,7 +295,10 @@ def sweep_figures(
             std = np.array([np.std(g[v], ddof=1) if len(g[v]) > 1 else np.nan for v in xs])
             name = ", ".join(
                 [
-                    *(f"{f.split('.')[-1]}={_fmt(k)}" for f, k in zip(others, key, strict=False)),
+                    *(
+                        f"{f.split('.')[-1]}={format_value(k)}"
+                        for f, k in zip(others, key, strict=False)
+                    ),
                     *(setting_label(c, v) for c, v in zip(extras, key[len(others) :], strict=True)),
                 ]
             )
@@ -496,8 +370,8 @@ def _heatmap(
                 grid[i, j] = np.mean(g[xv])
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
-    ax.set_xticks(range(len(xs)), [_tick(x, v) for v in xs])
-    ax.set_yticks(range(len(ys)), [_tick(y, v) for v in ys])
+    ax.set_xticks(range(len(xs)), [tick_text(x, v) for v in xs])
+    ax.set_yticks(range(len(ys)), [tick_text(y, v) for v in ys])
     lo, hi = np.nanmin(grid), np.nanmax(grid)
     for i, j in itertools.product(range(len(ys)), range(len(xs))):
         if np.isfinite(grid[i, j]):
@@ -511,24 +385,13 @@ def _heatmap(
                 fontsize=8,
                 color="k" if bright else "w",
             )
-    ax.set_xlabel(f"{x} (time)" if _is_time_axis(x, xs) else axis_label(x))
-    ax.set_ylabel(f"{y} (time)" if _is_time_axis(y, ys) else axis_label(y))
+    ax.set_xlabel(f"{x} (time)" if is_time_axis(x, xs) else axis_label(x))
+    ax.set_ylabel(f"{y} (time)" if is_time_axis(y, ys) else axis_label(y))
     what = "one seed per point" if max(counts) == 1 else f"mean over {seeds_text(counts)}"
     fig.colorbar(im, ax=ax, label=f"{label} ({what})")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
-
-
-def _is_time_axis(field: str, values: Sequence[Any]) -> bool:
-    return is_time_field(field) and _is_numeric(values)
-
-
-def _tick(field: str, value: Any) -> str:
-    """A category tick: a time in human units, other values as :func:`_fmt` writes them."""
-    if is_time_field(field) and _is_numeric([value]):
-        return format_duration(value)
-    return _fmt(value)
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -593,7 +456,7 @@ def plot_pareto(
         labels.append(
             ", ".join(
                 [
-                    *(f"{f.split('.')[-1]}={_fmt(params.get(f))}" for f in fields),
+                    *(f"{f.split('.')[-1]}={format_value(params.get(f))}" for f in fields),
                     *(
                         setting_label(c, v)
                         for c, v in zip(extras, settings_of(group[0], extras), strict=True)
@@ -622,80 +485,6 @@ def plot_pareto(
     written = [_save(fig, out_dir / f"{stem}_{metric}_vs_{cost}.{fmt}") for fmt in formats]
     plt.close(fig)
     return written
-
-
-def summary_table(store: SweepStore) -> list[dict[str, Any]]:
-    """One row per grid point, in grid order: the varied values, ``seeds``, and the mean and
-    standard deviation (over seeds, ddof 1) of accuracy, NLL and ECE (``accuracy`` and
-    ``accuracy_std``, ...; the std is None for a point of one seed: its spread is unknown)."""
-    rows = store.rows()
-    fields = [f for f, _ in store.sweep.get("vary", [])]
-    extras = settings_columns(rows)  # rows of other settings: their own lines, the setting shown
-    points: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        points.setdefault(r["point_hash"], []).append(r)
-    out = []
-    for group in sorted(points.values(), key=lambda g: g[0]["point_index"]):
-        entry: dict[str, Any] = {f: group[0]["params"].get(f) for f in fields}
-        entry.update(zip(extras, settings_of(group[0], extras), strict=True))
-        entry["seeds"] = len(group)
-        for metric in ("accuracy", "nll", "ece"):
-            values = np.array([r[metric] for r in group])
-            entry[metric] = float(values.mean())
-            entry[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
-        out.append(entry)
-    return out
-
-
-def summary_caption(table: Sequence[dict[str, Any]]) -> str:
-    """What the cells of :func:`format_markdown` are: ``"one seed per point"`` or ``"mean ±
-    standard deviation over 3 seeds per point"`` (``1–3 seeds``: a point of one seed shows its
-    value alone)."""
-    counts = [e["seeds"] for e in table] or [0]
-    lo, hi = min(counts), max(counts)
-    if hi <= 1:
-        return "one seed per point: no spread"
-    text = f"mean ± standard deviation over {hi if lo == hi else f'{lo}–{hi}'} seeds per point"
-    return text + ("; a point of one seed: its value alone" if lo == 1 else "")
-
-
-def _cell(field: str, value: Any) -> str:
-    """A table cell of a varied value; a time in seconds also in human units (``86400 (1 day)``)."""
-    if is_time_field(field) and _is_numeric([value]) and value != 0:
-        return f"{_fmt(value)} ({format_duration(value)})"
-    return _fmt(value)
-
-
-def format_markdown(table: Sequence[dict[str, Any]]) -> list[str]:
-    """:func:`summary_table` as Markdown lines (accuracy and ECE in %): ``mean ± std`` for a
-    point of several seeds, the value alone for one seed (:func:`summary_caption`)."""
-    if not table:
-        return []
-    fields = [
-        k
-        for k in table[0]
-        if k not in ("seeds", "accuracy", "accuracy_std", "nll", "nll_std", "ece", "ece_std")
-    ]
-    lines = [
-        "| " + " | ".join([*fields, "seeds", "accuracy (%)", "NLL", "ECE (%)"]) + " |",
-        "|" + "---|" * (len(fields) + 4),
-    ]
-
-    def value(e: dict[str, Any], metric: str, factor: float, digits: int) -> str:
-        std = e.get(f"{metric}_std")
-        text = f"{factor * e[metric]:.{digits}f}"
-        return text if std is None or e["seeds"] < 2 else f"{text} ± {factor * std:.{digits}f}"
-
-    for e in table:
-        cells = [_cell(f, e[f]) for f in fields]
-        cells += [
-            str(e["seeds"]),
-            value(e, "accuracy", 100.0, 2),
-            value(e, "nll", 1.0, 3),
-            value(e, "ece", 100.0, 2),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
 
 
 __all__ = [

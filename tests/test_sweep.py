@@ -809,36 +809,25 @@ def json_files(program, tmp_path_factory):
     return {"tmp": tmp, "ckpt": ckpt, "program": program}
 
 
-#: Every subcommand case run with --json; a command not fixed yet is an expected failure (strict:
-#: the mark must go once its stdout is pure).
-_NOT_PURE = pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,  # json.JSONDecodeError: "Extra data" after the human lines
-    reason="prints its human report on stdout before the JSON line",
-)
+#: Every subcommand case run with --json (each prints one strict JSON document on stdout).
 JSON_CASES = [
-    pytest.param(
-        "evaluate {ckpt} --samples 2 --limit 30 --no-progress", marks=_NOT_PURE, id="evaluate"
-    ),
-    pytest.param("compile {ckpt} -o {tmp}/c.nsmx", marks=_NOT_PURE, id="compile"),
+    pytest.param("evaluate {ckpt} --samples 2 --limit 30 --no-progress", id="evaluate"),
+    pytest.param("compile {ckpt} -o {tmp}/c.nsmx", id="compile"),
     pytest.param(
         "run {program} --chip rram-selector --dataset digits --limit 30 --samples 2 --mode clt "
         "--no-progress",
-        marks=_NOT_PURE,
         id="run",
     ),
-    pytest.param("chips", marks=_NOT_PURE, id="chips"),
+    pytest.param("chips", id="chips"),
     pytest.param("chips --show rram-selector", id="chips-show"),
     pytest.param("chips --fields ideal", id="chips-fields"),
     pytest.param(
         "learn --chip ideal --model digits-mlp --epochs 1 --train-subset 100 --test-subset 30 "
         "--eval-samples 2 --out {tmp}/learned --no-progress",
-        marks=_NOT_PURE,
         id="learn",
     ),
     pytest.param(
         "demo --epochs 1 --samples 1 --chips ideal --mode clt --out {tmp}/demo --no-progress",
-        marks=_NOT_PURE,
         id="demo",
     ),
     pytest.param(
