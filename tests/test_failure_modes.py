@@ -235,6 +235,48 @@ def test_full_or_closed_stdout_is_one_line():
     assert proc.returncode == 2 and "stdout is closed" in proc.stderr
 
 
+def test_stdout_whose_reader_went_away_is_one_line():
+    """``nsmx chips | head -c0``: the reading end is closed before the command writes."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run(
+            [*NSMX, "chips"], stdout=write, stderr=subprocess.PIPE, text=True, env=_env()
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == "nsmx chips: error: <stdout>: broken pipe (the reading end was closed)\n"
+
+
+def test_writers_refuse_a_read_only_place_up_front(program, checkpoint, tmp_path, capsys):
+    """Every writer into a read-only file system: one line naming the place, exit 2, before
+    any work (a small tmpfs remounted read-only; needs root)."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    try:
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot mount a read-only tmpfs here ({exc}); needs root")
+    try:
+        for command in (
+            ["train", "--model", "digits-mlp", "--epochs", "1", "--out", str(mount / "t")],
+            ["learn", "--model", "digits-mlp", "--chip", "ideal", "--out", str(mount / "l")],
+            ["sweep", program, "--vary", "devices.element.p=0.4", "--out", str(mount / "s")],
+            ["compile", checkpoint, "-o", str(mount / "net.nsmx")],
+        ):
+            assert main(command) == 2, command
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1, err
+            assert f"cannot write in {mount} (read-only file system)" in err, err
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
 # ------------------------------------------------------------------------- interrupts
 
 
