@@ -31,7 +31,7 @@ from nsmx.args import (
     positive_int,
 )
 from nsmx.json_output import print_json
-from nsmx.sweep_plots import FORMATS, SCALES
+from nsmx.sweep_plots import FORMATS, METRICS, SCALES
 from nsmx.sweep_spec import RUN_FIELD_NAMES, SweepError, SweepSpec
 
 try:  # Python >= 3.11
@@ -149,18 +149,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--metric",
         action="append",
         default=[],
-        choices=[
-            "accuracy",
-            "error",
-            "nll",
-            "ece",
-            "energy_per_classification_j",
-            "energy_per_sample_j",
-            "latency_s",
-            "area_m2",
-            "classifications_per_j",
-        ],
-        help="metric(s) to plot (default: accuracy); the cost metrics are per classification",
+        choices=list(METRICS),
+        help="metric(s) to plot (default: accuracy); energy, latency, area: per classification",
     )
     q.add_argument(
         "--pareto",

@@ -75,6 +75,8 @@ METRICS = {
     "latency_s": ("latency per classification (s)", 1.0),
     "area_m2": ("chip area (m²)", 1.0),
     "classifications_per_j": ("classifications/s/W", 1.0),
+    "throughput_per_s": ("throughput (classifications/s)", 1.0),
+    "power_w": ("power (W)", 1.0),
 }
 #: The metrics read from a row's ``extra["cost"]`` (plotted on a log axis).
 COST_METRICS = (
@@ -83,6 +85,8 @@ COST_METRICS = (
     "latency_s",
     "area_m2",
     "classifications_per_j",
+    "throughput_per_s",
+    "power_w",
 )
 
 
