@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
-from .errors import ConfigError, ConfigTypeError
+from .elements import check_n
+from .errors import ConfigTypeError
 from .fields import param, validate_config
 from .rng import check_rng
 
@@ -52,11 +53,8 @@ class ThresholdNeuron:
 
     def program(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         """Draw the fixed input-referred offsets (µA) of ``n`` neurons, shape (n,)."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-            raise ConfigTypeError("n", n, "an integer >= 1")
-        if n < 1:
-            raise ConfigError("n", n, "integer >= 1", "is out of range")
-        return self.config.offset_sigma_ua * check_rng(rng).standard_normal(int(n))
+        n = check_n(n)
+        return self.config.offset_sigma_ua * check_rng(rng).standard_normal(n)
 
     def decide(
         self,

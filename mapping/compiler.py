@@ -19,7 +19,7 @@ listing what is supported.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from mapping.records import (
     OutputLayer,
     as_shape,
 )
+from nsm.factory import leaves as nsm_leaves
 from nsm.layers import BinarizeInput, BinaryLayer
 
 SUPPORTED = (
@@ -63,15 +64,6 @@ class CompileError(ValueError):
 
 def _supported() -> str:
     return "supported modules: " + ", ".join(SUPPORTED)
-
-
-def _leaves(module: nn.Module, path: str) -> Iterator[tuple[str, nn.Module]]:
-    """(path, module) of every non-container module, depth first, in forward order."""
-    if isinstance(module, nn.Sequential):
-        for name, child in module.named_children():
-            yield from _leaves(child, f"{path}.{name}" if path else name)
-    else:
-        yield (path or "<model>"), module
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -171,7 +163,7 @@ def compile_model(
     check_choice("encoding", encoding, ENCODINGS)
     shape = as_shape("input_shape", input_shape)
 
-    leaves = list(_leaves(model, ""))
+    leaves = [(path or "<model>", module) for path, module in nsm_leaves(model)]
     # First the module types, so that e.g. the SN baseline is reported by its NoisyReLU.
     for path, module in leaves:
         ok = isinstance(module, (BinarizeInput, BinaryLayer, nn.MaxPool2d, nn.Flatten, nn.Linear))

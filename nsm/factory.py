@@ -49,10 +49,12 @@ def call_factory(spec: str) -> nn.Sequential:
 # ------------------------------------------------------------------------------ derivation
 
 
-def _leaves(module: nn.Module, path: str) -> Iterator[tuple[str, nn.Module]]:
+def leaves(module: nn.Module, path: str = "") -> Iterator[tuple[str, nn.Module]]:
+    """(dotted path, module) of every non-container module of nested ``nn.Sequential`` s, depth
+    first, in forward order (the model itself, path ``""``, when it is not a Sequential)."""
     if isinstance(module, nn.Sequential):
         for name, child in module.named_children():
-            yield from _leaves(child, f"{path}.{name}" if path else name)
+            yield from leaves(child, f"{path}.{name}" if path else name)
     else:
         yield path, module
 
@@ -82,8 +84,8 @@ def architecture_of(
     from nsm.layers import BinarizeInput, NSMConv2d, NSMLinear
 
     layers: list[dict[str, Any]] = []
-    leaves = list(_leaves(model, ""))
-    for i, (path, m) in enumerate(leaves):
+    found = list(leaves(model))
+    for i, (path, m) in enumerate(found):
         w = f"module {path or '<root>'} ({type(m).__name__})"
         if isinstance(m, BinarizeInput):
             layers.append({"type": "binarise"})
@@ -103,7 +105,7 @@ def architecture_of(
                     "padding": _pair_of(m.padding),
                 }
             )
-        elif isinstance(m, nn.Linear) and i == len(leaves) - 1:
+        elif isinstance(m, nn.Linear) and i == len(found) - 1:
             layers.append({"type": "output", "out": m.out_features, "bias": m.bias is not None})
         elif isinstance(m, (NSMLinear, NSMConv2d)):
             layer: dict[str, Any] = {
@@ -157,4 +159,4 @@ def architecture_of(
     return arch
 
 
-__all__ = ["architecture_of", "call_factory", "load_factory"]
+__all__ = ["architecture_of", "call_factory", "leaves", "load_factory"]
