@@ -52,7 +52,6 @@ from nsmx.sweep_axes import (
     axis_label,
     axis_scale,
     format_duration,
-    format_value,
     is_numeric,
     is_time_axis,
     is_time_field,
@@ -300,7 +299,7 @@ def sweep_figures(
             name = ", ".join(
                 [
                     *(
-                        f"{f.split('.')[-1]}={format_value(k)}"
+                        f"{f.split('.')[-1]}={tick_text(f, k)}"
                         for f, k in zip(others, key, strict=False)
                     ),
                     *(setting_label(c, v) for c, v in zip(extras, key[len(others) :], strict=True)),
@@ -460,7 +459,7 @@ def plot_pareto(
         labels.append(
             ", ".join(
                 [
-                    *(f"{f.split('.')[-1]}={format_value(params.get(f))}" for f in fields),
+                    *(f"{f.split('.')[-1]}={tick_text(f, params.get(f))}" for f in fields),
                     *(
                         setting_label(c, v)
                         for c, v in zip(extras, settings_of(group[0], extras), strict=True)
