@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .conductance import quantise
-from .config import read_toml, tomllib
+from .config import check_top_level, config_from_table, read_toml, tomllib
 from .errors import ConfigError, ConfigTypeError
 from .fields import check_levels, check_window, param, validate_config
 from .rng import check_rng
@@ -304,27 +304,11 @@ def pulse_from_dict(data: Any) -> PulseConfig:
     """Inverse of :func:`pulse_to_dict`; errors name ``pulse.<field>``."""
     if not isinstance(data, dict):
         raise ConfigTypeError("config", data, "a table (dict)")
-    for key in data:
-        if key not in ("format_version", "description", "pulse"):
-            raise ConfigError(
-                key, data[key], "format_version, description, pulse", "is not a known key"
-            )
-    version = data.get("format_version")
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        raise ConfigError("format_version", version, str(FORMAT_VERSION), "is not supported")
+    check_top_level(data, ("format_version", "description", "pulse"), FORMAT_VERSION)
     table = data.get("pulse", {})
     if not isinstance(table, dict):
         raise ConfigTypeError("pulse", table, "a table of fields")
-    names = [f.name for f in dataclasses.fields(PulseConfig)]
-    for key in table:
-        if key not in names:
-            raise ConfigError(
-                f"pulse.{key}", table[key], "one of " + ", ".join(names), "is not a known key"
-            )
-    try:
-        return PulseConfig(**table)
-    except (ConfigError, ConfigTypeError) as err:
-        raise err.with_path("pulse." + err.field.split(".", 1)[-1]) from None
+    return config_from_table(PulseConfig, table, "pulse")
 
 
 def pulse_to_toml(config: PulseConfig, description: str = "") -> str:

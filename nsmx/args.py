@@ -257,6 +257,18 @@ def run_config(args: argparse.Namespace) -> Any:
         raise UserError(str(exc)) from exc
 
 
+def chip_arg(spec: Any, sets: Any = ()) -> Any:
+    """The :class:`~crossbar.ChipConfig` of ``--chip SPEC`` (a preset name or a TOML file) with
+    the ``--set FIELD=VALUE`` overrides (:func:`crossbar.resolve_chip`); an unknown preset, an
+    unreadable file or a bad override is a :class:`UserError` naming it."""
+    from crossbar import ChipError, resolve_chip
+
+    try:
+        return resolve_chip(spec, sets)
+    except ChipError as exc:
+        raise UserError(str(exc)) from exc
+
+
 def load_split(name: str, split: str, root: str | None) -> tuple[Any, Any]:
     """``(x, y)`` of one split of a dataset (:func:`nsm.data.load_dataset`: torch tensors);
     a missing or unreadable dataset is a :class:`UserError`."""
@@ -313,6 +325,7 @@ __all__ = [
     "add_samples_arg",
     "add_seed_arg",
     "add_set_arg",
+    "chip_arg",
     "data_label",
     "load_data",
     "load_plugin_args",

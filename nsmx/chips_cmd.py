@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nsmx.args import UserError, add_plugin_arg, add_set_arg
+from nsmx.args import UserError, add_plugin_arg, add_set_arg, chip_arg
 from nsmx.json_output import print_json
 
 
@@ -39,7 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from crossbar import ChipError, chip_toml, list_chips, resolve_chip
+    from crossbar import chip_toml, list_chips
     from devices.plugins import loaded_plugins
 
     if args.fields is not None:
@@ -61,16 +61,9 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"chips": chips, "device_models": models, "plugins": plugins})
         return 0
-    try:
-        chip = resolve_chip(args.show, args.sets)
-        # A preset as shipped gets the header that points to its sources.
-        text = (
-            chip_toml(args.show)
-            if args.show in list_chips() and not args.sets
-            else (chip.to_toml())
-        )
-    except ChipError as exc:
-        raise UserError(str(exc)) from exc
+    chip = chip_arg(args.show, args.sets)
+    # A preset as shipped gets the header that points to its sources.
+    text = chip_toml(args.show) if args.show in list_chips() and not args.sets else chip.to_toml()
     if args.json:  # the chip as one JSON object instead of TOML
         print_json(chip.to_dict())
     else:
@@ -90,14 +83,9 @@ def _device_models() -> dict[str, list[str]]:
 def _fields(args: argparse.Namespace) -> int:
     """``nsmx chips --fields [CHIP]``: the field table (:mod:`nsmx.fields_table`)."""
 
-    from crossbar import ChipError, resolve_chip
     from nsmx.fields_table import chip_field_rows, format_rows
 
-    try:
-        chip = resolve_chip(args.fields, args.sets)
-    except ChipError as exc:
-        raise UserError(str(exc)) from exc
-    rows = chip_field_rows(chip)
+    rows = chip_field_rows(chip_arg(args.fields, args.sets))
     if args.json:
         print_json({"chip": args.fields, "fields": rows}, default=str)
         return 0

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from nsmx.args import (
-    UserError,
     add_output_args,
     add_samples_arg,
     add_seed_arg,
+    chip_arg,
     positive_int,
 )
 from nsmx.json_output import print_json
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from crossbar import ChipError, chip_label, resolve_chip
+    from crossbar import chip_label
     from mapping.compiler import compile_checkpoint
     from mapping.program import save_program
     from mapping.runtime import MappingError, program_chip
@@ -147,10 +147,8 @@ def _run(args: argparse.Namespace) -> int:
     from nsm.evaluate import mc_predict
     from nsm.train import CHECKPOINT_NAME, TrainConfig, train
 
-    try:  # resolve the chips first: a typo fails now, not after training
-        chips = [(chip_label(spec), resolve_chip(spec)) for spec in args.chips]
-    except ChipError as exc:
-        raise UserError(str(exc)) from exc
+    # Resolve the chips first: a typo fails now, not after training.
+    chips = [(chip_label(spec), chip_arg(spec)) for spec in args.chips]
     out = Path(args.out)
     train_dir = out / "train"
     if (train_dir / CHECKPOINT_NAME).exists():

@@ -34,6 +34,7 @@ from nsmx.args import (
     add_output_args,
     add_plugin_arg,
     add_run_args,
+    chip_arg,
     data_label,
     load_data,
     load_split,
@@ -102,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.program is None:
         raise UserError("give a program (.nsmx) or --chip-state FILE")
 
-    from crossbar import ChipError, chip_label, resolve_chip
+    from crossbar import chip_label
     from mapping.program import ProgramError, load_program
     from mapping.reference import predict_reference
     from mapping.report import accuracy_nll, chip_report, format_layers
@@ -113,10 +114,7 @@ def _run(args: argparse.Namespace) -> int:
         program = load_program(args.program)
     except ProgramError as exc:
         raise UserError(str(exc)) from exc
-    try:
-        chip = resolve_chip(args.chip, args.sets)
-    except ChipError as exc:
-        raise UserError(str(exc)) from exc
+    chip = chip_arg(args.chip, args.sets)
     user_data = data_label(args)
     if user_data is not None:
         dataset = user_data
