@@ -14,6 +14,12 @@ jobs on a shared machine do not inflate; with 2 threads it sums both). Prints on
 ``key=value`` line per figure (and ``--json FILE`` writes them); the machine's load average before
 and after is printed too, because on a shared machine it changes the numbers.
 
+Threads: ``--threads N`` is applied as ``nsmx --threads N`` applies it (to torch, numba and
+BLAS alike): at most the cores found free when the script starts
+(:func:`nsmx.threads.choose_threads`), so on a busy machine ``--threads 2`` runs 1 thread;
+``threads_requested``, ``threads`` (used) and ``free_cores`` are printed. ``--fixed-threads``
+uses N as given (``free_cores=-1``).
+
 Every run is preceded by a one-example warm-up (numba kernels load from the on-disk cache or
 compile, the chip's read arrays are prepared), which is not timed.
 """
