@@ -11,12 +11,10 @@ Numpy only (never torch), so programs load on machines without PyTorch.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mapping.records import ARRAY_DTYPE, KINDS, Layer, attr_names, layer_attrs
+from nsm.atomic_io import atomic_path
 
 FORMAT = "nsmx-program"
 VERSION = 1
@@ -152,19 +151,12 @@ def write_program_file(
     text = json.dumps(manifest, indent=1, ensure_ascii=True, allow_nan=False)
     members = {MANIFEST_KEY: np.frombuffer(text.encode("ascii"), dtype=np.uint8)}
     members.update({k: np.asarray(v, dtype=ARRAY_DTYPE) for k, v in arrays.items()})
-    # A unique name in the same folder (os.replace is atomic within a file system); opened with
+    # A temporary file in the same folder, renamed over the target (nsm.atomic_io); opened with
     # "xb" rather than mkstemp so the file gets the user's default permissions.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            np.savez(f, **members)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        np.savez(f, **members)
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 
