@@ -1,4 +1,5 @@
-"""Files written whole or not at all (standard library only, so ``nsm`` stays torch-only).
+"""Files written whole or not at all (standard library only: ``nsm`` stays torch-only, and
+``nsmx`` and ``mapping`` write their files through it without loading torch).
 
 :func:`atomic_path` gives a temporary path in the target's folder; when the block ends normally
 the file there is flushed to disk and renamed over the target (``os.replace``: atomic within a
@@ -17,13 +18,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _target(path: str | os.PathLike[str]) -> Path:
+    """The file a write replaces: a symbolic link's target (the link stays a link)."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary path (``.NAME.<random>.tmp`` next to ``path``) to write; renamed over
-    ``path`` when the block ends normally, removed otherwise (module docstring)."""
-    path = Path(path)
+    """A temporary path next to ``path`` (``.NAME.<random>.tmp`` + the same suffix, so that
+    writers that read the format from the name, like matplotlib, keep working) to write;
+    renamed over ``path`` (over a symbolic link's target) when the block ends normally,
+    removed otherwise (module docstring)."""
+    path = _target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)

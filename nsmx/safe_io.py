@@ -6,7 +6,8 @@ Every ``nsmx`` writer (``train --out``, ``learn --out``, ``sweep --out``, ``plot
 :func:`check_output_dir` before it starts: a target that is a FIFO, a device, a socket or a folder
 where a file is expected (or a file where a folder is expected) is refused, and so is a folder the
 process cannot write (a read-only file system, no permission). Files are then written through
-:func:`atomic_path` / :func:`atomic_write`: into a temporary file next to the target, renamed over
+:func:`atomic_path` (:func:`nsm.atomic_io.atomic_path`, one implementation for the project) /
+:func:`atomic_write`: into a temporary file next to the target, renamed over
 it when complete (``os.replace``, atomic within a file system), the temporary file removed when
 anything fails (a full disk, a file-size limit, Ctrl-C). :func:`os_error_message` is the one-line
 text ``nsmx`` prints for an :class:`OSError`; :func:`json_text` is the strict JSON (no ``NaN``) of
@@ -21,11 +22,11 @@ import json
 import math
 import os
 import stat
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from nsm.atomic_io import atomic_path
 from nsmx.args import UserError
 
 #: errno -> the reason printed (the rest use the system's text).
@@ -119,35 +120,6 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "output folder") 
         return path
     _writable_ancestor(path, what)
     return path
-
-
-def _target(path: str | os.PathLike[str]) -> Path:
-    """The file a write replaces: a symbolic link's target (the link stays a link)."""
-    path = Path(path)
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary path next to ``path`` (same suffix, so writers that read the format from it,
-    like matplotlib, keep working); when the block ends normally it is renamed over ``path``,
-    otherwise removed. An :class:`OSError` of the rename or of the block names ``path``."""
-    path = _target(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if exc.filename in (None, str(tmp), tmp):
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
-        raise
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager
