@@ -17,7 +17,7 @@ The sign layers are deterministic: ``eval()`` changes nothing. ``SignConv2d`` mi
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,16 @@ def sign_activation(s: Tensor, backward: str) -> Tensor:
     return fn.straight_through(fn.sign(s), surrogate)
 
 
+class SignOptions(TypedDict, total=False):
+    """The keyword options of both sign layers (:class:`SignLinear`, :class:`SignConv2d`); their
+    defaults: bias True, weight_norm False, backward "ste", beta_init 1.0."""
+
+    bias: bool
+    weight_norm: bool
+    backward: str
+    beta_init: float
+
+
 class _SignBase(nn.Module):
     weight: nn.Parameter
     bias: nn.Parameter | None
@@ -44,11 +54,14 @@ class _SignBase(nn.Module):
     def _init_params(
         self,
         weight_shape: tuple[int, ...],
-        bias: bool,
-        weight_norm: bool,
-        backward: str,
-        beta_init: float,
+        *,
+        bias: bool = True,
+        weight_norm: bool = False,
+        backward: str = "ste",
+        beta_init: float = 1.0,
     ) -> None:
+        """Check the options of :class:`SignOptions` (the defaults of both sign layers live
+        here) and create the parameters: weight ``weight_shape``, bias and β (out,)."""
         self.weight_norm = bool(weight_norm)
         self.backward = fn.check_choice("backward", backward, BACKWARDS)
         out = weight_shape[0]
@@ -115,19 +128,9 @@ class _SignBase(nn.Module):
 class SignLinear(DenseGeometry, _SignBase):
     """Deterministic binary layer (B, in_features) → (B, out_features) ±1 (BD / wBD / BN)."""
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        *,
-        bias: bool = True,
-        weight_norm: bool = False,
-        backward: str = "ste",
-        beta_init: float = 1.0,
-    ) -> None:
+    def __init__(self, in_features: int, out_features: int, **options: Unpack[SignOptions]) -> None:
         super().__init__()
-        weight_shape = self._init_geometry(in_features, out_features)
-        self._init_params(weight_shape, bias, weight_norm, backward, beta_init)
+        self._init_params(self._init_geometry(in_features, out_features), **options)
 
 
 class SignConv2d(Conv2dGeometry, _SignBase):
@@ -141,14 +144,11 @@ class SignConv2d(Conv2dGeometry, _SignBase):
         *,
         stride: int | tuple[int, int] = 1,
         padding: int | tuple[int, int] = 0,
-        bias: bool = True,
-        weight_norm: bool = False,
-        backward: str = "ste",
-        beta_init: float = 1.0,
+        **options: Unpack[SignOptions],
     ) -> None:
         super().__init__()
         weight_shape = self._init_geometry(in_channels, out_channels, kernel_size, stride, padding)
-        self._init_params(weight_shape, bias, weight_norm, backward, beta_init)
+        self._init_params(weight_shape, **options)
 
     def _view(self, t: Tensor) -> Tensor:
         return t.view(-1, 1, 1)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -75,6 +75,23 @@ def use_generator(model: nn.Module, generator: torch.Generator | None) -> Iterat
             m.generator = g
 
 
+class NSMOptions(TypedDict, total=False):
+    """The keyword options of every NSM layer (:class:`NSMLinear`, :class:`NSMConv2d`); their
+    defaults: noise "bernoulli", p 0.5, sigma 1.0, structure "per_synapse", rule "sample", mode
+    "clt", bias True, temperature 1.0, beta_init 1.0, bias_init "zero" (``_NSMBase._init_nsm``)."""
+
+    noise: str
+    p: float
+    sigma: float
+    structure: str
+    rule: str
+    mode: str
+    bias: bool
+    temperature: float
+    beta_init: float
+    bias_init: str
+
+
 class _NSMBase(nn.Module):
     """What NSMLinear and NSMConv2d share: options, noise model, forward and the derived a."""
 
@@ -82,17 +99,24 @@ class _NSMBase(nn.Module):
     beta: nn.Parameter
     bias: nn.Parameter | None
 
-    def _init_options(
+    def _init_nsm(
         self,
-        noise: str,
-        p: float,
-        sigma: float,
-        structure: str,
-        rule: str,
-        mode: str,
-        temperature: float,
-        beta_init: float,
+        weight_shape: tuple[int, ...],
+        beta_shape: tuple[int, ...],
+        *,
+        noise: str = "bernoulli",
+        p: float = 0.5,
+        sigma: float = 1.0,
+        structure: str = "per_synapse",
+        rule: str = "sample",
+        mode: str = "clt",
+        bias: bool = True,
+        temperature: float = 1.0,
+        beta_init: float = 1.0,
+        bias_init: str = "zero",
     ) -> None:
+        """Check the options of :class:`NSMOptions` (the defaults of every NSM layer live here)
+        and create the parameters: weight ``weight_shape``, β ``beta_shape``, bias (out,)."""
         self.noise = fn.check_choice("noise", noise, fn.NOISES)
         self.noise_model: fn.NoiseModel = fn.make_noise(noise, p=p, sigma=sigma)
         self.structure = fn.check_choice("structure", structure, fn.STRUCTURES)
@@ -106,6 +130,7 @@ class _NSMBase(nn.Module):
         ):
             raise ValueError(f"beta_init={beta_init!r} must be a finite real number")
         self.generator: torch.Generator | None = None
+        self._init_parameters(weight_shape, beta_shape, bias, beta_init, bias_init)
 
     def _init_parameters(
         self,
@@ -232,26 +257,10 @@ class NSMLinear(DenseGeometry, _NSMBase):
     ``bias_init``: "zero" (default) or "uniform" in ±1/√fan_in (``nn.Linear``'s initialisation).
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        *,
-        noise: str = "bernoulli",
-        p: float = 0.5,
-        sigma: float = 1.0,
-        structure: str = "per_synapse",
-        rule: str = "sample",
-        mode: str = "clt",
-        bias: bool = True,
-        temperature: float = 1.0,
-        beta_init: float = 1.0,
-        bias_init: str = "zero",
-    ) -> None:
+    def __init__(self, in_features: int, out_features: int, **options: Unpack[NSMOptions]) -> None:
         super().__init__()
         weight_shape = self._init_geometry(in_features, out_features)
-        self._init_options(noise, p, sigma, structure, rule, mode, temperature, beta_init)
-        self._init_parameters(weight_shape, (self.out_features,), bias, beta_init, bias_init)
+        self._init_nsm(weight_shape, (self.out_features,), **options)
 
     def _beta_b(self) -> tuple[Tensor, Tensor | None]:
         return self.beta, self.bias
@@ -280,23 +289,13 @@ class NSMConv2d(Conv2dGeometry, _NSMBase):
         *,
         stride: int | tuple[int, int] = 1,
         padding: int | tuple[int, int] = 0,
-        noise: str = "bernoulli",
-        p: float = 0.5,
-        sigma: float = 1.0,
-        structure: str = "per_synapse",
-        rule: str = "sample",
-        mode: str = "clt",
-        bias: bool = True,
-        temperature: float = 1.0,
-        beta_init: float = 1.0,
-        bias_init: str = "zero",
         beta_per: str = "channel",
         input_size: tuple[int, int] | None = None,
+        **options: Unpack[NSMOptions],
     ) -> None:
         super().__init__()
         weight_shape = self._init_geometry(in_channels, out_channels, kernel_size, stride, padding)
         self.beta_per = fn.check_choice("beta_per", beta_per, ("channel", "location"))
-        self._init_options(noise, p, sigma, structure, rule, mode, temperature, beta_init)
         self.input_size: tuple[int, int] | None = None
         if beta_per == "location":
             if input_size is None:
@@ -305,7 +304,7 @@ class NSMConv2d(Conv2dGeometry, _NSMBase):
             beta_shape: tuple[int, ...] = (out_channels, *self.output_size(self.input_size))
         else:
             beta_shape = (out_channels,)
-        self._init_parameters(weight_shape, beta_shape, bias, beta_init, bias_init)
+        self._init_nsm(weight_shape, beta_shape, **options)
 
     def _beta_b(self) -> tuple[Tensor, Tensor | None]:
         beta = self.beta if self.beta_per == "location" else self.beta.view(-1, 1, 1)

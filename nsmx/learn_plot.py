@@ -9,11 +9,11 @@ in the same folder, then renamed), so a reader never sees half a PNG.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
 from pathlib import Path
 from typing import Any
+
+from nsm.atomic_io import atomic_path
 
 
 def plot_learning_curve(
@@ -54,14 +54,8 @@ def plot_learning_curve(
         ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
     if title:
         fig.suptitle(title, fontsize=9)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     return path
 
 

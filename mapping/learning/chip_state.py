@@ -23,13 +23,11 @@ misshapen arrays, a chip whose faults differ).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ import numpy as np
 
 from crossbar import ChipConfig
 from devices.pulse import pulse_from_dict, pulse_to_dict
+from nsm.atomic_io import atomic_path
 
 from .config import LearningConfig
 
@@ -117,15 +116,8 @@ def save_chip_state(
     text = json.dumps(manifest, ensure_ascii=True, allow_nan=False)
     members = {MANIFEST_KEY: np.frombuffer(text.encode("ascii"), dtype=np.uint8)}
     members.update(arrays)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            np.savez(f, **members)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        np.savez(f, **members)
     return path
 
 
