@@ -166,6 +166,31 @@ def add_seed_arg(p: argparse.ArgumentParser, *, help: str = "random seed") -> No
     p.add_argument("--seed", type=nonnegative_int, default=0, help=f"{help} (default: 0)")
 
 
+def add_training_args(
+    p: argparse.ArgumentParser,
+    *,
+    epochs_help: str,
+    batch_size: int | None,
+    batch_size_help: str,
+    eval_samples: int,
+    eval_samples_help: str,
+    seed_help: str,
+    out_help: str,
+    resume_help: str,
+) -> None:
+    """The options of a training run (``nsmx train``, ``nsmx learn``): ``--epochs`` (default 10),
+    ``--batch-size`` and ``--eval-samples`` (integers >= 1), ``--seed``, ``--out`` (a folder,
+    required) and ``--resume``; the ``*_help`` texts are printed as given."""
+    p.add_argument("--epochs", type=positive_int, default=10, help=epochs_help)
+    p.add_argument("--batch-size", type=positive_int, default=batch_size, help=batch_size_help)
+    p.add_argument(
+        "--eval-samples", type=positive_int, default=eval_samples, help=eval_samples_help
+    )
+    add_seed_arg(p, help=seed_help)
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--resume", action="store_true", help=resume_help)
+
+
 def add_samples_arg(p: argparse.ArgumentParser, *, default: int = 100, help: str = "") -> None:
     """``--samples`` alone (subcommands without the other run settings: evaluate, demo)."""
     text = help or "MC samples per example"
@@ -299,6 +324,42 @@ def load_data(
         raise UserError(str(exc)) from exc
 
 
+def model_architecture(
+    spec: str, data: str | None, *, verb: str = "trains"
+) -> dict[str, Any] | None:
+    """The user architecture ``--model`` names (dict form), or None for a named model
+    (:data:`nsm.models.MODELS`): a layer-list TOML file, or a ``module:function`` factory whose
+    model is described by a layer list with the input shape of ``--data``'s training inputs (an
+    (H, W) image becomes (1, H, W)). Errors are :class:`UserError`; ``verb`` words the one that
+    asks for ``--data`` ("a factory's model trains on --data FILE.npz")."""
+    from pathlib import Path
+
+    from nsm.architecture import ArchitectureError, load_architecture
+    from nsm.factory import architecture_of, call_factory
+    from nsm.models import MODELS
+
+    if spec in MODELS:
+        return None
+    try:
+        if spec.endswith(".toml") or Path(spec).is_file():
+            return load_architecture(spec).to_dict()
+        if ":" not in spec:
+            raise UserError(
+                f"--model {spec!r} is not a named model ({', '.join(sorted(MODELS))}), a "
+                "layer-list .toml file or module:function"
+            )
+        if data is None:
+            raise UserError(f"--model {spec}: a factory's model {verb} on --data FILE.npz")
+        x, _ = load_data(data, "train")
+        shape = tuple(x.shape[1:])
+        shape = (1, *shape) if len(shape) == 2 else shape
+        model = call_factory(spec)
+        name = spec.rpartition(":")[2].replace("_", "-")
+        return architecture_of(model, shape, name=name, source=spec).to_dict()
+    except ArchitectureError as exc:
+        raise UserError(str(exc)) from exc
+
+
 def data_label(args: argparse.Namespace) -> str | None:
     """The name of ``--data`` as reports show it (the file name), or None without it; giving
     both ``--data`` and ``--dataset`` is a :class:`UserError`."""
@@ -325,11 +386,13 @@ __all__ = [
     "add_samples_arg",
     "add_seed_arg",
     "add_set_arg",
+    "add_training_args",
     "chip_arg",
     "data_label",
     "load_data",
     "load_plugin_args",
     "load_split",
+    "model_architecture",
     "nonnegative_float",
     "nonnegative_int",
     "positive_int",

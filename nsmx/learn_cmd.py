@@ -33,9 +33,10 @@ from nsmx.args import (
     add_data_args,
     add_output_args,
     add_plugin_arg,
-    add_seed_arg,
+    add_training_args,
     load_data,
     load_split,
+    model_architecture,
     positive_int,
 )
 from nsmx.json_output import print_json
@@ -95,12 +96,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default="clt",
         help="the engine's read mode for training and evaluation (default: %(default)s)",
     )
-    p.add_argument(
-        "--epochs",
-        type=positive_int,
-        default=10,
-        help="total epochs to reach (default: 10; with --resume the one setting that may "
+    add_training_args(
+        p,
+        epochs_help="total epochs to reach (default: 10; with --resume the one setting that may "
         "change, with --no-progress and --json)",
+        batch_size=50,
+        batch_size_help="1 = online learning (default: 50)",
+        eval_samples=20,
+        eval_samples_help="MC samples per test example (default: 20)",
+        seed_help="seed of programming, sampling and updates",
+        out_help="output folder",
+        resume_help="continue from DIR/chip_state.npz to --epochs; refused when the chip, pulse "
+        "device, architecture or program, a learning setting or the data differ",
     )
     p.add_argument(
         "--estimator",
@@ -134,9 +141,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="(default: %(default)s: the pulse device's)",
     )
     p.add_argument(
-        "--batch-size", type=positive_int, default=50, help="1 = online learning (default: 50)"
-    )
-    p.add_argument(
         "--lr-us",
         type=float,
         default=0.2,
@@ -156,30 +160,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--lr-periphery", type=float, default=0.01, help="Adam lr of the periphery (default: 0.01)"
     )
     p.add_argument(
-        "--eval-samples",
-        type=positive_int,
-        default=20,
-        help="MC samples per test example (default: 20)",
-    )
-    p.add_argument(
         "--train-subset", type=positive_int, default=None, help="first N training examples only"
     )
     p.add_argument(
         "--test-subset", type=positive_int, default=None, help="first N test examples only"
     )
-    add_seed_arg(p, help="seed of programming, sampling and updates")
     add_data_args(
         p,
         dataset=False,
         limit=False,
         data_dir_help="MNIST IDX folder (default: $NSMX_MNIST_DIR)",
-    )
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from DIR/chip_state.npz to --epochs; refused when the chip, pulse "
-        "device, architecture or program, a learning setting or the data differ",
     )
     add_plugin_arg(p)
     add_output_args(p)
@@ -233,31 +223,8 @@ def _scratch_model(spec: str, data: str | None) -> tuple[str, dict[str, Any] | N
     """(model, architecture) of ``--model`` as ``nsmx train --model`` reads it: a named model
     (architecture None), a layer-list TOML file or a ``module:function`` factory (its layer
     list, the input shape taken from ``--data``); errors are :class:`UserError`."""
-    from nsm.architecture import ArchitectureError, load_architecture
-    from nsm.factory import architecture_of, call_factory
-    from nsm.models import MODELS
-
-    if spec in MODELS:
-        return spec, None
-    try:
-        if spec.endswith(".toml") or Path(spec).is_file():
-            return "custom", load_architecture(spec).to_dict()
-        if ":" not in spec:
-            raise UserError(
-                f"--model {spec!r} is not a named model ({', '.join(sorted(MODELS))}), a "
-                "layer-list .toml file or module:function"
-            )
-        if data is None:
-            raise UserError(f"--model {spec}: a factory's model learns on --data FILE.npz")
-        x, _ = load_data(data, "train")
-        shape = tuple(x.shape[1:])
-        shape = (1, *shape) if len(shape) == 2 else shape
-        name = spec.rpartition(":")[2].replace("_", "-")
-        return "custom", architecture_of(
-            call_factory(spec), shape, name=name, source=spec
-        ).to_dict()
-    except ArchitectureError as exc:
-        raise UserError(str(exc)) from exc
+    architecture = model_architecture(spec, data, verb="learns")
+    return (spec, None) if architecture is None else ("custom", architecture)
 
 
 def _dataset(args: argparse.Namespace, program: Any, model: str, architecture: Any) -> str:

@@ -20,9 +20,10 @@ from typing import Any
 from nsmx.args import (
     UserError,
     add_data_args,
-    add_seed_arg,
+    add_training_args,
     load_data,
     load_split,
+    model_architecture,
     positive_int,
 )
 from nsmx.safe_io import check_output_dir
@@ -45,32 +46,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--rule", choices=list(RULES), default="nsm", help="learning rule (default: %(default)s)"
     )
-    p.add_argument(
-        "--epochs", type=positive_int, default=10, help="training epochs (default: %(default)s)"
+    add_training_args(
+        p,
+        epochs_help="training epochs (default: %(default)s)",
+        batch_size=None,
+        batch_size_help="mini-batch size (default: the model's)",
+        eval_samples=10,
+        eval_samples_help="MC samples of per-epoch test metric (default: %(default)s)",
+        seed_help="seed of initialisation, shuffling and noise",
+        out_help="output folder (checkpoint.pt, metrics.csv/json)",
+        resume_help="continue the run in --out",
     )
-    add_seed_arg(p, help="seed of initialisation, shuffling and noise")
-    p.add_argument("--out", required=True, help="output folder (checkpoint.pt, metrics.csv/json)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument(
         "--lr", type=float, default=None, help="Adam learning rate (default: the model's)"
-    )
-    p.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=None,
-        help="mini-batch size (default: the model's)",
     )
     p.add_argument(
         "--lr-step-epochs",
         type=positive_int,
         default=None,
         help="halve lr every N epochs (default: the model's)",
-    )
-    p.add_argument(
-        "--eval-samples",
-        type=positive_int,
-        default=10,
-        help="MC samples of per-epoch test metric (default: %(default)s)",
     )
     p.add_argument(
         "--device",
@@ -111,43 +105,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _architecture(spec: str, data: str | None, data_dir: str | None) -> dict[str, Any] | None:
-    """The user architecture ``--model`` names (dict form), or None for a named model; a
-    ``module:function`` factory's model is described by a layer list whose input shape is the
-    training inputs' (an (H, W) image becomes (1, H, W))."""
-    from nsm.architecture import ArchitectureError, load_architecture
-    from nsm.factory import architecture_of, call_factory
-    from nsm.models import MODELS
-
-    if spec in MODELS:
-        return None
-    try:
-        if spec.endswith(".toml") or Path(spec).is_file():
-            return load_architecture(spec).to_dict()
-        if ":" not in spec:
-            raise UserError(
-                f"--model {spec!r} is not a named model ({', '.join(sorted(MODELS))}), a "
-                "layer-list .toml file or module:function"
-            )
-        if data is None:
-            raise UserError(f"--model {spec}: a factory's model trains on --data FILE.npz")
-        x, _ = load_data(data, "train")
-        shape = tuple(x.shape[1:])
-        shape = (1, *shape) if len(shape) == 2 else shape
-        model = call_factory(spec)
-        name = spec.rpartition(":")[2].replace("_", "-")
-        return architecture_of(model, shape, name=name, source=spec).to_dict()
-    except ArchitectureError as exc:
-        raise UserError(str(exc)) from exc
-
-
 def run(args: argparse.Namespace) -> int:
     """``nsmx train``."""
     from nsm.architecture import Architecture, model_spec
     from nsm.checkpoint import CheckpointError
     from nsm.train import TrainConfig, resolve_device, train
 
-    architecture = _architecture(args.model, args.data, args.data_dir)
+    architecture = model_architecture(args.model, args.data)
     try:
         device = resolve_device(args.device)
         cfg = TrainConfig(
