@@ -291,10 +291,12 @@ class _Block:
         float32 (batch, width), each row in one fixed order (:mod:`crossbar.products`)."""
         return self._fixed_products("deterministic", deterministic_tables)
 
-    def _noisy(self, base, var_s, var_c, key, s0, n) -> np.ndarray:
+    def _noisy(self, base, shift, var_s, var_c, key, s0, n) -> np.ndarray:
+        """The value x = base + shift + √(var_s + var_c)·N of samples s0 .. s0 + n − 1 of this
+        chunk, float32 (n, batch, width), N from ``key`` (no decision: the ADC paths)."""
         return noisy_sum(
             base,
-            np.zeros((self.batch, self.width)),
+            shift,
             var_s,
             var_c,
             np.zeros(self.width),
@@ -308,23 +310,14 @@ class _Block:
     def _read_d(self, t: int, s0: int, n: int) -> np.ndarray:
         """The deterministic read of row-tile t with its read noise, float32 (n, batch, width)."""
         zero1 = np.zeros((1, self.batch, self.width), dtype=np.float32)
-        return noisy_sum(
-            zero1,
-            self._mean(t, "m_d"),
-            zero1,
-            self._var(t, "v_d"),
-            np.zeros(self.width),
-            self.streams.key("read_d", t, self.c),
-            n_samples=n,
-            sample_offset=s0,
-            batch_offset=self.b0,
-            decide=False,
-        )
+        key = self.streams.key("read_d", t, self.c)
+        return self._noisy(zero1, self._mean(t, "m_d"), zero1, self._var(t, "v_d"), key, s0, n)
 
     def _read_s(self, t: int, s0: int, n: int) -> np.ndarray:
         """The stochastic read of row-tile t with its read noise, float32 (n, batch, width)."""
         base, var_s, var_c = self._stochastic(t, s0, n)
-        return self._noisy(base, var_s, var_c, self.streams.key("read_s", t, self.c), s0, n)
+        shift = np.zeros((self.batch, self.width))
+        return self._noisy(base, shift, var_s, var_c, self.streams.key("read_s", t, self.c), s0, n)
 
     def _analog(self, s0: int, n: int, decide: bool) -> np.ndarray:
         """Bit lines summed in analog, comparator with offset and noise (one Gaussian/neuron)."""
@@ -410,18 +403,8 @@ class _Block:
                 if layer.reads_deterministic:
                     shift = self.a * self._mean(t, "m_d")
                     var_c = var_c + self.a**2 * self._var(t, "v_d")
-                x = noisy_sum(
-                    base,
-                    shift,
-                    var_s,
-                    var_c,
-                    np.zeros(self.width),
-                    self.streams.key("read_s", t, self.c),
-                    n_samples=n,
-                    sample_offset=s0,
-                    batch_offset=self.b0,
-                    decide=False,
-                )
+                key = self.streams.key("read_s", t, self.c)
+                x = self._noisy(base, shift, var_s, var_c, key, s0, n)
                 u = _accumulate(u, adc(x, fs["u"][t, cs], bits, "u", t))
         elif path == "digital_sum":
             xs = sum(self._read_s(t, s0, n) for t in range(n_tiles))

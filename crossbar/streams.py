@@ -59,17 +59,21 @@ def standard_normals(
     counter_offset: int = 0,
 ) -> np.ndarray:
     """float32 (n_samples, batch, n) standard normals at global (sample, batch row, counter)."""
-    k0, k1 = key.words
     return _noise.standard_normals(
-        k0,
-        k1,
-        np.int64(sample_offset),
-        np.int64(batch_offset),
-        np.int64(n_samples),
+        *_read_coordinates(key, sample_offset, batch_offset, n_samples),
         np.int64(batch),
         np.int64(n),
         np.int64(counter_offset),
     )
+
+
+def _read_coordinates(
+    key: SamplerKey, sample_offset: int, batch_offset: int, n_samples: int
+) -> tuple[np.uint64, np.uint64, np.int64, np.int64, np.int64]:
+    """The leading arguments of every kernel of :mod:`crossbar._noise`: the key's two words,
+    the global index of the first sample and of the first batch row, and the sample count."""
+    k0, k1 = key.words
+    return k0, k1, np.int64(sample_offset), np.int64(batch_offset), np.int64(n_samples)
 
 
 def _f32(a: np.ndarray, ndim: int) -> np.ndarray:
@@ -99,18 +103,13 @@ def noisy_sum(
     ``decide`` (decided as U >= Φ(t) without computing N: the same event up to float rounding),
     else x as float32 (n_samples, batch, n).
     """
-    k0, k1 = key.words
     out_i, out_f = _noise.noisy_sum(
         _f32(base, 3),
         _f32(shift, 2),
         _f32(var_s, 3),
         _f32(var_c, 2),
         _f32(threshold, 1),
-        k0,
-        k1,
-        np.int64(sample_offset),
-        np.int64(batch_offset),
-        np.int64(n_samples),
+        *_read_coordinates(key, sample_offset, batch_offset, n_samples),
         np.int64(0),
         bool(decide),
     )
@@ -139,15 +138,10 @@ def decide_gaussian(
     var_arr = np.asarray(var)
     if var_arr.ndim == 2 and var_arr.shape[0] > 1 and var_arr.strides[0] == 0:
         var_arr = var_arr[:1]  # one row for the whole batch: no copy
-    k0, k1 = key.words
     return _noise.decide_moments(
         mean32,
         _f32(var_arr, 2),
         _f32(threshold, 1),
-        k0,
-        k1,
-        np.int64(sample_offset),
-        np.int64(batch_offset),
-        np.int64(n_samples),
+        *_read_coordinates(key, sample_offset, batch_offset, n_samples),
         np.int64(0),
     )
