@@ -42,7 +42,12 @@ def plot_learning_curve(
     ax_acc.legend(fontsize=8)
     n_layers = len(history[0]["grad_cosine"])
     for k in range(n_layers):
-        ax_cos.plot(epochs, [r["grad_cosine"][k] for r in history], "o-", label=f"layer {k}")
+        ax_cos.plot(epochs, [r["grad_cosine"][k] for r in history], "o-", label=f"L{k + 1}")
+    # Cosines near 1 would otherwise get an offset axis ("1e-12 + 1"): a fixed range that
+    # always shows 1 and reaches at least 0.9 reads at a glance.
+    lowest = min(min(r["grad_cosine"]) for r in history)
+    ax_cos.set_ylim(max(-1.0, min(0.9, lowest - 0.02)), 1.01)
+    ax_cos.ticklabel_format(axis="y", useOffset=False)
     ax_cos.set(xlabel="epoch", ylabel="cosine", title="gradient cosine (hardware vs mean field)")
     ax_cos.legend(fontsize=8)
     ax_pulse.plot(epochs, [r["pulses_sent"] for r in history], "o-", color="C3")
