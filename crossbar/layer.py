@@ -24,7 +24,7 @@ See docs/crossbar.md.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -49,7 +49,32 @@ from .readout import DEFAULT_CHUNK_VALUES, MODES, check_states, read_out
 from .streams import Streams
 from .tile import Tile, TileArrays, read_arrays, scale_arrays
 
-__all__ = ["DEFAULT_CHUNK_VALUES", "EffectiveParameters", "HardwareLayer"]
+__all__ = [
+    "DEFAULT_CHUNK_VALUES",
+    "EffectiveParameters",
+    "HardwareLayer",
+    "OutputReadOptions",
+    "ReadOptions",
+]
+
+
+class OutputReadOptions(TypedDict, total=False):
+    """The keyword options of :meth:`HardwareLayer.logits` (defaults: ``t_s`` 0.0 s,
+    ``chunk_values`` :data:`DEFAULT_CHUNK_VALUES`, ``read_gain`` 1.0; see
+    :meth:`HardwareLayer.sample`)."""
+
+    t_s: float
+    chunk_values: int
+    read_gain: float
+
+
+class ReadOptions(OutputReadOptions, total=False):
+    """The keyword options of :meth:`HardwareLayer.sample` and
+    :meth:`HardwareLayer.preactivation`: those of :class:`OutputReadOptions` and ``mode``
+    ("exact", the default, or "clt")."""
+
+    mode: str
+
 
 #: entries of the read-time caches kept (bounded memory across many read times)
 _CACHED_READ_TIMES = 4
@@ -407,15 +432,7 @@ class HardwareLayer:
         return out
 
     def sample(
-        self,
-        z: Any,
-        samples: int,
-        *,
-        rng: np.random.Generator,
-        mode: str = "exact",
-        t_s: float = 0.0,
-        chunk_values: int = DEFAULT_CHUNK_VALUES,
-        read_gain: float = 1.0,
+        self, z: Any, samples: int, *, rng: np.random.Generator, **read: Unpack[ReadOptions]
     ) -> np.ndarray:
         """MC samples of the layer's binary outputs, int8 ±1 of shape (samples, batch, fan_out).
 
@@ -430,18 +447,10 @@ class HardwareLayer:
             chunk_values: bound on the values of one (samples x batch x columns) block.
             read_gain: a noiseless gain > 0 on every column signal (global drift compensation).
         """
-        return self._run(z, samples, rng, mode, t_s, chunk_values, read_gain, decide=True)
+        return self._run(z, samples, rng, decide=True, **read)
 
     def preactivation(
-        self,
-        z: Any,
-        samples: int,
-        *,
-        rng: np.random.Generator,
-        mode: str = "exact",
-        t_s: float = 0.0,
-        chunk_values: int = DEFAULT_CHUNK_VALUES,
-        read_gain: float = 1.0,
+        self, z: Any, samples: int, *, rng: np.random.Generator, **read: Unpack[ReadOptions]
     ) -> np.ndarray:
         """The value each decision compares with ``threshold_ua``, float32 (samples, batch,
         fan_out), µA: the comparator input u_i + offset_i + noise_i (analog path) or the
@@ -449,7 +458,7 @@ class HardwareLayer:
         ``where(preactivation >= threshold_ua, 1, -1)``: element for element on the ADC paths,
         and up to float rounding at the threshold (about 1e-7 per decision) on the analog path,
         whose decisions compare the uniform behind the Gaussian instead of computing it."""
-        return self._run(z, samples, rng, mode, t_s, chunk_values, read_gain, decide=False)
+        return self._run(z, samples, rng, decide=False, **read)
 
     def logits(
         self,
@@ -457,28 +466,28 @@ class HardwareLayer:
         samples: int = 1,
         *,
         rng: np.random.Generator,
-        t_s: float = 0.0,
-        chunk_values: int = DEFAULT_CHUNK_VALUES,
-        read_gain: float = 1.0,
+        **read: Unpack[OutputReadOptions],
     ) -> np.ndarray:
         """Output layer: logits = ADC(V zᵀ(G⁺ − G⁻) + read noise)/(κ_i V) + b_i, float32
         (samples, batch, fan_out); samples differ only by read noise."""
         if self.kind != "output":
             raise ValueError("logits() is for kind='output' layers; use sample() for binary")
-        return self._run(z, samples, rng, "exact", t_s, chunk_values, read_gain, decide=False)
+        return self._run(z, samples, rng, decide=False, mode="exact", **read)
 
     def _run(
         self,
         z: Any,
         samples: Any,
         rng: np.random.Generator,
-        mode: Any,
-        t_s: Any,
-        chunk_values: Any,
-        read_gain: Any,
         *,
         decide: bool,
+        mode: Any = "exact",
+        t_s: Any = 0.0,
+        chunk_values: Any = DEFAULT_CHUNK_VALUES,
+        read_gain: Any = 1.0,
     ) -> np.ndarray:
+        """The read of :meth:`sample` (``decide``), :meth:`preactivation` and :meth:`logits`;
+        the defaults of :class:`ReadOptions` live here."""
         if self.kind == "output" and decide:
             raise ValueError("sample() is for kind='binary' layers; use logits() for output")
         z8 = check_states(z, self.fan_in)
