@@ -179,20 +179,57 @@ def _run_processes(
     todo: Sequence[Task], workers: int, commit: Callable, plugins: Sequence[str] = ()
 ) -> None:
     import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
+    if not todo:
+        return
     # spawn: the parent has imported torch (OpenMP); forking it can deadlock the children.
-    ctx = multiprocessing.get_context("spawn")
-    # Pool.__exit__ terminates the workers: an interrupted sweep leaves no orphan computing.
-    # Each worker imports the plugins first, so a task's chip (a plugin's config) unpickles.
-    with ctx.Pool(
-        processes=min(workers, max(1, len(todo))),
+    # A process pool executor, not multiprocessing.Pool: a worker that dies (killed, out of
+    # memory, or failing while it starts) breaks the pool and the sweep says so, where a Pool
+    # would start another worker and wait forever. Each worker imports the plugins first, so
+    # a task's chip (a plugin's config) unpickles.
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(todo)),
+        mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
         initargs=(tuple(plugins),),
-    ) as pool:
+    )
+    try:
         # The task function travels by reference (the module's execute_task as it is now).
         run_task = functools.partial(_execute_in_worker, execute_task)
-        for row in pool.imap_unordered(run_task, todo, chunksize=1):
-            commit(row)
+        pending = {pool.submit(run_task, task) for task in todo}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    row = future.result()
+                except BrokenProcessPool:
+                    raise SweepError(
+                        "a sweep worker process ended abruptly (killed, out of memory, or it "
+                        "failed while starting: see its error above); the rows finished before "
+                        "are stored, rerun the same sweep to resume"
+                    ) from None
+                commit(row)
+    finally:
+        _stop_pool(pool)
+
+
+def _stop_pool(pool: Any) -> None:
+    """Cancel the tasks not started and end the workers now (an interrupted or failed sweep
+    leaves no orphan computing)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    if terminate is not None:
+        terminate()
+        return
+    # Before shutdown, which drops the executor's process table.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 #: Why this worker process could not load its plugins (None: it could).
@@ -200,10 +237,15 @@ _WORKER_INIT_ERROR: str | None = None
 
 
 def _init_worker(plugins: tuple[str, ...]) -> None:
-    # A Pool initializer that raises makes the pool start a new worker, forever: the sweep would
-    # hang. Keep the error and report it from the first task instead.
+    # An initializer that raises breaks the pool with no word of why: keep the error and report
+    # it from the first task instead. Ctrl-C reaches the whole process group: the parent
+    # handles it (and ends the workers); a worker ignores it rather than print a traceback.
     global _WORKER_INIT_ERROR
+    import signal
+
     from devices.plugins import load_plugins
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     try:
         load_plugins(plugins)

@@ -341,6 +341,59 @@ def test_store_rows_are_unique(tmp_path):
     store.close()
 
 
+def test_load_results_rows_are_the_store_rows(serial_run):
+    """load_results: one frame row per store row, in order, every stored value a cell: the
+    identity, the varied values, every fixed chip and run setting, the program and data."""
+    import pandas as pd
+
+    from nsmx.store import flatten
+    from nsmx.sweep import load_results
+
+    def same(cell, value) -> bool:
+        if value is None:
+            return cell is None or bool(pd.isna(cell))
+        return cell == (tuple(value) if isinstance(value, list) else value)
+
+    out, _ = serial_run
+    frame = load_results(out)
+    with open_store(out) as store:
+        rows = store.rows()
+    assert len(frame) == len(rows) == 8
+    for (_, got), want in zip(frame.iterrows(), rows, strict=True):
+        for key in ("point_index", "point_hash", "seed", "program_seed", "read_seed"):
+            assert got[key] == want[key], key
+        for key in ("accuracy", "nll", "ece", "n", "samples", "program_s", "run_s", "finished_at"):
+            assert got[key] == want[key], key
+        assert got["error"] == 1.0 - want["accuracy"]
+        for key, value in want["params"].items():
+            assert got[key] == value, key
+        settings = {
+            **flatten(want["config"]["chip"]),
+            **{f"run.{k}": v for k, v in want["config"]["run"].items()},
+        }
+        for key, value in settings.items():
+            if not isinstance(value, dict):  # an empty sub-table has no cell
+                assert same(got[key], value), (key, got[key], value)
+        assert got["program"] == want["config"]["program"]["name"] == "digits.nsmx"
+        assert got["program_sha256"] == want["config"]["program"]["sha256"]
+        assert (got["dataset"], got["limit"], got["sweep"]) == ("digits", 100, "t")
+        cost = want["extra"]["cost"]
+        assert got["energy_per_classification_j"] == cost["energy_per_classification_j"]
+    assert got["periphery.partial_sums"] == "adc" and got["run.mode"] == "clt"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="nsmx.results.varied_columns counts cost metrics that vary (power_w) as settings",
+)
+def test_varied_columns_name_the_varied_settings_only(serial_run):
+    from nsmx.results import varied_columns
+    from nsmx.sweep import load_results
+
+    out, _ = serial_run
+    assert varied_columns(load_results(out)) == ["devices.element.sigma_d_v", "periphery.adc_bits"]
+
+
 # --------------------------------------------------------------------------------- parallel
 
 
@@ -349,6 +402,93 @@ def test_worker_processes_equal_serial(program, serial_run, tmp_path):
     summary = run_sweep(small_spec(program), tmp_path / "w", workers=2, progress=False)
     assert summary.ran == 8
     assert table(tmp_path / "w") == table(out)
+
+
+#: A script whose worker processes die: the task of point 1 kills its own process (as the
+#: out-of-memory killer would). Spawned workers import this script as their main module, so
+#: they run the same wrapper.
+DYING_WORKER = """
+import os
+import signal
+import sys
+
+import nsmx.sweep
+from nsmx.sweep import SweepError, SweepSpec, run_sweep
+from nsmx.sweep_worker import execute_task
+
+
+def dying_execute_task(task):
+    if task.point_index == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return execute_task(task)
+
+
+SPEC = SweepSpec(
+    program=sys.argv[1], chip="ideal", dataset="digits", limit=20, samples=1, mode="clt",
+    vary=(("run.samples", (1, 2, 3)),), name="k",
+)
+if __name__ == "__main__":
+    nsmx.sweep.execute_task = dying_execute_task
+    try:
+        run_sweep(SPEC, sys.argv[2], workers=2, threads=1, progress=False)
+    except SweepError as exc:
+        print(f"SweepError: {exc}")
+        sys.exit(3)
+"""
+
+
+def _run_script(tmp_path, text: str, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    import nsmx
+
+    script = tmp_path / "script.py"
+    script.write_text(text)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(nsmx.__file__)))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,  # generous: spawned workers import torch and numba on a loaded machine
+        env=env,
+    )
+
+
+def test_a_dead_worker_fails_the_sweep_instead_of_hanging(program, tmp_path):
+    """A worker process killed mid-task (SIGKILL, as by the out-of-memory killer) ends the sweep
+    with a SweepError; the rows finished before are whole; a resume without the killer runs the
+    rest."""
+    out = tmp_path / "k"
+    done = _run_script(tmp_path, DYING_WORKER, program, str(out))
+    assert done.returncode == 3, done.stderr
+    assert "a sweep worker process ended abruptly" in done.stdout
+    rows = table(out)
+    assert len(rows) <= 2 and len({(r[0], r[1]) for r in rows}) == len(rows)
+    assert all(json.loads(r[7])["run.samples"] != 2 for r in rows)  # point 1 never stored
+
+
+def test_an_unguarded_script_is_told_to_guard_its_sweep(program, tmp_path):
+    """A script that calls run_sweep(workers=2) at its top level: every spawned worker meets the
+    call while importing it. The workers say why, the sweep fails instead of hanging."""
+    text = """
+import sys
+
+from nsmx.sweep import SweepSpec, run_sweep
+
+SPEC = SweepSpec(
+    program=sys.argv[1], chip="ideal", dataset="digits", limit=20, samples=1, mode="clt",
+    vary=(("run.samples", (1, 2)),), name="u",
+)
+run_sweep(SPEC, sys.argv[2], workers=2, threads=1, progress=False)
+"""
+    done = _run_script(tmp_path, text, program, str(tmp_path / "u"))
+    assert done.returncode == 1
+    assert "a sweep worker process ended abruptly" in done.stderr
+    assert "put the call under 'if __name__ == \"__main__\":'" in done.stderr
 
 
 def test_dask_local_cluster_equals_serial(program, serial_run, tmp_path):
