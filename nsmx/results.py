@@ -27,6 +27,18 @@ from typing import Any
 from nsmx.store_schema import METRICS
 from nsmx.store_table import row_metrics
 
+#: The scalar cost metrics a row may hold (``extra.cost``, from
+#: :meth:`mapping.cost.CostReport.metrics`; a test ties the names): columns beside METRICS.
+COST_METRICS = (
+    "energy_per_classification_j",
+    "energy_per_sample_j",
+    "latency_s",
+    "area_m2",
+    "throughput_per_s",
+    "power_w",
+    "classifications_per_j",
+)
+
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
     if isinstance(value, Mapping):
@@ -86,15 +98,17 @@ def load_results(out_dir: str | os.PathLike[str]) -> Any:
 
 def varied_columns(frame: Any) -> list[str]:
     """The setting columns whose value is not the same in every row (what a sweep varied, or
-    what tells concatenated sweeps apart), in column order."""
+    what tells concatenated sweeps apart), in column order; keys, seeds, :data:`METRICS` and
+    :data:`COST_METRICS` are results, not settings."""
     skip = {"point_index", "point_hash", "seed", "program_seed", "read_seed", *METRICS}
+    skip.update(COST_METRICS)
     out = []
     for name in frame.columns:
-        if name in skip or name.endswith("_j") or name.endswith("_m2") or name == "latency_s":
+        if name in skip:
             continue
         if frame[name].astype(str).nunique(dropna=False) > 1:
             out.append(name)
     return out
 
 
-__all__ = ["METRICS", "load_results", "row_columns", "varied_columns"]
+__all__ = ["COST_METRICS", "METRICS", "load_results", "row_columns", "varied_columns"]

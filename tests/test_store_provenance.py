@@ -336,3 +336,19 @@ def test_read_only_store_is_read_and_reported_as_read_only(program, tmp_path, sm
     finally:
         _remount(small_fs, "rw")
     shutil.rmtree(out)
+
+
+def test_cost_metrics_are_results_not_settings(program, tmp_path):
+    """The scalar cost metrics a row holds are the ones :mod:`nsmx.results` knows, and a
+    varying cost metric (power, throughput) is never named as a varied setting."""
+    from nsmx.results import COST_METRICS, load_results, varied_columns
+
+    out = tmp_path / "run"
+    run_sweep(spec(program, vary=(("run.samples", (1, 2)),)), out, progress=False)
+    with open_store(out) as store:
+        cost = store.rows()[0]["extra"]["cost"]
+    scalars = {k for k, v in cost.items() if isinstance(v, (int, float))}
+    assert scalars == set(COST_METRICS)
+    frame = load_results(out)
+    assert frame["energy_per_classification_j"].nunique() == 2  # the cost grows with S
+    assert varied_columns(frame) == ["run.samples"]
