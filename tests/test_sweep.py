@@ -382,10 +382,6 @@ def test_load_results_rows_are_the_store_rows(serial_run):
     assert got["periphery.partial_sums"] == "adc" and got["run.mode"] == "clt"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nsmx.results.varied_columns counts cost metrics that vary (power_w) as settings",
-)
 def test_varied_columns_name_the_varied_settings_only(serial_run):
     from nsmx.results import varied_columns
     from nsmx.sweep import load_results
