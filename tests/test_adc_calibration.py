@@ -11,11 +11,9 @@ import json
 import os
 from pathlib import Path
 
-import numba
 import numpy as np
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 from torch import nn
 
 import nsm
@@ -34,16 +32,8 @@ from nsmx.cli import main
 TILE = TileConfig(16, 8)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One numba, torch and BLAS thread (a shared 2-core machine)."""
-    numba_threads, torch_threads = numba.get_num_threads(), torch.get_num_threads()
-    numba.set_num_threads(1)
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    numba.set_num_threads(numba_threads)
-    torch.set_num_threads(torch_threads)
+# One numba, torch and BLAS thread (a shared 2-core machine): conftest.one_thread.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tile_adc_layer(kind: str = "binary", **periphery) -> HardwareLayer:

@@ -8,44 +8,20 @@ validation and the sweep identity, not accuracy).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 
-import numba
 import numpy as np
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
+from helpers import last_json, run_cli
 
 from mapping import compile_model, save_program
 from nsm.checkpoint import save_checkpoint
 from nsm.models import build_model
 from nsm.user_data import save_npz
-from nsmx.cli import main
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    numba_threads, torch_threads = numba.get_num_threads(), torch.get_num_threads()
-    numba.set_num_threads(1)
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    numba.set_num_threads(numba_threads)
-    torch.set_num_threads(torch_threads)
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
-
-
-def last_json(text: str) -> dict:
-    return json.loads(text.strip().splitlines()[-1])
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
