@@ -156,13 +156,6 @@ def json_text(value: Any, **kwargs: Any) -> str:
     return json.dumps(strict_json(value), allow_nan=False, **kwargs)
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
-    with atomic_write(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    return Path(path)
-
-
 __all__ = [
     "atomic_path",
     "atomic_write",
@@ -171,5 +164,4 @@ __all__ = [
     "json_text",
     "os_error_message",
     "strict_json",
-    "write_text",
 ]
