@@ -14,12 +14,7 @@ import argparse
 
 import numpy as np
 
-from crossbar import ChipConfig
-from devices.pulse import pulse_from_dict
-from mapping.learning import load_chip_state
-from mapping.learning.chip_state import _program_from_bytes, read_chip_state
-from mapping.learning.config import LearningConfig
-from mapping.learning.network import OnChipNetwork
+from mapping.learning import ChipStateError, load_chip_state, load_untuned_chip
 from nsmx.args import load_split
 
 
@@ -29,16 +24,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    try:
+        before, _ = load_untuned_chip(args.chip_state)
+    except ChipStateError as exc:
+        raise SystemExit(str(exc)) from None
     after, manifest = load_chip_state(args.chip_state)
-    _, arrays = read_chip_state(args.chip_state)
-    if manifest["scratch"]:
-        raise SystemExit(f"{args.chip_state}: learned from scratch, there is no untuned chip")
-    before = OnChipNetwork(
-        LearningConfig(**manifest["learning"]),
-        ChipConfig.from_dict(manifest["chip"]),
-        pulse_from_dict(manifest["pulse"]),
-        _program_from_bytes(arrays["program"]),
-    )
     x, y = load_split(manifest.get("meta", {}).get("dataset"), "test", None)
     x, y = np.asarray(x), np.asarray(y)
     correct = []

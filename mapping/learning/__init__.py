@@ -38,7 +38,13 @@ Modules: :mod:`~mapping.learning.config` (:class:`LearningConfig`), :mod:`~mappi
 a program) and :mod:`~mapping.learning.trainer` (:class:`Trainer`: epochs and checkpoints).
 """
 
-from .chip_state import ChipStateError, load_chip_state, read_chip_state, save_chip_state
+from .chip_state import (
+    ChipStateError,
+    load_chip_state,
+    load_untuned_chip,
+    read_chip_state,
+    save_chip_state,
+)
 from .config import LearningConfig
 from .layer import ChipLayer
 from .models import check_learnable, learnable_models, network_template
@@ -61,6 +67,7 @@ __all__ = [
     "cosine",
     "learnable_models",
     "load_chip_state",
+    "load_untuned_chip",
     "network_template",
     "read_chip_state",
     "save_chip_state",

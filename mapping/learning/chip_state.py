@@ -158,6 +158,34 @@ def read_chip_state(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     return manifest, members
 
 
+def _programmed(manifest: dict[str, Any], arrays: dict[str, np.ndarray], calibration: Any) -> Any:
+    """The chip as programmed, before learning: rebuilt from the manifest (learning config, chip,
+    pulse device, initial program or scratch architecture, seed); pops ``program``."""
+    from .network import OnChipNetwork
+
+    config = LearningConfig(**manifest["learning"])
+    chip = ChipConfig.from_dict(manifest["chip"])
+    pulse = pulse_from_dict(manifest["pulse"])
+    program = None if manifest["scratch"] else _program_from_bytes(arrays.pop("program"))
+    return OnChipNetwork(config, chip, pulse, program, calibration=calibration)
+
+
+def load_untuned_chip(
+    path: str | os.PathLike, *, calibration: Any = None
+) -> tuple[Any, dict[str, Any]]:
+    """The chip a fine-tuning run of a chip-state file started from: (:class:`OnChipNetwork`,
+    manifest), rebuilt from the stored program, chip, pulse device and seed, no array of the
+    file written into it. Raises :class:`ChipStateError` for a chip that learned from scratch."""
+    manifest, arrays = read_chip_state(path)
+    if manifest.get("scratch"):
+        raise ChipStateError(f"{path}: learned from scratch, there is no untuned chip")
+    try:
+        net = _programmed(manifest, arrays, calibration)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ChipStateError(f"{path}: invalid chip state ({type(exc).__name__}: {exc})") from None
+    return net, manifest
+
+
 def load_chip_state(
     path: str | os.PathLike, *, calibration: Any = None
 ) -> tuple[Any, dict[str, Any]]:
@@ -165,15 +193,9 @@ def load_chip_state(
 
     The network is rebuilt from the manifest (learning config, chip, pulse device, initial
     program or scratch architecture, seed), then every stored array is written into it."""
-    from .network import OnChipNetwork
-
     manifest, arrays = read_chip_state(path)
     try:
-        config = LearningConfig(**manifest["learning"])
-        chip = ChipConfig.from_dict(manifest["chip"])
-        pulse = pulse_from_dict(manifest["pulse"])
-        program = None if manifest["scratch"] else _program_from_bytes(arrays.pop("program"))
-        net = OnChipNetwork(config, chip, pulse, program, calibration=calibration)
+        net = _programmed(manifest, arrays, calibration)
         for k, layer in enumerate(net.layers):
             for side, mask in (("plus", layer.stuck_plus), ("minus", layer.stuck_minus)):
                 if not np.array_equal(arrays.pop(f"l{k}_{side}_stuck"), mask.astype(np.int64)):
@@ -380,6 +402,7 @@ __all__ = [
     "data_identity",
     "field_differences",
     "load_chip_state",
+    "load_untuned_chip",
     "read_chip_state",
     "same_program",
     "save_chip_state",
