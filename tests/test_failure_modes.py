@@ -19,6 +19,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from helpers import tmpfs
 from torch import nn
 
 import nsm
@@ -184,17 +185,7 @@ def test_file_size_limit_is_one_line_and_leaves_no_temporary_file(checkpoint, tm
 
 
 def test_full_disk_is_one_line_and_leaves_no_temporary_file(checkpoint, tmp_path):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    try:
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-            check=True,
-            capture_output=True,
-        )
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot mount a small tmpfs here ({exc}); needs root")
-    try:
+    with tmpfs(tmp_path / "small", "size=64k", "a small tmpfs") as mount:
         proc = subprocess.run(
             [*NSMX, "compile", checkpoint, "-o", str(mount / "net.nsmx")],
             capture_output=True,
@@ -206,8 +197,6 @@ def test_full_disk_is_one_line_and_leaves_no_temporary_file(checkpoint, tmp_path
         assert "no space left on the device" in proc.stderr
         assert "Traceback" not in proc.stderr
         assert os.listdir(mount) == []
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_full_or_closed_stdout_is_one_line():
@@ -252,17 +241,7 @@ def test_stdout_whose_reader_went_away_is_one_line():
 def test_writers_refuse_a_read_only_place_up_front(program, checkpoint, tmp_path, capsys):
     """Every writer into a read-only file system: one line naming the place, exit 2, before
     any work (a small tmpfs remounted read-only; needs root)."""
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    try:
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)],
-            check=True,
-            capture_output=True,
-        )
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot mount a read-only tmpfs here ({exc}); needs root")
-    try:
+    with tmpfs(tmp_path / "ro", "size=1m,ro", "a read-only tmpfs") as mount:
         for command in (
             ["train", "--model", "digits-mlp", "--epochs", "1", "--out", str(mount / "t")],
             ["learn", "--model", "digits-mlp", "--chip", "ideal", "--out", str(mount / "l")],
@@ -273,8 +252,6 @@ def test_writers_refuse_a_read_only_place_up_front(program, checkpoint, tmp_path
             err = capsys.readouterr().err
             assert err.count("\n") == 1, err
             assert f"cannot write in {mount} (read-only file system)" in err, err
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 # ------------------------------------------------------------------------- interrupts

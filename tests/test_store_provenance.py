@@ -18,6 +18,7 @@ import subprocess
 
 import pytest
 import torch
+from helpers import tmpfs
 from torch import nn
 
 import nsm
@@ -299,18 +300,8 @@ def test_a_store_locked_too_long_is_a_clear_error(program, tmp_path, monkeypatch
 @pytest.fixture()
 def small_fs(tmp_path):
     """A 4 MiB tmpfs mounted at tmp_path/fs (needs root); unmounted after."""
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    try:
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-            check=True,
-            capture_output=True,
-        )
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here ({exc}); needs root")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
+    with tmpfs(tmp_path / "fs", "size=4m") as mount:
+        yield mount
 
 
 def _remount(mount, mode: str) -> None:
