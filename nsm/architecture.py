@@ -57,10 +57,7 @@ from typing import Any
 
 from torch import nn
 
-try:  # Python >= 3.11
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from nsm.toml_io import read_toml_file
 
 #: The layer types of a layer list, with the keys each takes (besides ``type``).
 _HIDDEN_KEYS = ("rule", "bias_init", "structure", "mode", "p", "noise", "sigma", "bias")
@@ -459,12 +456,12 @@ def load_architecture(path: str | os.PathLike[str]) -> Architecture:
     """Read a layer-list TOML file (module docstring); its ``name`` defaults to the file's
     stem. Raises :class:`ArchitectureError` naming the file."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArchitectureError(f"{path}: architecture file not found") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ArchitectureError(f"{path}: not a readable TOML layer list ({exc})") from None
+    data = read_toml_file(
+        path,
+        ArchitectureError,
+        missing="architecture file not found",
+        unreadable="not a readable TOML layer list",
+    )
     data.setdefault("name", path.stem)
     try:
         return Architecture.from_dict(data, source=path.name)

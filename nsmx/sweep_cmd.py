@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nsm.toml_io import read_toml_file
 from nsmx.args import (
     UserError,
     add_chip_args,
@@ -33,11 +34,6 @@ from nsmx.args import (
 from nsmx.json_output import print_json
 from nsmx.sweep_plots import FORMATS, METRICS, SCALES
 from nsmx.sweep_spec import RUN_FIELD_NAMES, SweepError, SweepSpec
-
-try:  # Python >= 3.11
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 #: Keys of a study table in a sweep file (and of its ``[defaults]``).
 STUDY_KEYS = (
@@ -248,12 +244,9 @@ def load_sweep_file(
     """
 
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SweepError(f"{path}: sweep file not found") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SweepError(f"{path}: not a readable sweep file ({exc})") from None
+    data = read_toml_file(
+        path, SweepError, missing="sweep file not found", unreadable="not a readable sweep file"
+    )
     unknown = set(data) - {"defaults", "studies"}
     if unknown:
         raise SweepError(
