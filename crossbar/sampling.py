@@ -260,53 +260,31 @@ def sample_cells(
     # Tasks handed out one at a time (a dynamic schedule): on a busy machine a descheduled
     # thread holds back one task, not a fixed share of the range. Results do not depend on it.
     with parallel_chunksize(1):
-        _run_exact_kernel(
-            cells,
+        _kernels.exact_cell_kernel(
+            cells.g,
             z8,
             read_var,
             with_var,
-            pl,
+            pl.planes,
+            pl.always,
+            pl.has_always,
+            np.int64(pl.last_plane),
+            np.int64(pl.bits),
             k0,
             k1,
-            s0,
-            b0,
-            n_samples,
-            cols,
+            np.int64(s0),
+            np.int64(b0),
+            np.int64(n_samples),
+            np.int64(cols),
+            np.int64(cells.pairs),
+            cells.select,
             currents,
             variances,
             v,
+            v * v,
             add,
         )
     return (currents, variances) if with_var else currents
-
-
-def _run_exact_kernel(
-    cells, z8, read_var, with_var, pl, k0, k1, s0, b0, n_samples, cols, currents, variances, v, add
-) -> None:
-    _kernels.exact_cell_kernel(
-        cells.g,
-        z8,
-        read_var,
-        with_var,
-        pl.planes,
-        pl.always,
-        pl.has_always,
-        np.int64(pl.last_plane),
-        np.int64(pl.bits),
-        k0,
-        k1,
-        np.int64(s0),
-        np.int64(b0),
-        np.int64(n_samples),
-        np.int64(cols),
-        np.int64(cells.pairs),
-        cells.select,
-        currents,
-        variances,
-        v,
-        v * v,
-        add,
-    )
 
 
 def sample_cell_currents(
