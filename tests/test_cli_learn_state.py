@@ -4,20 +4,10 @@ field, and a damaged file in one line; fine-tuning with a real pulse model."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import pytest
-
-from nsmx.cli import main
-
-
-def _cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
+from helpers import run_cli
 
 
 def test_run_chip_state_gives_the_accuracy_learn_reported(tmp_path):
@@ -43,7 +33,7 @@ def test_run_chip_state_gives_the_accuracy_learn_reported(tmp_path):
         "--out",
         str(out_dir),
     ]
-    code, out, err = _cli(learn)
+    code, out, err = run_cli(learn)
     assert code == 0, err
     learned = json.loads(out.strip().splitlines()[-1])
     assert learned["n"] == 60 and learned["samples"] == 3
@@ -62,7 +52,7 @@ def test_run_chip_state_gives_the_accuracy_learn_reported(tmp_path):
         "--no-progress",
         "--json",
     ]
-    code, out, err = _cli(run)
+    code, out, err = run_cli(run)
     assert code == 0, err
     evaluated = json.loads(out.strip().splitlines()[-1])
     assert evaluated["n"] == 60 and evaluated["samples"] == 3 and evaluated["seed"] == 7
@@ -101,7 +91,7 @@ def test_learn_resume_refuses_any_change_naming_the_field(tmp_path):
     # pulse device, learning setting, architecture or data subset is refused with the field
     # and both values, and config.json is left as the first run wrote it.
     out_dir = tmp_path / "run"
-    code, _, err = _cli(_learn(out_dir, "--epochs", "1"))
+    code, _, err = run_cli(_learn(out_dir, "--epochs", "1"))
     assert code == 0, err
     config = (out_dir / "config.json").read_bytes()
     toml = tmp_path / "mlp.toml"
@@ -123,12 +113,12 @@ def test_learn_resume_refuses_any_change_naming_the_field(tmp_path):
     for change, expected in cases:
         argv = _learn(out_dir, "--epochs", "2", "--resume")
         # a later option wins: the changed value replaces the first run's
-        code, _, err = _cli([*argv, *change])
+        code, _, err = run_cli([*argv, *change])
         line = _one_line_error(code, err)
         assert "cannot resume" in line and expected in line, (change, line)
     assert (out_dir / "config.json").read_bytes() == config
     # what may change: --epochs (and --json)
-    code, out, err = _cli([*_learn(out_dir, "--epochs", "2", "--resume"), "--json"])
+    code, out, err = run_cli([*_learn(out_dir, "--epochs", "2", "--resume"), "--json"])
     assert code == 0, err
     assert json.loads(out.strip().splitlines()[-1])["epochs"] == 2
 
@@ -146,19 +136,19 @@ def test_learn_resume_refuses_other_data_file_content(tmp_path):
     save_npz(data, x_tr[:150], y_tr[:150], x_te[:40], y_te[:40])
     out_dir = tmp_path / "run"
     argv = _learn(out_dir, "--data", str(data))
-    code, _, err = _cli([*argv, "--epochs", "1"])
+    code, _, err = run_cli([*argv, "--epochs", "1"])
     assert code == 0, err
     x_te = np.array(x_te[:40])
     x_te[0, 0, 0, 0] = 1.0 - x_te[0, 0, 0, 0]  # one pixel of a test image changed
     save_npz(data, x_tr[:150], y_tr[:150], x_te, y_te[:40])
-    code, _, err = _cli([*argv, "--epochs", "2", "--resume"])
+    code, _, err = run_cli([*argv, "--epochs", "2", "--resume"])
     line = _one_line_error(code, err)
     assert "data field content_sha256" in line and "data field data_file_sha256" in line
 
 
 def test_learn_resume_of_a_damaged_chip_state_is_one_clear_error(tmp_path):
     out_dir = tmp_path / "run"
-    code, _, err = _cli(_learn(out_dir, "--epochs", "1"))
+    code, _, err = run_cli(_learn(out_dir, "--epochs", "1"))
     assert code == 0, err
     state = out_dir / "chip_state.npz"
     good = state.read_bytes()
@@ -167,7 +157,7 @@ def test_learn_resume_of_a_damaged_chip_state_is_one_clear_error(tmp_path):
     flipped[len(good) // 2] ^= 0x40
     for damaged in (good[: len(good) // 2], bytes(flipped)):
         state.write_bytes(damaged)
-        code, _, err = _cli(_learn(out_dir, "--epochs", "2", "--resume"))
+        code, _, err = run_cli(_learn(out_dir, "--epochs", "2", "--resume"))
         line = _one_line_error(code, err)
         assert "cannot resume" in line and str(state) in line, line
         # the zip's CRC (or, past it, the file's SHA-256) catches the damage
@@ -191,7 +181,7 @@ def test_fine_tuning_a_program_with_rram_pulses_on_rram_selector(tmp_path):
     argv = ["learn", "--program", str(path), "--chip", "rram-selector", "--pulse", "rram"]
     argv += ["--tune", "full", "--train-subset", "200", "--test-subset", "50"]
     argv += ["--eval-samples", "2", "--epochs", "1", "--no-progress", "--json"]
-    code, out, err = _cli([*argv, "--out", str(out_dir)])
+    code, out, err = run_cli([*argv, "--out", str(out_dir)])
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["pulses_sent"] > 0
@@ -205,7 +195,7 @@ def test_fine_tuning_a_program_with_rram_pulses_on_rram_selector(tmp_path):
         g = layer.g_plus.g_us[moved & ~layer.stuck_plus]
         assert g.min() >= lo and g.max() <= hi
     run = ["run", "--chip-state", str(out_dir / "chip_state.npz"), "--samples", "2"]
-    code, out, err = _cli([*run, "--seed", "0", "--limit", "50", "--no-progress", "--json"])
+    code, out, err = run_cli([*run, "--seed", "0", "--limit", "50", "--no-progress", "--json"])
     assert code == 0, err
     assert json.loads(out.strip().splitlines()[-1])["chip_accuracy"] == summary["accuracy_after"]
 

@@ -3,9 +3,7 @@ the backward pass is the dense mean-field gradient on an ideal chip, and the CLI
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import run_cli
 
 from crossbar import ChipConfig, resolve_chip
 from devices.pulse import load_pulse_preset
@@ -27,7 +26,6 @@ from mapping.learning import (
 from mapping.learning.backward import col2im, locations, maxpool_backward
 from mapping.records import ConvLayer, MaxPoolLayer
 from nsm.data import load_dataset
-from nsmx.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -181,13 +179,6 @@ def test_conv_network_learns_and_resumes_exactly(tmp_path):
     np.testing.assert_array_equal(p_saved, p_part)
 
 
-def _cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
-
-
 def test_cli_learns_a_layer_list_toml_and_writes_the_learning_curve(tmp_path):
     # A mixed-p 64-37-21-10 layer list learns on digits from the CLI; learning_curve.png is a
     # PNG written every epoch.
@@ -203,7 +194,7 @@ def test_cli_learns_a_layer_list_toml_and_writes_the_learning_curve(tmp_path):
     out_dir = tmp_path / "learned"
     argv = ["learn", "--model", str(toml), "--chip", "ideal", "--train-subset", "600"]
     argv += ["--test-subset", "200", "--eval-samples", "3", "--no-progress", "--json"]
-    code, out, err = _cli([*argv, "--epochs", "3", "--out", str(out_dir)])
+    code, out, err = run_cli([*argv, "--epochs", "3", "--out", str(out_dir)])
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["epochs"] == 3 and len(summary["grad_cosine"]) == 2
@@ -227,7 +218,7 @@ def test_cli_fine_tunes_a_compiled_conv_program(tmp_path):
     argv = ["learn", "--program", str(path), "--tune", "periphery", "--chip", "rram-selector"]
     argv += ["--train-subset", "200", "--test-subset", "60", "--eval-samples", "2"]
     argv += ["--epochs", "1", "--no-progress", "--json", "--out", str(tmp_path / "t")]
-    code, out, err = _cli(argv)
+    code, out, err = run_cli(argv)
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["pulses_sent"] == 0 and len(summary["grad_cosine"]) == 3

@@ -158,6 +158,8 @@ def test_stuck_cells_do_not_move_under_pulses():
     chip = resolve_chip("rram-selector", ["devices.conductance.p_stuck_on=0.05"])
     net = OnChipNetwork(LearningConfig(lr_pulses=20.0), chip, load_pulse_preset("rram"))
     layer = net.layers[0]
+    # At least 5 % of the 64 x 128 = 8192 plus cells are stuck (binomial: 410 ± 20 stuck on,
+    # fixed seed); > 50 sits > 17 sd below that mean, so it checks stuck cells exist at all.
     assert layer.stuck_plus.sum() > 50
     before = layer.g_plus.g_us[layer.stuck_plus].copy()
     rng = np.random.default_rng(0)
