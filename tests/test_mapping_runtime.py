@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
-from threadpoolctl import threadpool_limits
 from torch import nn
 
 import nsm
@@ -90,17 +89,9 @@ def small_conv() -> nn.Sequential:
     )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One numba and torch thread: on a shared 2-core machine parallel regions mostly wait for
-    cores (the thread-count invariance test switches back to several)."""
-    numba_threads, torch_threads = numba.get_num_threads(), torch.get_num_threads()
-    numba.set_num_threads(1)
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):  # numpy's BLAS
-        yield
-    numba.set_num_threads(numba_threads)
-    torch.set_num_threads(torch_threads)
+# One numba, torch and BLAS thread (conftest.one_thread): on a shared 2-core machine parallel
+# regions mostly wait for cores (the thread-count invariance test switches back to several).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
